@@ -1,0 +1,265 @@
+//! Normalization: raw input (a syslog line, a shipper's JSON object, or an ECS document) → one ECS-shaped
+//! [`Event`], or a [`Quarantined`] record saying why not.
+//!
+//! The input contract (see docs/ARCHITECTURE.md): the tenant comes from, in order, the transport's
+//! `tenant` header, the document's `tenant` (or ECS `organization.id`), then the configured fallback
+//! (Kafka topic map, or `--tenant` for files). Oversized, non-UTF-8, malformed-JSON and tenant-less input is
+//! quarantined with its original bytes; lines Sentra does not understand are kept as `category: unknown`.
+
+pub mod auth;
+pub mod syslog;
+
+use std::collections::BTreeSet;
+
+use sentra_schemas::{event_id, Category, Event, QuarantineReason, Quarantined, TenantId};
+use serde_json::Value;
+
+pub use syslog::{YearPolicy, YearResolver};
+
+/// Normalization settings shared by every input stream.
+#[derive(Debug, Clone)]
+pub struct NormalizeConfig {
+    /// Inputs larger than this many bytes are quarantined as `too_large`.
+    pub max_message_bytes: usize,
+    /// When set, only these tenants are accepted; others are quarantined as `unknown_tenant`.
+    pub allowed_tenants: Option<BTreeSet<String>>,
+    /// How classic syslog lines get their year.
+    pub year: YearPolicy,
+}
+
+impl Default for NormalizeConfig {
+    fn default() -> Self {
+        Self { max_message_bytes: 1 << 20, allowed_tenants: None, year: YearPolicy::Infer }
+    }
+}
+
+/// One input record, as any source hands it over.
+#[derive(Debug, Clone, Copy)]
+pub struct Input<'a> {
+    /// The payload, untouched.
+    pub bytes: &'a [u8],
+    /// Where it came from (`auth.log:12`, `kafka:topic:partition:offset`); part of the event id.
+    pub source: &'a str,
+    /// The transport's `tenant` header, if any (Kafka header).
+    pub header_tenant: Option<&'a [u8]>,
+    /// The tenant to use when neither header nor document names one (topic map, `--tenant`).
+    pub fallback_tenant: Option<&'a str>,
+    /// Reference time (epoch µs) for year inference, and the event time of last resort when
+    /// `reference_is_event_time` (a Kafka message timestamp is; a file's wall clock is not).
+    pub reference_us: i64,
+    /// Whether `reference_us` may stand in for a missing event timestamp.
+    pub reference_is_event_time: bool,
+}
+
+/// A normalizer for one input stream (it tracks the year of classic syslog timestamps).
+#[derive(Debug, Clone)]
+pub struct Normalizer {
+    config: NormalizeConfig,
+    years: YearResolver,
+}
+
+/// The fields a JSON document supplies around its message.
+#[derive(Default)]
+struct DocFields<'a> {
+    tenant: Option<&'a str>,
+    host: Option<&'a str>,
+    program: Option<&'a str>,
+    pid: Option<u32>,
+    timestamp_us: Option<i64>,
+    message: Option<&'a str>,
+}
+
+impl Normalizer {
+    /// A normalizer with `config`.
+    pub fn new(config: NormalizeConfig) -> Self {
+        let years = YearResolver::new(config.year);
+        Self { config, years }
+    }
+
+    /// Normalizes one input.
+    pub fn normalize(&mut self, input: &Input<'_>) -> Result<Event, Box<Quarantined>> {
+        let quarantine = |reason: QuarantineReason, detail: String, tenant: Option<String>| {
+            Box::new(Quarantined {
+                reason,
+                detail,
+                tenant,
+                source: input.source.to_owned(),
+                original: input.bytes.to_vec(),
+            })
+        };
+        if input.bytes.len() > self.config.max_message_bytes {
+            let detail = format!(
+                "{} bytes is over the {}-byte limit (max_message_bytes)",
+                input.bytes.len(),
+                self.config.max_message_bytes
+            );
+            return Err(quarantine(QuarantineReason::TooLarge, detail, None));
+        }
+        let text = std::str::from_utf8(input.bytes).map_err(|e| {
+            quarantine(QuarantineReason::InvalidUtf8, format!("invalid UTF-8 at byte {}", e.valid_up_to()), None)
+        })?;
+        let text = text.trim_end_matches(['\n', '\r']);
+        let json;
+        let doc = if text.trim_start().starts_with('{') {
+            json = serde_json::from_str::<Value>(text)
+                .map_err(|e| quarantine(QuarantineReason::InvalidJson, format!("not valid JSON: {e}"), None))?;
+            doc_fields(&json).map_err(|d| quarantine(QuarantineReason::InvalidJson, d, None))?
+        } else {
+            DocFields { message: Some(text), ..DocFields::default() }
+        };
+        let tenant = self.resolve_tenant(input, doc.tenant).map_err(|(r, d, t)| quarantine(r, d, t))?;
+
+        let message = doc.message.unwrap_or("");
+        let reference = doc.timestamp_us.unwrap_or(input.reference_us);
+        let line = syslog::parse(message, &mut self.years, reference);
+        let (timestamp_us, host, program, pid, body) = match (&line, doc.timestamp_us) {
+            (Some(l), _) => (l.timestamp_us, doc.host.unwrap_or(l.host), l.program, l.pid.or(doc.pid), l.message),
+            (None, Some(ts)) => (ts, doc.host.unwrap_or(""), doc.program.unwrap_or(""), doc.pid, message),
+            (None, None) if input.reference_is_event_time && doc.message.is_some() && doc.tenant.is_some() => {
+                (input.reference_us, doc.host.unwrap_or(""), doc.program.unwrap_or(""), doc.pid, message)
+            }
+            (None, None) => {
+                let detail = "no syslog timestamp (classic, RFC 5424 or ISO-8601) and no timestamp field".to_owned();
+                return Err(quarantine(QuarantineReason::NoTimestamp, detail, Some(tenant.to_string())));
+            }
+        };
+        let program = if program.is_empty() { doc.program.unwrap_or("") } else { program };
+        let classified = auth::classify(program, body);
+        let dataset = if classified.is_some() { "system.auth" } else { "system.syslog" };
+        let c = classified.unwrap_or_else(auth::Classified::unknown);
+        let own = |s: Option<&str>| s.map(str::to_owned);
+        Ok(Event {
+            id: event_id(tenant.as_str(), input.bytes, input.source),
+            tenant,
+            timestamp_us,
+            host: host.to_owned(),
+            process_name: program.to_owned(),
+            process_pid: pid,
+            dataset: dataset.to_owned(),
+            category: c.category,
+            event_type: c.event_type.to_owned(),
+            action: c.action.to_owned(),
+            outcome: c.outcome,
+            user: own(c.user),
+            target_user: own(c.target_user),
+            group: own(c.group),
+            source_ip: c.source_ip.map(|ip| ip.to_string()),
+            source_port: c.source_port,
+            auth_method: own(c.auth_method),
+            command: own(c.command),
+            message: body.to_owned(),
+            original: text.to_owned(),
+            source: input.source.to_owned(),
+        })
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn resolve_tenant(
+        &self,
+        input: &Input<'_>,
+        doc_tenant: Option<&str>,
+    ) -> Result<TenantId, (QuarantineReason, String, Option<String>)> {
+        let (raw, from) = match (input.header_tenant, doc_tenant, input.fallback_tenant) {
+            (Some(h), _, _) => match std::str::from_utf8(h) {
+                Ok(h) => (h, "the `tenant` header"),
+                Err(_) => {
+                    let d = "the `tenant` header is not valid UTF-8".to_owned();
+                    return Err((QuarantineReason::InvalidTenant, d, None));
+                }
+            },
+            (None, Some(d), _) => (d, "the document's tenant field"),
+            (None, None, Some(f)) => (f, "the configured topic/tenant mapping"),
+            (None, None, None) => {
+                let d = "no tenant: send a `tenant` header, a `tenant`/`organization.id` field, or map the topic to a tenant".to_owned();
+                return Err((QuarantineReason::NoTenant, d, None));
+            }
+        };
+        let tenant = TenantId::new(raw)
+            .map_err(|e| (QuarantineReason::InvalidTenant, format!("{from}: {e}"), Some(raw.chars().take(64).collect())))?;
+        if let Some(allowed) = &self.config.allowed_tenants {
+            if !allowed.contains(tenant.as_str()) {
+                let d = format!("tenant {tenant:?} (from {from}) is not on the allow-list (tenants.allow)");
+                return Err((QuarantineReason::UnknownTenant, d, Some(tenant.to_string())));
+            }
+        }
+        Ok(tenant)
+    }
+}
+
+/// Looks up `a.b.c` both as nested objects and as a literal dotted key.
+fn path<'a>(v: &'a Value, dotted: &str) -> Option<&'a Value> {
+    if let Some(x) = v.get(dotted) {
+        return Some(x);
+    }
+    dotted.split('.').try_fold(v, |cur, k| cur.get(k))
+}
+
+fn first_str<'a>(v: &'a Value, keys: &[&str]) -> Option<&'a str> {
+    keys.iter().find_map(|k| path(v, k).and_then(Value::as_str)).filter(|s| !s.is_empty())
+}
+
+/// Extracts the fields Sentra reads from a shipper's JSON object or an ECS document.
+fn doc_fields(v: &Value) -> Result<DocFields<'_>, String> {
+    if !v.is_object() {
+        return Err("JSON input must be an object".to_owned());
+    }
+    let pid = ["pid", "procid", "process.pid"].iter().find_map(|k| match path(v, k)? {
+        Value::Number(n) => n.as_u64().and_then(|n| u32::try_from(n).ok()),
+        Value::String(s) => s.parse().ok(),
+        _ => None,
+    });
+    let timestamp_us = match first_str(v, &["@timestamp", "timestamp", "time"]) {
+        Some(ts) => match sentra_schemas::time::parse_iso8601_prefix(ts.as_bytes()) {
+            Some((us, n)) if n == ts.len() => Some(us),
+            _ => return Err(format!("timestamp {ts:?} is not ISO-8601 / RFC 3339")),
+        },
+        None => None,
+    };
+    let message = first_str(v, &["message", "msg", "log", "event.original"]);
+    if message.is_none() {
+        return Err("JSON input has no `message` (or `msg`, `log`, `event.original`) string".to_owned());
+    }
+    Ok(DocFields {
+        tenant: first_str(v, &["tenant", "organization.id"]),
+        host: first_str(v, &["host.name", "host", "hostname"]),
+        program: first_str(v, &["process.name", "ident", "appname", "app_name", "programname", "program"]),
+        pid,
+        timestamp_us,
+        message,
+    })
+}
+
+/// The outcome counters every source reports.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Counts {
+    /// Records read from the source.
+    pub read: u64,
+    /// Records normalized into events.
+    pub normalized: u64,
+    /// Of those, events of `category: unknown`.
+    pub unknown: u64,
+    /// Records quarantined, all reasons.
+    pub quarantined: u64,
+    /// Blank lines skipped (files only).
+    pub blank: u64,
+}
+
+impl Counts {
+    /// Counts one normalization result.
+    pub fn count(&mut self, r: &Result<Event, Box<Quarantined>>) {
+        self.read += 1;
+        match r {
+            Ok(e) => {
+                self.normalized += 1;
+                if e.category == Category::Unknown {
+                    self.unknown += 1;
+                }
+            }
+            Err(_) => self.quarantined += 1,
+        }
+    }
+}
+
+
+#[cfg(test)]
+mod tests;

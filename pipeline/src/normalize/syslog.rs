@@ -1,0 +1,291 @@
+//! Syslog line framing: the timestamp, host, program and pid in front of a program's message.
+//!
+//! Three line shapes are understood, each optionally preceded by a `<PRI>` field:
+//! - classic BSD / RFC 3164 file format: `Mar 14 00:00:00 host prog[pid]: message` (no year; see
+//!   [`YearResolver`]);
+//! - RFC 5424: `<34>1 2026-03-14T00:00:00.123Z host prog pid msgid [sd] message`;
+//! - ISO-8601 prefixed: `2026-03-14T00:00:00.123456+00:00 host prog[pid]: message` and
+//!   `2026-03-14 00:00:00.123456+0000 host prog[pid]: message` (rsyslog's high-precision format and its kin).
+
+use sentra_schemas::time::{days_from_civil, parse_iso8601_prefix};
+
+/// The framing of one syslog line; the strings borrow from the line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyslogLine<'a> {
+    /// Event time, epoch microseconds UTC.
+    pub timestamp_us: i64,
+    /// The reporting host.
+    pub host: &'a str,
+    /// The program (syslog tag / RFC 5424 APP-NAME), empty when the line has none.
+    pub program: &'a str,
+    /// The process id, when given and numeric.
+    pub pid: Option<u32>,
+    /// The program's message.
+    pub message: &'a str,
+}
+
+/// How classic syslog timestamps, which carry no year, get one.
+///
+/// - `Fixed(year)`: the first line is in `year`; a jump from a late month back to an early one
+///   (December → January) moves to the next year, so a file spanning New Year stays in order.
+/// - `Infer`: each line takes the most recent year that does not put it more than 7 days after the
+///   reference time (the wall clock for files, the Kafka message timestamp for Kafka). A log read
+///   in January whose lines say December lands in the previous year.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum YearPolicy {
+    /// Start in this year.
+    Fixed(i32),
+    /// Infer from the reference time.
+    Infer,
+}
+
+/// Assigns years to classic syslog timestamps for one input stream (see [`YearPolicy`]).
+#[derive(Debug, Clone)]
+pub struct YearResolver {
+    policy: YearPolicy,
+    year: i64,
+    last_month: u32,
+}
+
+const INFER_FUTURE_SLACK_US: i64 = 7 * 86_400 * 1_000_000;
+
+impl YearResolver {
+    /// A resolver for one stream.
+    pub fn new(policy: YearPolicy) -> Self {
+        let year = match policy {
+            YearPolicy::Fixed(y) => i64::from(y),
+            YearPolicy::Infer => 0,
+        };
+        Self { policy, year, last_month: 0 }
+    }
+
+    fn resolve(&mut self, month: u32, day: u32, sod: u32, reference_us: i64) -> i64 {
+        let at = |year: i64| (days_from_civil(year, month, day) * 86_400 + i64::from(sod)) * 1_000_000;
+        match self.policy {
+            YearPolicy::Fixed(_) => {
+                let mut year = self.year;
+                if self.last_month != 0 && month + 6 <= self.last_month {
+                    self.year += 1;
+                    year = self.year;
+                    self.last_month = month;
+                } else if self.last_month != 0 && month >= self.last_month + 6 {
+                    // a straggler from the previous year, after the rollover
+                    year -= 1;
+                } else {
+                    self.last_month = month;
+                }
+                at(year)
+            }
+            YearPolicy::Infer => {
+                let ref_year = sentra_schemas::time::civil_from_days(reference_us.div_euclid(86_400_000_000)).0;
+                let ts = at(ref_year);
+                if ts > reference_us + INFER_FUTURE_SLACK_US {
+                    at(ref_year - 1)
+                } else {
+                    ts
+                }
+            }
+        }
+    }
+}
+
+/// Parses the framing of a syslog line. `reference_us` anchors year inference (see [`YearPolicy`]).
+/// Returns `None` when the line has no recognizable timestamp.
+pub fn parse<'a>(line: &'a str, years: &mut YearResolver, reference_us: i64) -> Option<SyslogLine<'a>> {
+    let mut s = line;
+    let mut rfc5424 = false;
+    if s.starts_with('<') {
+        let end = s[..s.len().min(6)].find('>')?;
+        if end < 2 || !s[1..end].bytes().all(|c| c.is_ascii_digit()) {
+            return None;
+        }
+        s = &s[end + 1..];
+        if let Some(rest) = s.strip_prefix("1 ") {
+            s = rest;
+            rfc5424 = true;
+        }
+    }
+    let b = s.as_bytes();
+    let (ts, rest) = if let Some((ts, n)) = parse_iso8601_prefix(b) {
+        (ts, s.get(n..)?.strip_prefix(' ')?)
+    } else if !rfc5424 {
+        let (month, day, sod) = parse_classic_stamp(b)?;
+        (years.resolve(month, day, sod, reference_us), s.get(15..)?.strip_prefix(' ')?)
+    } else {
+        return None;
+    };
+    if rfc5424 {
+        parse_5424_tail(ts, rest)
+    } else {
+        Some(parse_3164_tail(ts, rest))
+    }
+}
+
+/// `Mmm dd hh:mm:ss` (day space- or zero-padded) → (month, day, seconds of day).
+fn parse_classic_stamp(b: &[u8]) -> Option<(u32, u32, u32)> {
+    if b.len() < 15 || b[3] != b' ' || b[6] != b' ' || b[9] != b':' || b[12] != b':' {
+        return None;
+    }
+    let month = match &b[0..3] {
+        b"Jan" => 1,
+        b"Feb" => 2,
+        b"Mar" => 3,
+        b"Apr" => 4,
+        b"May" => 5,
+        b"Jun" => 6,
+        b"Jul" => 7,
+        b"Aug" => 8,
+        b"Sep" => 9,
+        b"Oct" => 10,
+        b"Nov" => 11,
+        b"Dec" => 12,
+        _ => return None,
+    };
+    let digit = |c: u8| if c.is_ascii_digit() { Some(u32::from(c - b'0')) } else { None };
+    let day = match b[4] {
+        b' ' => digit(b[5])?,
+        c => digit(c)? * 10 + digit(b[5])?,
+    };
+    let two = |i: usize| Some(digit(b[i])? * 10 + digit(b[i + 1])?);
+    let (h, m, sec) = (two(7)?, two(10)?, two(13)?);
+    if !(1..=31).contains(&day) || h > 23 || m > 59 || sec > 60 {
+        return None;
+    }
+    Some((month, day, h * 3600 + m * 60 + sec))
+}
+
+/// `host tag: message` where tag is `prog[pid]` or `prog`. A line without a tag keeps its text as message.
+fn parse_3164_tail(timestamp_us: i64, s: &str) -> SyslogLine<'_> {
+    let (host, rest) = s.split_once(' ').unwrap_or((s, ""));
+    let tag_end = rest.find(|c: char| c == ' ' || c == ':' || c == '[').unwrap_or(rest.len());
+    let program = &rest[..tag_end];
+    let mut after = &rest[tag_end..];
+    let mut pid = None;
+    if let Some(p) = after.strip_prefix('[') {
+        if let Some(close) = p.find(']') {
+            pid = p[..close].parse().ok();
+            after = &p[close + 1..];
+        }
+    }
+    match after.strip_prefix(':') {
+        Some(msg) if !program.is_empty() => SyslogLine {
+            timestamp_us,
+            host,
+            program,
+            pid,
+            message: msg.strip_prefix(' ').unwrap_or(msg),
+        },
+        _ => SyslogLine { timestamp_us, host, program: "", pid: None, message: rest },
+    }
+}
+
+/// RFC 5424 after the timestamp: `HOST APP PROCID MSGID SD [MSG]`, `-` meaning nil.
+fn parse_5424_tail(timestamp_us: i64, s: &str) -> Option<SyslogLine<'_>> {
+    fn nil(v: &str) -> &str {
+        if v == "-" {
+            ""
+        } else {
+            v
+        }
+    }
+    let mut parts = s.splitn(4, ' ');
+    let host = nil(parts.next()?);
+    let program = nil(parts.next()?);
+    let pid = parts.next()?.parse().ok();
+    let rest = parts.next()?;
+    let (_msgid, rest) = rest.split_once(' ').unwrap_or((rest, ""));
+    let message = skip_structured_data(rest)?;
+    let message = message.strip_prefix('\u{feff}').unwrap_or(message);
+    Some(SyslogLine { timestamp_us, host, program, pid, message })
+}
+
+/// Skips RFC 5424 STRUCTURED-DATA (`-` or one or more `[id k="v"]` with `\]`, `\"` escapes).
+fn skip_structured_data(s: &str) -> Option<&str> {
+    if let Some(rest) = s.strip_prefix('-') {
+        return Some(rest.strip_prefix(' ').unwrap_or(rest));
+    }
+    let b = s.as_bytes();
+    let mut i = 0;
+    while b.get(i) == Some(&b'[') {
+        let mut in_quotes = false;
+        i += 1;
+        loop {
+            match *b.get(i)? {
+                b'\\' => i += 1,
+                b'"' => in_quotes = !in_quotes,
+                b']' if !in_quotes => break,
+                _ => {}
+            }
+            i += 1;
+        }
+        i += 1;
+    }
+    let rest = &s[i..];
+    Some(rest.strip_prefix(' ').unwrap_or(rest))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MAR14: i64 = 1_773_446_400_000_000; // 2026-03-14T00:00:00Z
+
+    fn fixed() -> YearResolver {
+        YearResolver::new(YearPolicy::Fixed(2026))
+    }
+
+    #[test]
+    fn classic_line() {
+        let l = parse("Mar 14 00:00:01 web-1 sshd[42]: Failed password", &mut fixed(), 0).unwrap();
+        assert_eq!(
+            l,
+            SyslogLine { timestamp_us: MAR14 + 1_000_000, host: "web-1", program: "sshd", pid: Some(42), message: "Failed password" }
+        );
+        let l = parse("<38>Mar  4 10:00:00 h su: (to root) a on pts/0", &mut fixed(), 0).unwrap();
+        assert_eq!((l.program, l.pid, l.message), ("su", None, "(to root) a on pts/0"));
+    }
+
+    #[test]
+    fn iso_and_5424_lines() {
+        let l = parse("2026-03-14T01:00:00.250000+01:00 h sudo[7]: x : y", &mut fixed(), 0).unwrap();
+        assert_eq!((l.timestamp_us, l.host, l.program, l.pid, l.message), (MAR14 + 250_000, "h", "sudo", Some(7), "x : y"));
+        let l = parse("2026-03-14 00:00:00.000001+0000 h sshd[1]: m", &mut fixed(), 0).unwrap();
+        assert_eq!((l.timestamp_us, l.message), (MAR14 + 1, "m"));
+        let l = parse(
+            r#"<86>1 2026-03-14T00:00:00Z h sshd 99 - [meta a="x\]y" b="]"][x@1 c="d"] Accepted password"#,
+            &mut fixed(),
+            0,
+        )
+        .unwrap();
+        assert_eq!((l.timestamp_us, l.program, l.pid, l.message), (MAR14, "sshd", Some(99), "Accepted password"));
+        let l = parse("<86>1 2026-03-14T00:00:00Z h - - - - \u{feff}hello", &mut fixed(), 0).unwrap();
+        assert_eq!((l.program, l.pid, l.message), ("", None, "hello"));
+    }
+
+    #[test]
+    fn no_timestamp_is_none() {
+        for bad in ["", "hello world", "Foo 14 00:00:00 h p: m", "<x>Mar 14 00:00:00 h p: m", "<86>1 garbage"] {
+            assert!(parse(bad, &mut fixed(), 0).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn fixed_year_rolls_over_new_year() {
+        let mut y = fixed();
+        let dec = parse("Dec 31 23:59:59 h p: m", &mut y, 0).unwrap().timestamp_us;
+        let jan = parse("Jan  1 00:00:01 h p: m", &mut y, 0).unwrap().timestamp_us;
+        assert_eq!(jan - dec, 2_000_000);
+        let straggler = parse("Dec 31 23:59:58 h p: m", &mut y, 0).unwrap().timestamp_us;
+        assert_eq!(dec - straggler, 1_000_000);
+    }
+
+    #[test]
+    fn inferred_year_never_far_in_future() {
+        let jan2_2027 = MAR14 + (293 * 86_400) * 1_000_000; // 2027-01-01
+        let mut y = YearResolver::new(YearPolicy::Infer);
+        let dec = parse("Dec 31 12:00:00 h p: m", &mut y, jan2_2027).unwrap().timestamp_us;
+        assert!(dec < jan2_2027 && dec > jan2_2027 - 86_400_000_000);
+        let mar = parse("Mar 14 00:00:00 h p: m", &mut y, MAR14 + 1).unwrap().timestamp_us;
+        assert_eq!(mar, MAR14);
+    }
+}

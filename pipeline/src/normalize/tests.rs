@@ -1,0 +1,206 @@
+//! Every line kind the issue lists, in all three timestamp formats, plus the quarantine paths.
+
+use super::*;
+use sentra_schemas::Outcome;
+
+const MAR14_0100: i64 = 1_773_450_000_000_000; // 2026-03-14T01:00:00Z
+
+fn normalizer() -> Normalizer {
+    Normalizer::new(NormalizeConfig { year: YearPolicy::Fixed(2026), ..NormalizeConfig::default() })
+}
+
+fn input<'a>(bytes: &'a [u8]) -> Input<'a> {
+    Input {
+        bytes,
+        source: "test.log:1",
+        header_tenant: None,
+        fallback_tenant: Some("acme"),
+        reference_us: 0,
+        reference_is_event_time: false,
+    }
+}
+
+/// (program, message, category, action, outcome, user, target, group, ip, port, method, command)
+type Case = (
+    &'static str,
+    &'static str,
+    Category,
+    &'static str,
+    Outcome,
+    Option<&'static str>,
+    Option<&'static str>,
+    Option<&'static str>,
+    Option<&'static str>,
+    Option<u16>,
+    Option<&'static str>,
+    Option<&'static str>,
+);
+
+use Category::{Authentication, Iam, Process, Session};
+use Outcome::{Failure, Success};
+const UNK: Outcome = Outcome::Unknown;
+
+const CASES: &[Case] = &[
+    ("sshd", "Failed password for root from 203.0.113.7 port 51234 ssh2", Authentication, "ssh_login", Failure, Some("root"), None, None, Some("203.0.113.7"), Some(51234), Some("password"), None),
+    ("sshd", "Failed password for invalid user oracle from 45.1.1.1 port 7164 ssh2", Authentication, "ssh_invalid_user_login", Failure, Some("oracle"), None, None, Some("45.1.1.1"), Some(7164), Some("password"), None),
+    ("sshd", "Failed publickey for alice from 2001:db8::7 port 22 ssh2: ED25519 SHA256:abc", Authentication, "ssh_login", Failure, Some("alice"), None, None, Some("2001:db8::7"), Some(22), Some("publickey"), None),
+    ("sshd", "Accepted password for alice from 198.51.100.4 port 50000 ssh2", Authentication, "ssh_login", Success, Some("alice"), None, None, Some("198.51.100.4"), Some(50000), Some("password"), None),
+    ("sshd", "Accepted publickey for deploy from 10.0.0.5 port 40000 ssh2: RSA SHA256:fU7wicpHdEoziIbob/y6S", Authentication, "ssh_login", Success, Some("deploy"), None, None, Some("10.0.0.5"), Some(40000), Some("publickey"), None),
+    ("sshd", "Invalid user admin from 61.248.122.54 port 13502", Authentication, "ssh_invalid_user", Failure, Some("admin"), None, None, Some("61.248.122.54"), Some(13502), None, None),
+    ("sshd", "error: maximum authentication attempts exceeded for root from 203.0.113.7 port 4242 ssh2 [preauth]", Authentication, "ssh_max_auth_attempts", Failure, Some("root"), None, None, Some("203.0.113.7"), Some(4242), None, None),
+    ("sshd", "Disconnecting authenticating user root 203.0.113.7 port 4242: Too many authentication failures [preauth]", Authentication, "ssh_max_auth_attempts", Failure, Some("root"), None, None, Some("203.0.113.7"), Some(4242), None, None),
+    ("sshd", "Received disconnect from 203.0.113.7 port 4242:11: Bye Bye [preauth]", Session, "ssh_disconnect", UNK, None, None, None, Some("203.0.113.7"), Some(4242), None, None),
+    ("sshd", "Disconnected from user alice 198.51.100.4 port 50000", Session, "ssh_disconnect", UNK, Some("alice"), None, None, Some("198.51.100.4"), Some(50000), None, None),
+    ("sshd", "Connection closed by authenticating user root 203.0.113.7 port 4242 [preauth]", Session, "ssh_connection_closed", UNK, Some("root"), None, None, Some("203.0.113.7"), Some(4242), None, None),
+    ("sshd", "Connection closed by 203.0.113.9 port 1234 [preauth]", Session, "ssh_connection_closed", UNK, None, None, None, Some("203.0.113.9"), Some(1234), None, None),
+    ("sshd", "User bob from 203.0.113.8 not allowed because not listed in AllowUsers", Authentication, "ssh_login_not_allowed", Failure, Some("bob"), None, None, Some("203.0.113.8"), None, None, None),
+    ("sshd", "User root from 203.0.113.8 not allowed because none of user's groups are listed in AllowGroups", Authentication, "ssh_login_not_allowed", Failure, Some("root"), None, None, Some("203.0.113.8"), None, None, None),
+    ("sshd", "pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=203.0.113.7  user=root", Authentication, "ssh_pam_auth_failure", Failure, Some("root"), None, None, Some("203.0.113.7"), None, None, None),
+    ("sshd", "pam_unix(sshd:session): session opened for user alice(uid=1000) by (uid=0)", Session, "session_opened", Success, Some("alice"), None, None, None, None, None, None),
+    ("sshd", "pam_unix(sshd:session): session closed for user alice", Session, "session_closed", Success, Some("alice"), None, None, None, None, None, None),
+    ("sudo", "   alice : TTY=pts/0 ; PWD=/home/alice ; USER=root ; COMMAND=/usr/bin/apt update", Process, "sudo_command", Success, Some("alice"), Some("root"), None, None, None, None, Some("/usr/bin/apt update")),
+    ("sudo", "mallory : user NOT in sudoers ; TTY=pts/1 ; PWD=/home/mallory ; USER=root ; COMMAND=/bin/cat /etc/shadow", Authentication, "sudo_not_in_sudoers", Failure, Some("mallory"), Some("root"), None, None, None, None, Some("/bin/cat /etc/shadow")),
+    ("sudo", "alice : 3 incorrect password attempts ; TTY=pts/0 ; PWD=/home/alice ; USER=root ; COMMAND=/bin/bash", Authentication, "sudo_incorrect_password", Failure, Some("alice"), Some("root"), None, None, None, None, Some("/bin/bash")),
+    ("sudo", "pam_unix(sudo:auth): authentication failure; logname=alice uid=1000 euid=0 tty=/dev/pts/0 ruser=alice rhost=  user=alice", Authentication, "sudo_auth_failure", Failure, Some("alice"), None, None, None, None, None, None),
+    ("sudo", "pam_unix(sudo:session): session opened for user root(uid=0) by alice(uid=1000)", Session, "session_opened", Success, Some("alice"), Some("root"), None, None, None, None, None),
+    ("su", "(to root) alice on pts/0", Authentication, "su_success", Success, Some("alice"), Some("root"), None, None, None, None, None),
+    ("su", "FAILED SU (to root) mallory on pts/1", Authentication, "su_failure", Failure, Some("mallory"), Some("root"), None, None, None, None, None),
+    ("su", "pam_unix(su:auth): authentication failure; logname=mallory uid=1001 euid=0 tty=pts/1 ruser=mallory rhost=  user=root", Authentication, "su_auth_failure", Failure, Some("mallory"), Some("root"), None, None, None, None, None),
+    ("su", "pam_unix(su-l:session): session opened for user root(uid=0) by alice(uid=1000)", Session, "session_opened", Success, Some("alice"), Some("root"), None, None, None, None, None),
+    ("useradd", "new user: name=bob, UID=1001, GID=1001, home=/home/bob, shell=/bin/bash, from=/dev/pts/0", Iam, "user_created", Success, None, Some("bob"), None, None, None, None, None),
+    ("useradd", "new group: name=bob, GID=1001", Iam, "group_created", Success, None, None, Some("bob"), None, None, None, None),
+    ("usermod", "add 'bob' to group 'sudo'", Iam, "user_added_to_group", Success, None, Some("bob"), Some("sudo"), None, None, None, None),
+    ("usermod", "add 'bob' to shadow group 'sudo'", Iam, "user_added_to_shadow_group", Success, None, Some("bob"), Some("sudo"), None, None, None, None),
+    ("groupadd", "group added to /etc/group: name=devs, GID=1002", Iam, "group_created", Success, None, None, Some("devs"), None, None, None, None),
+    ("passwd", "pam_unix(passwd:chauthtok): password changed for root", Iam, "password_changed", Success, None, Some("root"), None, None, None, None, None),
+    ("chpasswd", "pam_unix(chpasswd:chauthtok): password changed for bob", Iam, "password_changed", Success, None, Some("bob"), None, None, None, None, None),
+    ("kernel", "eth0: link up", Category::Unknown, "unknown", Outcome::Unknown, None, None, None, None, None, None, None),
+];
+
+#[test]
+fn every_line_kind_in_every_timestamp_format() {
+    for (program, msg, category, action, outcome, user, target, group, ip, port, method, command) in CASES {
+        for line in [
+            format!("Mar 14 01:00:00 web-1 {program}[4242]: {msg}"),
+            format!("<38>1 2026-03-14T01:00:00.000000Z web-1 {program} 4242 - - {msg}"),
+            format!("2026-03-14 02:00:00.000000+0100 web-1 {program}[4242]: {msg}"),
+            format!("2026-03-14T01:00:00+00:00 web-1 {program}[4242]: {msg}"),
+        ] {
+            let e = normalizer().normalize(&input(line.as_bytes())).unwrap_or_else(|q| panic!("{line}: {q:?}"));
+            let ctx = &line;
+            assert_eq!(e.timestamp_us, MAR14_0100, "{ctx}");
+            assert_eq!((e.host.as_str(), e.process_name.as_str(), e.process_pid), ("web-1", *program, Some(4242)), "{ctx}");
+            assert_eq!((e.category, e.action.as_str(), e.outcome), (*category, *action, *outcome), "{ctx}");
+            assert_eq!(e.user.as_deref(), *user, "{ctx}");
+            assert_eq!(e.target_user.as_deref(), *target, "{ctx}");
+            assert_eq!(e.group.as_deref(), *group, "{ctx}");
+            assert_eq!(e.source_ip.as_deref(), *ip, "{ctx}");
+            assert_eq!(e.source_port, *port, "{ctx}");
+            assert_eq!(e.auth_method.as_deref(), *method, "{ctx}");
+            assert_eq!(e.command.as_deref(), *command, "{ctx}");
+            assert_eq!(e.message, *msg, "{ctx}");
+            assert_eq!(e.tenant.as_str(), "acme");
+            let expected_dataset = if *category == Category::Unknown { "system.syslog" } else { "system.auth" };
+            assert_eq!(e.dataset, expected_dataset, "{ctx}");
+        }
+    }
+}
+
+#[test]
+fn hostile_user_name_cannot_spoof_the_source_ip() {
+    let line = b"Mar 14 01:00:00 h sshd[1]: Failed password for invalid user x from 6.6.6.6 port 1 ssh2 from 203.0.113.7 port 22 ssh2";
+    let e = normalizer().normalize(&input(line)).unwrap();
+    assert_eq!(e.source_ip.as_deref(), Some("203.0.113.7"));
+    assert_eq!(e.user.as_deref(), Some("x from 6.6.6.6 port 1 ssh2"));
+}
+
+#[test]
+fn ecs_json_has_the_promised_fields() {
+    let line = b"Mar 14 01:00:00 web-1 sshd[7]: Failed password for root from 203.0.113.7 port 22 ssh2";
+    let e = normalizer().normalize(&input(line)).unwrap();
+    let j = e.to_ecs_json();
+    assert_eq!(j["@timestamp"], "2026-03-14T01:00:00.000000Z");
+    assert_eq!(j["organization"]["id"], "acme");
+    assert_eq!(j["host"]["name"], "web-1");
+    assert_eq!(j["process"]["name"], "sshd");
+    assert_eq!(j["process"]["pid"], 7);
+    assert_eq!(j["event"]["category"], "authentication");
+    assert_eq!(j["event"]["action"], "ssh_login");
+    assert_eq!(j["event"]["outcome"], "failure");
+    assert_eq!(j["event"]["id"], e.id);
+    assert_eq!(j["user"]["name"], "root");
+    assert_eq!(j["source"]["ip"], "203.0.113.7");
+    assert_eq!(j["source"]["port"], 22);
+    assert_eq!(j["related"]["ip"][0], "203.0.113.7");
+    assert_eq!(j["related"]["user"][0], "root");
+    assert_eq!(j["event"]["original"], std::str::from_utf8(line).unwrap());
+}
+
+#[test]
+fn event_id_is_stable_across_runs_and_changes_with_position() {
+    let line = b"Mar 14 01:00:00 web-1 sshd[7]: Accepted password for a from 1.2.3.4 port 22 ssh2";
+    let a = normalizer().normalize(&input(line)).unwrap().id;
+    assert_eq!(a, normalizer().normalize(&input(line)).unwrap().id);
+    let mut other = input(line);
+    other.source = "test.log:2";
+    assert_ne!(a, normalizer().normalize(&other).unwrap().id);
+}
+
+#[test]
+fn json_shipper_objects_and_ecs_documents() {
+    let mut n = normalizer();
+    let fluent = br#"{"tenant":"globex","host":"db-1","timestamp":"2026-03-14T01:00:00Z","message":"Mar 14 01:00:00 db-1 sshd[9]: Invalid user x from 1.2.3.4 port 5"}"#;
+    let e = n.normalize(&input(fluent)).unwrap();
+    assert_eq!((e.tenant.as_str(), e.host.as_str(), e.action.as_str()), ("globex", "db-1", "ssh_invalid_user"));
+    let vector = br#"{"tenant":"globex","hostname":"db-2","appname":"sudo","procid":"77","timestamp":"2026-03-14T01:00:00Z","message":"bob : user NOT in sudoers ; TTY=pts/1 ; PWD=/ ; USER=root ; COMMAND=/bin/sh"}"#;
+    let e = n.normalize(&input(vector)).unwrap();
+    assert_eq!((e.host.as_str(), e.process_name.as_str(), e.process_pid), ("db-2", "sudo", Some(77)));
+    assert_eq!((e.action.as_str(), e.timestamp_us), ("sudo_not_in_sudoers", MAR14_0100));
+    let ecs = br#"{"@timestamp":"2026-03-14T01:00:00Z","organization":{"id":"initech"},"host":{"name":"h"},"process":{"name":"su","pid":3},"message":"FAILED SU (to root) eve on pts/0"}"#;
+    let e = n.normalize(&input(ecs)).unwrap();
+    assert_eq!((e.tenant.as_str(), e.action.as_str(), e.process_pid), ("initech", "su_failure", Some(3)));
+}
+
+#[test]
+fn tenant_precedence_header_then_document_then_fallback() {
+    let doc = br#"{"tenant":"globex","message":"Mar 14 01:00:00 h sshd[1]: Connection closed by 1.2.3.4 port 1"}"#;
+    let mut i = input(doc);
+    i.header_tenant = Some(b"initech");
+    assert_eq!(normalizer().normalize(&i).unwrap().tenant.as_str(), "initech");
+    i.header_tenant = None;
+    assert_eq!(normalizer().normalize(&i).unwrap().tenant.as_str(), "globex");
+    let raw = b"Mar 14 01:00:00 h sshd[1]: Connection closed by 1.2.3.4 port 1";
+    assert_eq!(normalizer().normalize(&input(raw)).unwrap().tenant.as_str(), "acme");
+}
+
+fn reason(r: Result<Event, Box<Quarantined>>) -> QuarantineReason {
+    r.expect_err("should be quarantined").reason
+}
+
+#[test]
+fn bad_input_is_quarantined_with_reason_and_original_bytes() {
+    let raw = b"Mar 14 01:00:00 h sshd[1]: Connection closed by 1.2.3.4 port 1";
+    let mut n = normalizer();
+    let mut i = input(raw);
+    i.fallback_tenant = None;
+    assert_eq!(reason(n.normalize(&i)), QuarantineReason::NoTenant);
+    i.header_tenant = Some(b"../../etc");
+    assert_eq!(reason(n.normalize(&i)), QuarantineReason::InvalidTenant);
+    i.header_tenant = Some(b"\xff");
+    assert_eq!(reason(n.normalize(&i)), QuarantineReason::InvalidTenant);
+    let bad_utf8 = b"Mar 14 01:00:00 h sshd[1]: \xff\xfe";
+    let q = n.normalize(&input(bad_utf8)).unwrap_err();
+    assert_eq!((q.reason, q.original.as_slice()), (QuarantineReason::InvalidUtf8, &bad_utf8[..]));
+    assert_eq!(reason(n.normalize(&input(b"{\"tenant\": \"acme\", "))), QuarantineReason::InvalidJson);
+    assert_eq!(reason(n.normalize(&input(b"[1,2]"))), QuarantineReason::NoTimestamp);
+    assert_eq!(reason(n.normalize(&input(b"{\"tenant\":\"acme\"}"))), QuarantineReason::InvalidJson);
+    assert_eq!(reason(n.normalize(&input(b"just some words"))), QuarantineReason::NoTimestamp);
+    let mut small = Normalizer::new(NormalizeConfig { max_message_bytes: 10, ..NormalizeConfig::default() });
+    assert_eq!(reason(small.normalize(&input(raw))), QuarantineReason::TooLarge);
+    let mut allow = Normalizer::new(NormalizeConfig {
+        allowed_tenants: Some(["globex".to_owned()].into()),
+        ..NormalizeConfig::default()
+    });
+    let q = allow.normalize(&input(raw)).unwrap_err();
+    assert_eq!((q.reason, q.tenant.as_deref()), (QuarantineReason::UnknownTenant, Some("acme")));
+}

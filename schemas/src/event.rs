@@ -1,0 +1,188 @@
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+
+use crate::time::format_rfc3339_us;
+use crate::TenantId;
+
+/// ECS `event.category` of a normalized event (one value; ECS allows arrays, Sentra uses the primary one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Category {
+    /// Logins, credential checks (sshd, sudo, su, pam auth).
+    Authentication,
+    /// Session open/close, disconnects.
+    Session,
+    /// Identity and access management: accounts, groups, passwords.
+    Iam,
+    /// A program was run with privileges (sudo COMMAND).
+    Process,
+    /// A line Sentra kept but does not (yet) understand.
+    Unknown,
+}
+
+impl Category {
+    /// The ECS keyword.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Category::Authentication => "authentication",
+            Category::Session => "session",
+            Category::Iam => "iam",
+            Category::Process => "process",
+            Category::Unknown => "unknown",
+        }
+    }
+}
+
+/// ECS `event.outcome`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    /// The attempt succeeded.
+    Success,
+    /// The attempt failed (bad password, refused, not allowed).
+    Failure,
+    /// Not applicable or not known.
+    Unknown,
+}
+
+impl Outcome {
+    /// The ECS keyword.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Success => "success",
+            Outcome::Failure => "failure",
+            Outcome::Unknown => "unknown",
+        }
+    }
+}
+
+/// One normalized security event. Flat in memory (fast to fill and to turn into Arrow columns);
+/// [`Event::to_ecs_json`] renders it as an ECS document.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// Stable id: see [`crate::event_id`]. ECS `event.id`.
+    pub id: String,
+    /// Owning tenant. ECS `organization.id`.
+    pub tenant: TenantId,
+    /// Event time, microseconds since the Unix epoch, UTC. ECS `@timestamp`.
+    pub timestamp_us: i64,
+    /// ECS `host.name`.
+    pub host: String,
+    /// ECS `process.name` (the syslog program, e.g. `sshd`).
+    pub process_name: String,
+    /// ECS `process.pid`.
+    pub process_pid: Option<u32>,
+    /// ECS `event.dataset` (`system.auth` for understood auth lines, `system.syslog` otherwise).
+    pub dataset: String,
+    /// ECS `event.category`.
+    pub category: Category,
+    /// ECS `event.type` (`start`, `end`, `info`, `creation`, `change`, …).
+    pub event_type: String,
+    /// ECS `event.action`, Sentra's precise name for what happened (e.g. `ssh_login`, `sudo_command`).
+    pub action: String,
+    /// ECS `event.outcome`.
+    pub outcome: Outcome,
+    /// ECS `user.name`: the acting or authenticating user.
+    pub user: Option<String>,
+    /// ECS `user.target.name`: the user acted upon (sudo/su target, account created or changed).
+    pub target_user: Option<String>,
+    /// ECS `group.name`: the group acted upon.
+    pub group: Option<String>,
+    /// ECS `source.ip`.
+    pub source_ip: Option<String>,
+    /// ECS `source.port`.
+    pub source_port: Option<u16>,
+    /// Authentication method (`password`, `publickey`, …). ECS-custom `sentra.auth_method`.
+    pub auth_method: Option<String>,
+    /// The command run through sudo. ECS `process.command_line` of the child, kept as `sentra.command`.
+    pub command: Option<String>,
+    /// The program's message (after `prog[pid]: `). ECS `message`.
+    pub message: String,
+    /// The raw input line or document. ECS `event.original`.
+    pub original: String,
+    /// Where the input came from (`file:line`, `kafka:topic:partition:offset`). `sentra.source`.
+    pub source: String,
+}
+
+impl Event {
+    /// ECS `related.user`: every user name the event mentions, without duplicates.
+    pub fn related_users(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = Vec::with_capacity(2);
+        for u in [&self.user, &self.target_user].into_iter().flatten() {
+            if !out.contains(&u.as_str()) {
+                out.push(u);
+            }
+        }
+        out
+    }
+
+    /// Renders the event as an ECS-shaped JSON document.
+    pub fn to_ecs_json(&self) -> Value {
+        let mut doc = Map::new();
+        doc.insert("@timestamp".into(), Value::String(format_rfc3339_us(self.timestamp_us)));
+        doc.insert("organization".into(), json!({ "id": self.tenant }));
+        doc.insert("host".into(), json!({ "name": self.host }));
+        let mut process = Map::new();
+        process.insert("name".into(), json!(self.process_name));
+        if let Some(pid) = self.process_pid {
+            process.insert("pid".into(), json!(pid));
+        }
+        doc.insert("process".into(), Value::Object(process));
+        doc.insert(
+            "event".into(),
+            json!({
+                "id": self.id,
+                "kind": "event",
+                "category": self.category.as_str(),
+                "type": self.event_type,
+                "action": self.action,
+                "outcome": self.outcome.as_str(),
+                "dataset": self.dataset,
+                "original": self.original,
+            }),
+        );
+        let mut user = Map::new();
+        if let Some(u) = &self.user {
+            user.insert("name".into(), json!(u));
+        }
+        if let Some(t) = &self.target_user {
+            user.insert("target".into(), json!({ "name": t }));
+        }
+        if !user.is_empty() {
+            doc.insert("user".into(), Value::Object(user));
+        }
+        if let Some(g) = &self.group {
+            doc.insert("group".into(), json!({ "name": g }));
+        }
+        if let Some(ip) = &self.source_ip {
+            let mut source = Map::new();
+            source.insert("ip".into(), json!(ip));
+            if let Some(p) = self.source_port {
+                source.insert("port".into(), json!(p));
+            }
+            doc.insert("source".into(), Value::Object(source));
+        }
+        let mut related = Map::new();
+        if let Some(ip) = &self.source_ip {
+            related.insert("ip".into(), json!([ip]));
+        }
+        let users = self.related_users();
+        if !users.is_empty() {
+            related.insert("user".into(), json!(users));
+        }
+        related.insert("hosts".into(), json!([self.host]));
+        doc.insert("related".into(), Value::Object(related));
+        doc.insert("message".into(), json!(self.message));
+        let mut sentra = Map::new();
+        sentra.insert("source".into(), json!(self.source));
+        if let Some(m) = &self.auth_method {
+            sentra.insert("auth_method".into(), json!(m));
+        }
+        if let Some(c) = &self.command {
+            sentra.insert("command".into(), json!(c));
+        }
+        doc.insert("sentra".into(), Value::Object(sentra));
+        Value::Object(doc)
+    }
+}
+

@@ -1,0 +1,37 @@
+//! Sentra's shared vocabulary: the types every stage agrees on, and the store schemas as files.
+//!
+//! - [`TenantId`]: a validated tenant identifier; every event, signal and query is scoped by one.
+//! - [`Event`]: one normalized, ECS-shaped security event ([`Event::to_ecs_json`] renders ECS JSON).
+//! - [`Signal`]: a calm, explainable detection result with a stable id.
+//! - [`Quarantined`]: input that could not be accepted, kept with the reason and its original bytes.
+//!
+//! The JSON Schemas and ClickHouse DDL live beside this crate (`schemas/json`, `schemas/clickhouse`) and are
+//! embedded here so the binary carries exactly the schema it was tested with.
+
+mod event;
+mod ids;
+mod quarantine;
+mod signal;
+mod tenant;
+pub mod time;
+
+pub use event::{Category, Event, Outcome};
+pub use ids::{event_id, hex_digest};
+pub use quarantine::{QuarantineReason, Quarantined};
+pub use signal::{MitreTechnique, RiskFactor, Severity, Signal};
+pub use tenant::{TenantError, TenantId};
+
+/// ClickHouse DDL migrations, in the order they must be applied: (version, name, SQL).
+///
+/// Each file holds one statement per `;`-terminated block and is idempotent (`IF NOT EXISTS`), so applying
+/// them again is harmless. `{db}` is replaced by the configured database name.
+pub const CLICKHOUSE_MIGRATIONS: &[(u32, &str, &str)] = &[(
+    1,
+    "001_events_signals",
+    include_str!("../clickhouse/001_events_signals.sql"),
+)];
+
+/// JSON Schema of one normalized event as `sentra normalize` prints it.
+pub const EVENT_JSON_SCHEMA: &str = include_str!("../json/event.schema.json");
+/// JSON Schema of one signal as `sentra replay` prints it.
+pub const SIGNAL_JSON_SCHEMA: &str = include_str!("../json/signal.schema.json");
