@@ -3,3 +3,4 @@
 //! [`run`] for Kafka) wire sources to sinks with the delivery guarantees described in docs/ARCHITECTURE.md.
 
 pub mod normalize;
+pub mod detect;

@@ -483,8 +483,8 @@ class Engine:
                              self.baseline.get("enable_http_compression", "1"))
         return str(value).strip().lower() in ("1", "true")
 
-    def execute(self, database, sql_bytes, default_format, params, settings, verify_checksums):
-        """Run one statement; returns (body_bytes, fmt, summary_dict)."""
+    def execute(self, database, sql_bytes, default_format, params, settings):
+        """Run one statement; returns (body, output_format, summary, start_time)."""
         started = time.monotonic()
         unknown = [k for k in settings if k not in self.baseline]
         if unknown:
@@ -529,7 +529,8 @@ class Engine:
             finally:
                 if keyword == "SET":  # plain SET must not leak into later requests
                     for name, value in self._settings_snapshot(changed_only=True).items():
-                        if self.baseline.get(name) != value and name not in touched:
+                        if (self.baseline.get(name) != value and name not in touched
+                                and name != "database"):
                             touched.append(name)
                 for name in touched:
                     try:
@@ -612,6 +613,13 @@ class Handler(BaseHTTPRequestHandler):
         return data
 
     def send(self, status, body, headers=None, content_type="text/plain; charset=UTF-8"):
+        try:
+            self._send(status, body, headers, content_type)
+        except OSError as exc:  # client went away (e.g. an aborted INSERT)
+            self.close_connection = True
+            log(f"client {self.client_address[0]}:{self.client_address[1]} gone: {exc}")
+
+    def _send(self, status, body, headers, content_type):
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
@@ -671,10 +679,8 @@ class Handler(BaseHTTPRequestHandler):
             default_format = params.get("default_format") or "TabSeparated"
             database = params.get("database") or self.headers.get("X-ClickHouse-Database") \
                 or "default"
-            verify = settings.get("http_native_compression_disable_checksumming_on_decompress",
-                                  "0") not in ("1", "true")
             result, fmt, summary, t0 = self.engine.execute(
-                database, sql_bytes, default_format, qparams, settings, verify)
+                database, sql_bytes, default_format, qparams, settings)
             summary = {k: str(v) for k, v in summary.items()}
             summary.update(result_bytes=str(len(result)),
                            elapsed_ns=str(int((time.monotonic() - t0) * 1e9)))
@@ -735,7 +741,10 @@ class Handler(BaseHTTPRequestHandler):
                   for a in self.headers.get("Accept-Encoding", "").split(",")]
         if "lz4" in accept:
             headers["Content-Encoding"] = "lz4"
-            return lz4.frame.compress(result)
+            # Same frame preferences as ClickHouse's Lz4DeflatingWriteBuffer.
+            return lz4.frame.compress(result, block_size=lz4.frame.BLOCKSIZE_MAX256KB,
+                                      block_linked=True, content_checksum=False,
+                                      store_size=False)
         if "gzip" in accept:
             headers["Content-Encoding"] = "gzip"
             return gzip.compress(result, compresslevel=3)
