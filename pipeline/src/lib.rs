@@ -3,4 +3,7 @@
 //! [`run`] for Kafka) wire sources to sinks with the delivery guarantees described in docs/ARCHITECTURE.md.
 
 pub mod normalize;
+pub mod config;
 pub mod detect;
+pub mod replay;
+pub mod run;

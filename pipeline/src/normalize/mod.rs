@@ -25,11 +25,14 @@ pub struct NormalizeConfig {
     pub allowed_tenants: Option<BTreeSet<String>>,
     /// How classic syslog lines get their year.
     pub year: YearPolicy,
+    /// When no header, document field or fallback names a tenant, use the host name's first
+    /// dash-separated token (`acme-web1` → `acme`). Off unless asked for.
+    pub tenant_from_host: bool,
 }
 
 impl Default for NormalizeConfig {
     fn default() -> Self {
-        Self { max_message_bytes: 1 << 20, allowed_tenants: None, year: YearPolicy::Infer }
+        Self { max_message_bytes: 1 << 20, allowed_tenants: None, year: YearPolicy::Infer, tenant_from_host: false }
     }
 }
 
@@ -107,11 +110,16 @@ impl Normalizer {
         } else {
             DocFields { message: Some(text), ..DocFields::default() }
         };
-        let tenant = self.resolve_tenant(input, doc.tenant).map_err(|(r, d, t)| quarantine(r, d, t))?;
-
         let message = doc.message.unwrap_or("");
         let reference = doc.timestamp_us.unwrap_or(input.reference_us);
         let line = syslog::parse(message, &mut self.years, reference);
+        let host_tenant = if self.config.tenant_from_host {
+            doc.host.or(line.as_ref().map(|l| l.host)).and_then(|h| h.split('-').next())
+        } else {
+            None
+        };
+        let tenant =
+            self.resolve_tenant(input, doc.tenant, host_tenant).map_err(|(r, d, t)| quarantine(r, d, t))?;
         let (timestamp_us, host, program, pid, body) = match (&line, doc.timestamp_us) {
             (Some(l), _) => (l.timestamp_us, doc.host.unwrap_or(l.host), l.program, l.pid.or(doc.pid), l.message),
             (None, Some(ts)) => (ts, doc.host.unwrap_or(""), doc.program.unwrap_or(""), doc.pid, message),
@@ -158,6 +166,7 @@ impl Normalizer {
         &self,
         input: &Input<'_>,
         doc_tenant: Option<&str>,
+        host_tenant: Option<&str>,
     ) -> Result<TenantId, (QuarantineReason, String, Option<String>)> {
         let (raw, from) = match (input.header_tenant, doc_tenant, input.fallback_tenant) {
             (Some(h), _, _) => match std::str::from_utf8(h) {
@@ -169,6 +178,9 @@ impl Normalizer {
             },
             (None, Some(d), _) => (d, "the document's tenant field"),
             (None, None, Some(f)) => (f, "the configured topic/tenant mapping"),
+            (None, None, None) if host_tenant.is_some() => {
+                (host_tenant.unwrap_or_default(), "the host name's prefix (tenant_from_host)")
+            }
             (None, None, None) => {
                 let d = "no tenant: send a `tenant` header, a `tenant`/`organization.id` field, or map the topic to a tenant".to_owned();
                 return Err((QuarantineReason::NoTenant, d, None));

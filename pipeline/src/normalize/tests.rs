@@ -204,3 +204,15 @@ fn bad_input_is_quarantined_with_reason_and_original_bytes() {
     let q = allow.normalize(&input(raw)).unwrap_err();
     assert_eq!((q.reason, q.tenant.as_deref()), (QuarantineReason::UnknownTenant, Some("acme")));
 }
+
+#[test]
+fn tenant_from_host_prefix_only_when_asked() {
+    let raw = b"Mar 14 01:00:00 umbrella-web1 sshd[1]: Connection closed by 1.2.3.4 port 1";
+    let mut i = input(raw);
+    i.fallback_tenant = None;
+    assert_eq!(reason(normalizer().normalize(&i)), QuarantineReason::NoTenant);
+    let mut n = Normalizer::new(NormalizeConfig { tenant_from_host: true, ..NormalizeConfig::default() });
+    assert_eq!(n.normalize(&i).unwrap().tenant.as_str(), "umbrella");
+    i.fallback_tenant = Some("acme");
+    assert_eq!(n.normalize(&i).unwrap().tenant.as_str(), "acme");
+}

@@ -1,0 +1,327 @@
+//! `sentra.toml`: parsed, then overridden from `SENTRA_<SECTION>_<KEY>` environment variables, then
+//! validated (pure, no I/O) so `sentra validate` can explain every problem at once.
+//!
+//! ```toml
+//! [kafka]
+//! brokers = "127.0.0.1:9092"
+//! group_id = "sentra"
+//! topics = ["security-events"]
+//! [kafka.topic_tenants]          # tenant for messages that name none
+//! "acme-logs" = "acme"
+//! [clickhouse]
+//! url = "http://127.0.0.1:8123"
+//! database = "sentra"
+//! [tenants]
+//! allow = ["acme", "globex"]     # optional allow-list
+//! [detection.ssh_brute_force]
+//! threshold = 5
+//! window_secs = 60
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use sentra_schemas::TenantId;
+use serde::Deserialize;
+
+use crate::detect::BruteForceConfig;
+
+/// The whole configuration.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Kafka source and quarantine topic.
+    pub kafka: KafkaConfig,
+    /// ClickHouse sink.
+    pub clickhouse: ClickHouseSection,
+    /// Tenant policy.
+    pub tenants: TenantsConfig,
+    /// Detection settings.
+    pub detection: DetectionConfig,
+    /// Normalization limits.
+    pub input: InputConfig,
+}
+
+/// `[kafka]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KafkaConfig {
+    /// Bootstrap servers, comma-separated `host:port`.
+    pub brokers: String,
+    /// Consumer group; run several `sentra run` with the same group to share partitions.
+    pub group_id: String,
+    /// Topics to consume.
+    pub topics: Vec<String>,
+    /// Tenant for messages on a topic that carry no tenant header or field.
+    pub topic_tenants: BTreeMap<String, String>,
+    /// Where quarantined messages go, with the reason in headers.
+    pub quarantine_topic: String,
+    /// Consumer session timeout.
+    pub session_timeout_ms: u64,
+    /// Most messages handled (and acknowledged) as one batch.
+    pub batch_max_messages: usize,
+    /// Longest wait to fill a batch, milliseconds.
+    pub batch_max_wait_ms: u64,
+    /// Extra librdkafka properties (e.g. `security.protocol`, `sasl.*`), passed as given.
+    pub properties: BTreeMap<String, String>,
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        Self {
+            brokers: "127.0.0.1:9092".into(),
+            group_id: "sentra".into(),
+            topics: vec!["security-events".into()],
+            topic_tenants: BTreeMap::new(),
+            quarantine_topic: "sentra.quarantine".into(),
+            session_timeout_ms: 6000,
+            batch_max_messages: 5000,
+            batch_max_wait_ms: 500,
+            properties: BTreeMap::new(),
+        }
+    }
+}
+
+/// `[clickhouse]`
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClickHouseSection {
+    /// HTTP(S) endpoint.
+    pub url: String,
+    /// Database for Sentra's tables.
+    pub database: String,
+    /// User.
+    pub user: String,
+    /// Password; prefer `SENTRA_CLICKHOUSE_PASSWORD` over writing it in the file.
+    pub password: String,
+}
+
+impl std::fmt::Debug for ClickHouseSection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClickHouseSection")
+            .field("url", &self.url)
+            .field("database", &self.database)
+            .field("user", &self.user)
+            .field("password", &"***")
+            .finish()
+    }
+}
+
+impl Default for ClickHouseSection {
+    fn default() -> Self {
+        Self {
+            url: "http://127.0.0.1:8123".into(),
+            database: "sentra".into(),
+            user: "default".into(),
+            password: String::new(),
+        }
+    }
+}
+
+/// `[tenants]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TenantsConfig {
+    /// When set, only these tenants are accepted.
+    pub allow: Option<Vec<String>>,
+}
+
+/// `[detection]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DetectionConfig {
+    /// SSH brute force.
+    pub ssh_brute_force: BruteForceConfig,
+}
+
+/// `[input]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InputConfig {
+    /// Messages larger than this are quarantined.
+    pub max_message_bytes: usize,
+}
+
+impl Default for InputConfig {
+    fn default() -> Self {
+        Self { max_message_bytes: 1 << 20 }
+    }
+}
+
+/// Why a configuration cannot be used; lists every problem found.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", .problems.join("\n"))]
+pub struct ConfigError {
+    /// One line per problem, each saying what to change.
+    pub problems: Vec<String>,
+}
+
+const SECTIONS: &[&str] = &["kafka", "clickhouse", "tenants", "input"];
+
+impl Config {
+    /// Reads `path` (if given), applies `env` overrides, and validates.
+    pub fn load(path: Option<&Path>, env: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
+        let text = match path {
+            Some(p) => std::fs::read_to_string(p).map_err(|e| ConfigError {
+                problems: vec![format!("cannot read config file {}: {e}", p.display())],
+            })?,
+            None => String::new(),
+        };
+        Self::from_toml(&text, env)
+    }
+
+    /// Parses TOML text, applies `env` overrides, and validates.
+    pub fn from_toml(text: &str, env: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
+        let one = |p: String| ConfigError { problems: vec![p] };
+        let mut doc: toml::Table = toml::from_str(text).map_err(|e| one(format!("config is not valid TOML: {e}")))?;
+        let mut problems = Vec::new();
+        for (key, value) in env {
+            let Some(rest) = key.strip_prefix("SENTRA_") else { continue };
+            let rest = rest.to_ascii_lowercase();
+            let Some((section, field)) = rest.split_once('_') else { continue };
+            if !SECTIONS.contains(&section) {
+                continue;
+            }
+            // Typed values (numbers, lists) parse as TOML; anything else is a plain string.
+            let parsed = toml::from_str::<toml::Table>(&format!("v = {value}"))
+                .ok()
+                .and_then(|mut t| t.remove("v"))
+                .unwrap_or_else(|| toml::Value::String(value.clone()));
+            let parsed = match (field, parsed) {
+                ("topics" | "allow", toml::Value::String(s)) => {
+                    toml::Value::Array(s.split(',').map(|t| toml::Value::String(t.trim().to_owned())).collect())
+                }
+                (_, v) => v,
+            };
+            match doc.entry(section).or_insert_with(|| toml::Value::Table(toml::Table::new())) {
+                toml::Value::Table(t) => {
+                    t.insert(field.to_owned(), parsed);
+                }
+                _ => problems.push(format!("{key}: [{section}] is not a table in the config file")),
+            }
+        }
+        let config: Config = toml::Value::Table(doc)
+            .try_into()
+            .map_err(|e: toml::de::Error| one(format!("config: {}", e.message())))?;
+        problems.extend(config.problems());
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError { problems })
+        }
+    }
+
+    /// Every problem with the values (empty when valid). Pure: no network, no files.
+    pub fn problems(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        let k = &self.kafka;
+        if k.brokers.trim().is_empty() {
+            p.push("kafka.brokers is empty: set it to host:port[,host:port] (or SENTRA_KAFKA_BROKERS)".into());
+        }
+        if k.group_id.trim().is_empty() {
+            p.push("kafka.group_id is empty".into());
+        }
+        if k.topics.is_empty() || k.topics.iter().any(|t| t.trim().is_empty()) {
+            p.push("kafka.topics must list at least one non-empty topic".into());
+        }
+        if k.quarantine_topic.trim().is_empty() || k.topics.contains(&k.quarantine_topic) {
+            p.push("kafka.quarantine_topic must be set and must not be one of kafka.topics".into());
+        }
+        for (topic, tenant) in &k.topic_tenants {
+            if let Err(e) = TenantId::new(tenant) {
+                p.push(format!("kafka.topic_tenants.{topic:?}: {e}"));
+            }
+        }
+        if k.batch_max_messages == 0 || k.batch_max_messages > 1_000_000 {
+            p.push("kafka.batch_max_messages must be between 1 and 1000000".into());
+        }
+        if k.session_timeout_ms < 1000 {
+            p.push("kafka.session_timeout_ms must be at least 1000".into());
+        }
+        let c = &self.clickhouse;
+        if !(c.url.starts_with("http://") || c.url.starts_with("https://")) {
+            p.push(format!("clickhouse.url {:?} must start with http:// or https://", c.url));
+        }
+        if c.database.is_empty() || !c.database.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            p.push(format!("clickhouse.database {:?} may only contain letters, digits and '_'", c.database));
+        }
+        if let Some(allow) = &self.tenants.allow {
+            for t in allow {
+                if let Err(e) = TenantId::new(t) {
+                    p.push(format!("tenants.allow: {e}"));
+                }
+            }
+            for (topic, tenant) in &k.topic_tenants {
+                if !allow.contains(tenant) {
+                    p.push(format!("kafka.topic_tenants.{topic:?} = {tenant:?} is not in tenants.allow"));
+                }
+            }
+        }
+        if self.input.max_message_bytes < 64 {
+            p.push("input.max_message_bytes must be at least 64".into());
+        }
+        p.extend(self.detection.ssh_brute_force.problems());
+        p
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let c = Config::from_toml("", env(&[])).unwrap();
+        assert_eq!(c.kafka.quarantine_topic, "sentra.quarantine");
+        assert_eq!(c.kafka.session_timeout_ms, 6000);
+    }
+
+    #[test]
+    fn env_overrides_file_values() {
+        let c = Config::from_toml(
+            "[kafka]\nbrokers = \"a:1\"\n[clickhouse]\ndatabase = \"x\"\n",
+            env(&[
+                ("SENTRA_KAFKA_BROKERS", "b:2"),
+                ("SENTRA_KAFKA_TOPICS", "t1, t2"),
+                ("SENTRA_KAFKA_BATCH_MAX_MESSAGES", "10"),
+                ("SENTRA_CLICKHOUSE_PASSWORD", "s3cret"),
+                ("SENTRA_SOAR_WEBHOOK", "ignored: not a section of this config"),
+                ("HOME", "/root"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.kafka.brokers, "b:2");
+        assert_eq!(c.kafka.topics, ["t1", "t2"]);
+        assert_eq!(c.kafka.batch_max_messages, 10);
+        assert_eq!(c.clickhouse.database, "x");
+        assert_eq!(c.clickhouse.password, "s3cret");
+        assert!(!format!("{c:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let err = Config::from_toml(
+            "[kafka]\ntopics = []\n[kafka.topic_tenants]\nx = \"../evil\"\n[clickhouse]\nurl = \"ftp://x\"\ndatabase = \"a;drop\"\n[detection.ssh_brute_force]\nthreshold = 0\n",
+            env(&[]),
+        )
+        .unwrap_err();
+        let text = err.to_string();
+        for needle in ["kafka.topics", "topic_tenants", "clickhouse.url", "clickhouse.database", "threshold"] {
+            assert!(text.contains(needle), "{needle} missing from:\n{text}");
+        }
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_types_are_named() {
+        let e = Config::from_toml("[kafka]\nbrokerz = \"x\"\n", env(&[])).unwrap_err().to_string();
+        assert!(e.contains("brokerz"), "{e}");
+        let e = Config::from_toml("", env(&[("SENTRA_CLICKHOUSE_PASWORD", "x")])).unwrap_err().to_string();
+        assert!(e.contains("paswor"), "{e}");
+        let e = Config::from_toml("[kafka]\nbatch_max_messages = \"many\"\n", env(&[])).unwrap_err().to_string();
+        assert!(e.contains("batch_max_messages") || e.contains("invalid type"), "{e}");
+    }
+}

@@ -1,0 +1,270 @@
+//! `sentra run`: consume Kafka with a consumer group, normalize, detect, store, and only then commit.
+//!
+//! One batch at a time: quarantined messages are produced to the quarantine topic (delivery awaited),
+//! events and closed-window signals are inserted into ClickHouse (acknowledgement awaited, retried with
+//! backoff while ClickHouse is unavailable), and only then are the batch's offsets committed. A crash
+//! anywhere before the commit re-reads the batch on restart; stable event and signal ids make the
+//! re-inserted rows collapse in ClickHouse's ReplacingMergeTree.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::time::Duration;
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders, OwnedMessage};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{Offset, TopicPartitionList};
+use sentra_schemas::{Event, Quarantined, Signal};
+use sentra_sinks::clickhouse::{ClickHouseConfig, ClickHouseSink};
+use sentra_sinks::SinkError;
+use serde::Serialize;
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use crate::config::Config;
+use crate::detect::{Observed, SshBruteForce};
+use crate::normalize::{Input, NormalizeConfig, Normalizer, YearPolicy};
+
+/// What a run did, for logs and tests.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RunStats {
+    /// Kafka messages consumed.
+    pub consumed: u64,
+    /// Events stored.
+    pub events: u64,
+    /// Messages quarantined.
+    pub quarantined: u64,
+    /// Signals stored.
+    pub signals: u64,
+    /// Relevant events that arrived after their window closed.
+    pub late: u64,
+    /// Offset commits that succeeded.
+    pub commits: u64,
+}
+
+/// Why `sentra run` stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// Kafka could not be set up or used.
+    #[error("Kafka: {0} (check kafka.brokers and that the broker is reachable)")]
+    Kafka(#[from] KafkaError),
+    /// A sink rejected data in a way retrying cannot fix; offsets were not committed.
+    #[error("{0}; the batch's offsets were not committed, so nothing is lost: fix the cause and restart")]
+    Sink(#[from] SinkError),
+    /// Shutdown was requested while a write was still being retried; offsets were not committed.
+    #[error("stopped while {0} was unavailable; the batch's offsets were not committed and will be re-read")]
+    Interrupted(&'static str),
+}
+
+/// Builds the librdkafka client settings shared by consumer, producer and admin client.
+fn client_config(config: &Config) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &config.kafka.brokers);
+    for (k, v) in &config.kafka.properties {
+        c.set(k, v);
+    }
+    c
+}
+
+fn now_us() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as i64)
+}
+
+/// Retries `op` with exponential backoff (200 ms doubling to 30 s) while the error is retryable and no
+/// shutdown was requested.
+async fn with_retry<F, Fut>(
+    store: &'static str,
+    shutdown: &mut watch::Receiver<bool>,
+    mut op: F,
+) -> Result<(), RunError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<(), SinkError>>,
+{
+    let mut delay = Duration::from_millis(200);
+    loop {
+        match op().await {
+            Ok(()) => return Ok(()),
+            Err(e) if e.is_retryable() => {
+                warn!(store, error = %e, retry_in_ms = delay.as_millis() as u64, "write failed; retrying");
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = shutdown.changed() => return Err(RunError::Interrupted(store)),
+                }
+                delay = (delay * 2).min(Duration::from_secs(30));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Creates `topic` with one partition unless it exists.
+async fn ensure_topic(config: &Config, topic: &str) -> Result<(), RunError> {
+    let admin: AdminClient<DefaultClientContext> = client_config(config).create()?;
+    let new = NewTopic::new(topic, 1, TopicReplication::Fixed(1));
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    for r in admin.create_topics([&new], &opts).await? {
+        match r {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((t, code)) => return Err(KafkaError::AdminOp(code).into()).inspect_err(|_| warn!(topic = t, "cannot create topic")),
+        }
+    }
+    Ok(())
+}
+
+/// Runs until `shutdown` turns true (or an unrecoverable error). Offsets are committed per batch, after
+/// the sinks acknowledged it.
+pub async fn run(config: &Config, mut shutdown: watch::Receiver<bool>) -> Result<RunStats, RunError> {
+    let sink = ClickHouseSink::new(ClickHouseConfig {
+        url: config.clickhouse.url.clone(),
+        database: config.clickhouse.database.clone(),
+        user: config.clickhouse.user.clone(),
+        password: config.clickhouse.password.clone(),
+    });
+    with_retry("ClickHouse", &mut shutdown, || sink.migrate()).await?;
+    ensure_topic(config, &config.kafka.quarantine_topic).await?;
+
+    let consumer: StreamConsumer = client_config(config)
+        .set("group.id", &config.kafka.group_id)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("session.timeout.ms", config.kafka.session_timeout_ms.to_string())
+        .set("enable.partition.eof", "false")
+        .create()?;
+    let topics: Vec<&str> = config.kafka.topics.iter().map(String::as_str).collect();
+    consumer.subscribe(&topics)?;
+    let producer: FutureProducer = client_config(config).set("message.timeout.ms", "30000").create()?;
+    info!(brokers = %config.kafka.brokers, group = %config.kafka.group_id, topics = ?topics, "consuming");
+
+    let normalize = NormalizeConfig {
+        max_message_bytes: config.input.max_message_bytes,
+        allowed_tenants: config.tenants.allow.as_ref().map(|a| a.iter().cloned().collect()),
+        year: YearPolicy::Infer,
+        tenant_from_host: false,
+    };
+    let mut normalizer = Normalizer::new(normalize);
+    let mut detector = SshBruteForce::new(config.detection.ssh_brute_force.clone());
+    let mut stats = RunStats::default();
+    let wait = Duration::from_millis(config.kafka.batch_max_wait_ms);
+
+    loop {
+        // Collect a batch: block for the first message, then fill until full or the wait runs out.
+        let mut batch: Vec<OwnedMessage> = Vec::new();
+        tokio::select! {
+            m = consumer.recv() => batch.push(m?.detach()),
+            _ = shutdown.changed() => break,
+        }
+        let deadline = tokio::time::Instant::now() + wait;
+        while batch.len() < config.kafka.batch_max_messages {
+            match tokio::time::timeout_at(deadline, consumer.recv()).await {
+                Ok(m) => batch.push(m?.detach()),
+                Err(_) => break,
+            }
+        }
+
+        let mut events: Vec<Event> = Vec::with_capacity(batch.len());
+        let mut quarantined: Vec<(Quarantined, &OwnedMessage)> = Vec::new();
+        let mut next_offsets: BTreeMap<(String, i32), i64> = BTreeMap::new();
+        for m in &batch {
+            let source = format!("kafka:{}:{}:{}", m.topic(), m.partition(), m.offset());
+            let header_tenant =
+                m.headers().and_then(|h| h.iter().find(|h| h.key == "tenant").and_then(|h| h.value));
+            let ts = m.timestamp().to_millis();
+            let input = Input {
+                bytes: m.payload().unwrap_or_default(),
+                source: &source,
+                header_tenant,
+                fallback_tenant: config.kafka.topic_tenants.get(m.topic()).map(String::as_str),
+                reference_us: ts.map_or_else(now_us, |t| t * 1000),
+                reference_is_event_time: ts.is_some(),
+            };
+            match normalizer.normalize(&input) {
+                Ok(e) => {
+                    if detector.observe(&e) == Observed::Late {
+                        stats.late += 1;
+                    }
+                    events.push(e);
+                }
+                Err(q) => quarantined.push((*q, m)),
+            }
+            let next = next_offsets.entry((m.topic().to_owned(), m.partition())).or_insert(0);
+            *next = (*next).max(m.offset() + 1);
+        }
+        let signals: Vec<Signal> = detector.close_ready();
+
+        send_to_quarantine(&producer, &config.kafka.quarantine_topic, &quarantined, &mut shutdown).await?;
+        with_retry("ClickHouse", &mut shutdown, || sink.write_events(&events)).await?;
+        with_retry("ClickHouse", &mut shutdown, || sink.write_signals(&signals)).await?;
+
+        let mut tpl = TopicPartitionList::new();
+        for ((topic, partition), next) in &next_offsets {
+            tpl.add_partition_offset(topic, *partition, Offset::Offset(*next))?;
+        }
+        match consumer.commit(&tpl, CommitMode::Sync) {
+            Ok(()) => stats.commits += 1,
+            // After a rebalance the partitions may belong to another member, which re-reads the batch;
+            // the stores deduplicate it by id.
+            Err(e) => warn!(error = %e, "offset commit failed; the batch may be re-read (writes are idempotent)"),
+        }
+        stats.consumed += batch.len() as u64;
+        stats.events += events.len() as u64;
+        stats.quarantined += quarantined.len() as u64;
+        stats.signals += signals.len() as u64;
+        info!(
+            messages = batch.len(),
+            events = events.len(),
+            quarantined = quarantined.len(),
+            signals = signals.len(),
+            "batch stored and committed"
+        );
+    }
+    info!(?stats, "stopped");
+    Ok(stats)
+}
+
+/// Produces each quarantined message's original bytes to `topic`, with why and where from in headers, and
+/// waits for the broker to acknowledge every one (retrying transient failures).
+async fn send_to_quarantine(
+    producer: &FutureProducer,
+    topic: &str,
+    items: &[(Quarantined, &OwnedMessage)],
+    shutdown: &mut watch::Receiver<bool>,
+) -> Result<(), RunError> {
+    for (q, m) in items {
+        let mut delay = Duration::from_millis(200);
+        loop {
+            let partition = m.partition().to_string();
+            let offset = m.offset().to_string();
+            let mut headers = OwnedHeaders::new()
+                .insert(Header { key: "sentra.reason", value: Some(q.reason.as_str()) })
+                .insert(Header { key: "sentra.detail", value: Some(q.detail.as_str()) })
+                .insert(Header { key: "sentra.source_topic", value: Some(m.topic()) })
+                .insert(Header { key: "sentra.source_partition", value: Some(partition.as_str()) })
+                .insert(Header { key: "sentra.source_offset", value: Some(offset.as_str()) });
+            if let Some(t) = &q.tenant {
+                headers = headers.insert(Header { key: "sentra.tenant", value: Some(t.as_str()) });
+            }
+            let mut record = FutureRecord::<[u8], [u8]>::to(topic).payload(&q.original).headers(headers);
+            if let Some(k) = m.key() {
+                record = record.key(k);
+            }
+            match producer.send(record, Duration::from_secs(30)).await {
+                Ok(_) => break,
+                Err((e, _)) => {
+                    warn!(error = %e, topic, "quarantine delivery failed; retrying");
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        _ = shutdown.changed() => return Err(RunError::Interrupted("the quarantine topic")),
+                    }
+                    delay = (delay * 2).min(Duration::from_secs(30));
+                }
+            }
+        }
+    }
+    Ok(())
+}
