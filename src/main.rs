@@ -82,14 +82,20 @@ enum Command {
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("SENTRA_LOG").unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_env("SENTRA_LOG")
+                .unwrap_or_else(|_| "info".into()),
         )
         .with_writer(io::stderr)
         .init();
     match dispatch(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         // A closed pipe (`sentra normalize … | head`) is the reader's choice, not an error.
-        Err(e) if e.chain().any(|c| c.downcast_ref::<io::Error>().is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)) => {
+        Err(e)
+            if e.chain().any(|c| {
+                c.downcast_ref::<io::Error>()
+                    .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
+            }) =>
+        {
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -105,7 +111,8 @@ fn year_policy(year: Option<i32>) -> YearPolicy {
 
 fn check_tenant(tenant: &Option<String>) -> Result<()> {
     if let Some(t) = tenant {
-        sentra_schemas::TenantId::new(t).with_context(|| format!("--tenant {t:?} is not a valid tenant"))?;
+        sentra_schemas::TenantId::new(t)
+            .with_context(|| format!("--tenant {t:?} is not a valid tenant"))?;
     }
     Ok(())
 }
@@ -151,14 +158,19 @@ fn dispatch(cli: Cli) -> Result<()> {
             let opts = ReplayOptions {
                 sources,
                 tenant,
-                normalize: NormalizeConfig { year: year_policy(year), tenant_from_host, ..NormalizeConfig::default() },
+                normalize: NormalizeConfig {
+                    year: year_policy(year),
+                    tenant_from_host,
+                    ..NormalizeConfig::default()
+                },
                 brute_force,
                 data_dir: (!no_store).then_some(data_dir.clone()),
             };
             let bar = progress_bar(total);
             let mut out: Box<dyn Write> = match &signals_out {
                 Some(p) => Box::new(io::BufWriter::new(
-                    std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
+                    std::fs::File::create(p)
+                        .with_context(|| format!("cannot create {}", p.display()))?,
                 )),
                 None => Box::new(io::BufWriter::new(io::stdout().lock())),
             };
@@ -185,7 +197,11 @@ fn dispatch(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Normalize { files, tenant, year } => {
+        Command::Normalize {
+            files,
+            tenant,
+            year,
+        } => {
             check_tenant(&tenant)?;
             let stdout = io::stdout();
             let mut out = io::BufWriter::new(stdout.lock());
@@ -198,14 +214,23 @@ fn dispatch(cli: Cli) -> Result<()> {
                         io::Read::read_to_end(&mut io::stdin(), &mut v)?;
                         v
                     }
-                    Source::Path(p) => std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?,
+                    Source::Path(p) => {
+                        std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?
+                    }
                 };
                 let name = match &source {
                     Source::Stdin => "stdin".to_owned(),
-                    Source::Path(p) => p.file_name().map_or(f.clone(), |n| n.to_string_lossy().into_owned()),
+                    Source::Path(p) => p
+                        .file_name()
+                        .map_or(f.clone(), |n| n.to_string_lossy().into_owned()),
                 };
-                let mut n = Normalizer::new(NormalizeConfig { year: year_policy(year), ..NormalizeConfig::default() });
-                let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_micros() as i64;
+                let mut n = Normalizer::new(NormalizeConfig {
+                    year: year_policy(year),
+                    ..NormalizeConfig::default()
+                });
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)?
+                    .as_micros() as i64;
                 for (i, line) in text.split(|&b| b == b'\n').enumerate() {
                     if line.iter().all(u8::is_ascii_whitespace) {
                         continue;
@@ -235,7 +260,11 @@ fn dispatch(cli: Cli) -> Result<()> {
         }
         Command::Validate { config } => {
             let c = Config::load(Some(&config), std::env::vars()).map_err(|e| {
-                anyhow::anyhow!("{} is not usable:\n  - {}", config.display(), e.problems.join("\n  - "))
+                anyhow::anyhow!(
+                    "{} is not usable:\n  - {}",
+                    config.display(),
+                    e.problems.join("\n  - ")
+                )
             })?;
             println!(
                 "{} is valid: Kafka {} (group {}, topics {}), ClickHouse {} database {}",
@@ -250,7 +279,10 @@ fn dispatch(cli: Cli) -> Result<()> {
         }
         Command::Run { config } => {
             let c = Config::load(config.as_deref(), std::env::vars()).map_err(|e| {
-                anyhow::anyhow!("configuration is not usable:\n  - {}", e.problems.join("\n  - "))
+                anyhow::anyhow!(
+                    "configuration is not usable:\n  - {}",
+                    e.problems.join("\n  - ")
+                )
             })?;
             let rt = tokio::runtime::Runtime::new()?;
             rt.block_on(async {
@@ -286,7 +318,11 @@ fn progress_bar(total: u64) -> ProgressBar {
     if !io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }
-    let bar = if total > 0 { ProgressBar::new(total) } else { ProgressBar::new_spinner() };
+    let bar = if total > 0 {
+        ProgressBar::new(total)
+    } else {
+        ProgressBar::new_spinner()
+    };
     bar.set_style(
         ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {bytes}/{total_bytes} ({bytes_per_sec}, eta {eta})")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),

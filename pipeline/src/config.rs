@@ -144,7 +144,9 @@ pub struct InputConfig {
 
 impl Default for InputConfig {
     fn default() -> Self {
-        Self { max_message_bytes: 1 << 20 }
+        Self {
+            max_message_bytes: 1 << 20,
+        }
     }
 }
 
@@ -160,7 +162,10 @@ const SECTIONS: &[&str] = &["kafka", "clickhouse", "tenants", "input"];
 
 impl Config {
     /// Reads `path` (if given), applies `env` overrides, and validates.
-    pub fn load(path: Option<&Path>, env: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
+    pub fn load(
+        path: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
         let text = match path {
             Some(p) => std::fs::read_to_string(p).map_err(|e| ConfigError {
                 problems: vec![format!("cannot read config file {}: {e}", p.display())],
@@ -171,14 +176,22 @@ impl Config {
     }
 
     /// Parses TOML text, applies `env` overrides, and validates.
-    pub fn from_toml(text: &str, env: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
+    pub fn from_toml(
+        text: &str,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
         let one = |p: String| ConfigError { problems: vec![p] };
-        let mut doc: toml::Table = toml::from_str(text).map_err(|e| one(format!("config is not valid TOML: {e}")))?;
+        let mut doc: toml::Table =
+            toml::from_str(text).map_err(|e| one(format!("config is not valid TOML: {e}")))?;
         let mut problems = Vec::new();
         for (key, value) in env {
-            let Some(rest) = key.strip_prefix("SENTRA_") else { continue };
+            let Some(rest) = key.strip_prefix("SENTRA_") else {
+                continue;
+            };
             let rest = rest.to_ascii_lowercase();
-            let Some((section, field)) = rest.split_once('_') else { continue };
+            let Some((section, field)) = rest.split_once('_') else {
+                continue;
+            };
             if !SECTIONS.contains(&section) {
                 continue;
             }
@@ -188,16 +201,23 @@ impl Config {
                 .and_then(|mut t| t.remove("v"))
                 .unwrap_or_else(|| toml::Value::String(value.clone()));
             let parsed = match (field, parsed) {
-                ("topics" | "allow", toml::Value::String(s)) => {
-                    toml::Value::Array(s.split(',').map(|t| toml::Value::String(t.trim().to_owned())).collect())
-                }
+                ("topics" | "allow", toml::Value::String(s)) => toml::Value::Array(
+                    s.split(',')
+                        .map(|t| toml::Value::String(t.trim().to_owned()))
+                        .collect(),
+                ),
                 (_, v) => v,
             };
-            match doc.entry(section).or_insert_with(|| toml::Value::Table(toml::Table::new())) {
+            match doc
+                .entry(section)
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+            {
                 toml::Value::Table(t) => {
                     t.insert(field.to_owned(), parsed);
                 }
-                _ => problems.push(format!("{key}: [{section}] is not a table in the config file")),
+                _ => problems.push(format!(
+                    "{key}: [{section}] is not a table in the config file"
+                )),
             }
         }
         let config: Config = toml::Value::Table(doc)
@@ -216,7 +236,10 @@ impl Config {
         let mut p = Vec::new();
         let k = &self.kafka;
         if k.brokers.trim().is_empty() {
-            p.push("kafka.brokers is empty: set it to host:port[,host:port] (or SENTRA_KAFKA_BROKERS)".into());
+            p.push(
+                "kafka.brokers is empty: set it to host:port[,host:port] (or SENTRA_KAFKA_BROKERS)"
+                    .into(),
+            );
         }
         if k.group_id.trim().is_empty() {
             p.push("kafka.group_id is empty".into());
@@ -240,10 +263,21 @@ impl Config {
         }
         let c = &self.clickhouse;
         if !(c.url.starts_with("http://") || c.url.starts_with("https://")) {
-            p.push(format!("clickhouse.url {:?} must start with http:// or https://", c.url));
+            p.push(format!(
+                "clickhouse.url {:?} must start with http:// or https://",
+                c.url
+            ));
         }
-        if c.database.is_empty() || !c.database.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
-            p.push(format!("clickhouse.database {:?} may only contain letters, digits and '_'", c.database));
+        if c.database.is_empty()
+            || !c
+                .database
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        {
+            p.push(format!(
+                "clickhouse.database {:?} may only contain letters, digits and '_'",
+                c.database
+            ));
         }
         if let Some(allow) = &self.tenants.allow {
             for t in allow {
@@ -253,7 +287,9 @@ impl Config {
             }
             for (topic, tenant) in &k.topic_tenants {
                 if !allow.contains(tenant) {
-                    p.push(format!("kafka.topic_tenants.{topic:?} = {tenant:?} is not in tenants.allow"));
+                    p.push(format!(
+                        "kafka.topic_tenants.{topic:?} = {tenant:?} is not in tenants.allow"
+                    ));
                 }
             }
         }
@@ -270,7 +306,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -289,7 +328,10 @@ mod tests {
                 ("SENTRA_KAFKA_TOPICS", "t1, t2"),
                 ("SENTRA_KAFKA_BATCH_MAX_MESSAGES", "10"),
                 ("SENTRA_CLICKHOUSE_PASSWORD", "s3cret"),
-                ("SENTRA_SOAR_WEBHOOK", "ignored: not a section of this config"),
+                (
+                    "SENTRA_SOAR_WEBHOOK",
+                    "ignored: not a section of this config",
+                ),
                 ("HOME", "/root"),
             ]),
         )
@@ -310,18 +352,33 @@ mod tests {
         )
         .unwrap_err();
         let text = err.to_string();
-        for needle in ["kafka.topics", "topic_tenants", "clickhouse.url", "clickhouse.database", "threshold"] {
+        for needle in [
+            "kafka.topics",
+            "topic_tenants",
+            "clickhouse.url",
+            "clickhouse.database",
+            "threshold",
+        ] {
             assert!(text.contains(needle), "{needle} missing from:\n{text}");
         }
     }
 
     #[test]
     fn unknown_keys_and_bad_types_are_named() {
-        let e = Config::from_toml("[kafka]\nbrokerz = \"x\"\n", env(&[])).unwrap_err().to_string();
+        let e = Config::from_toml("[kafka]\nbrokerz = \"x\"\n", env(&[]))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("brokerz"), "{e}");
-        let e = Config::from_toml("", env(&[("SENTRA_CLICKHOUSE_PASWORD", "x")])).unwrap_err().to_string();
+        let e = Config::from_toml("", env(&[("SENTRA_CLICKHOUSE_PASWORD", "x")]))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("paswor"), "{e}");
-        let e = Config::from_toml("[kafka]\nbatch_max_messages = \"many\"\n", env(&[])).unwrap_err().to_string();
-        assert!(e.contains("batch_max_messages") || e.contains("invalid type"), "{e}");
+        let e = Config::from_toml("[kafka]\nbatch_max_messages = \"many\"\n", env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("batch_max_messages") || e.contains("invalid type"),
+            "{e}"
+        );
     }
 }

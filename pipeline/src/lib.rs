@@ -2,8 +2,8 @@
 //! events (or quarantines them), [`detect`] turns events into signals, and the drivers ([`replay`] for files,
 //! [`run`] for Kafka) wire sources to sinks with the delivery guarantees described in docs/ARCHITECTURE.md.
 
-pub mod normalize;
 pub mod config;
 pub mod detect;
+pub mod normalize;
 pub mod replay;
 pub mod run;

@@ -42,7 +42,10 @@ impl Source {
     fn name(&self) -> String {
         match self {
             Source::Stdin => "stdin".to_owned(),
-            Source::Path(p) => p.file_name().map_or_else(|| p.display().to_string(), |n| n.to_string_lossy().into_owned()),
+            Source::Path(p) => p.file_name().map_or_else(
+                || p.display().to_string(),
+                |n| n.to_string_lossy().into_owned(),
+            ),
         }
     }
 }
@@ -107,8 +110,11 @@ struct Replay<'a> {
 impl Replay<'_> {
     fn emit(&mut self, signals: Vec<Signal>) -> Result<(), ReplayError> {
         for s in &signals {
-            serde_json::to_writer(&mut *self.signals_out, s).map_err(|e| ReplayError::Output(e.into()))?;
-            self.signals_out.write_all(b"\n").map_err(ReplayError::Output)?;
+            serde_json::to_writer(&mut *self.signals_out, s)
+                .map_err(|e| ReplayError::Output(e.into()))?;
+            self.signals_out
+                .write_all(b"\n")
+                .map_err(ReplayError::Output)?;
         }
         self.summary.signals += signals.len() as u64;
         if let Some(store) = &self.store {
@@ -147,7 +153,10 @@ pub fn replay(
         .map_or(0, |d| d.as_micros() as i64);
     for source in &opts.sources {
         let name = source.name();
-        let input_err = |e| ReplayError::Input { path: name.clone(), source: e };
+        let input_err = |e| ReplayError::Input {
+            path: name.clone(),
+            source: e,
+        };
         let reader: Box<dyn Read> = match source {
             Source::Stdin => Box::new(io::stdin().lock()),
             Source::Path(p) => Box::new(File::open(p).map_err(input_err)?),
@@ -201,7 +210,10 @@ pub fn replay(
                     }
                 }
                 Err(q) => {
-                    *r.summary.quarantined_by_reason.entry(q.reason.as_str().to_owned()).or_default() += 1;
+                    *r.summary
+                        .quarantined_by_reason
+                        .entry(q.reason.as_str().to_owned())
+                        .or_default() += 1;
                     r.quarantine.push(*q);
                 }
             }

@@ -71,7 +71,9 @@ fn client_config(config: &Config) -> ClientConfig {
 }
 
 fn now_us() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as i64)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64)
 }
 
 /// Retries `op` with exponential backoff (200 ms doubling to 30 s) while the error is retryable and no
@@ -110,7 +112,10 @@ async fn ensure_topic(config: &Config, topic: &str) -> Result<(), RunError> {
     for r in admin.create_topics([&new], &opts).await? {
         match r {
             Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((t, code)) => return Err(KafkaError::AdminOp(code).into()).inspect_err(|_| warn!(topic = t, "cannot create topic")),
+            Err((t, code)) => {
+                return Err(KafkaError::AdminOp(code).into())
+                    .inspect_err(|_| warn!(topic = t, "cannot create topic"))
+            }
         }
     }
     Ok(())
@@ -118,7 +123,10 @@ async fn ensure_topic(config: &Config, topic: &str) -> Result<(), RunError> {
 
 /// Runs until `shutdown` turns true (or an unrecoverable error). Offsets are committed per batch, after
 /// the sinks acknowledged it.
-pub async fn run(config: &Config, mut shutdown: watch::Receiver<bool>) -> Result<RunStats, RunError> {
+pub async fn run(
+    config: &Config,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<RunStats, RunError> {
     let sink = ClickHouseSink::new(ClickHouseConfig {
         url: config.clickhouse.url.clone(),
         database: config.clickhouse.database.clone(),
@@ -133,17 +141,26 @@ pub async fn run(config: &Config, mut shutdown: watch::Receiver<bool>) -> Result
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
-        .set("session.timeout.ms", config.kafka.session_timeout_ms.to_string())
+        .set(
+            "session.timeout.ms",
+            config.kafka.session_timeout_ms.to_string(),
+        )
         .set("enable.partition.eof", "false")
         .create()?;
     let topics: Vec<&str> = config.kafka.topics.iter().map(String::as_str).collect();
     consumer.subscribe(&topics)?;
-    let producer: FutureProducer = client_config(config).set("message.timeout.ms", "30000").create()?;
+    let producer: FutureProducer = client_config(config)
+        .set("message.timeout.ms", "30000")
+        .create()?;
     info!(brokers = %config.kafka.brokers, group = %config.kafka.group_id, topics = ?topics, "consuming");
 
     let normalize = NormalizeConfig {
         max_message_bytes: config.input.max_message_bytes,
-        allowed_tenants: config.tenants.allow.as_ref().map(|a| a.iter().cloned().collect()),
+        allowed_tenants: config
+            .tenants
+            .allow
+            .as_ref()
+            .map(|a| a.iter().cloned().collect()),
         year: YearPolicy::Infer,
         tenant_from_host: false,
     };
@@ -172,14 +189,19 @@ pub async fn run(config: &Config, mut shutdown: watch::Receiver<bool>) -> Result
         let mut next_offsets: BTreeMap<(String, i32), i64> = BTreeMap::new();
         for m in &batch {
             let source = format!("kafka:{}:{}:{}", m.topic(), m.partition(), m.offset());
-            let header_tenant =
-                m.headers().and_then(|h| h.iter().find(|h| h.key == "tenant").and_then(|h| h.value));
+            let header_tenant = m
+                .headers()
+                .and_then(|h| h.iter().find(|h| h.key == "tenant").and_then(|h| h.value));
             let ts = m.timestamp().to_millis();
             let input = Input {
                 bytes: m.payload().unwrap_or_default(),
                 source: &source,
                 header_tenant,
-                fallback_tenant: config.kafka.topic_tenants.get(m.topic()).map(String::as_str),
+                fallback_tenant: config
+                    .kafka
+                    .topic_tenants
+                    .get(m.topic())
+                    .map(String::as_str),
                 reference_us: ts.map_or_else(now_us, |t| t * 1000),
                 reference_is_event_time: ts.is_some(),
             };
@@ -192,12 +214,20 @@ pub async fn run(config: &Config, mut shutdown: watch::Receiver<bool>) -> Result
                 }
                 Err(q) => quarantined.push((*q, m)),
             }
-            let next = next_offsets.entry((m.topic().to_owned(), m.partition())).or_insert(0);
+            let next = next_offsets
+                .entry((m.topic().to_owned(), m.partition()))
+                .or_insert(0);
             *next = (*next).max(m.offset() + 1);
         }
         let signals: Vec<Signal> = detector.close_ready();
 
-        send_to_quarantine(&producer, &config.kafka.quarantine_topic, &quarantined, &mut shutdown).await?;
+        send_to_quarantine(
+            &producer,
+            &config.kafka.quarantine_topic,
+            &quarantined,
+            &mut shutdown,
+        )
+        .await?;
         with_retry("ClickHouse", &mut shutdown, || sink.write_events(&events)).await?;
         with_retry("ClickHouse", &mut shutdown, || sink.write_signals(&signals)).await?;
 
@@ -209,7 +239,9 @@ pub async fn run(config: &Config, mut shutdown: watch::Receiver<bool>) -> Result
             Ok(()) => stats.commits += 1,
             // After a rebalance the partitions may belong to another member, which re-reads the batch;
             // the stores deduplicate it by id.
-            Err(e) => warn!(error = %e, "offset commit failed; the batch may be re-read (writes are idempotent)"),
+            Err(e) => {
+                warn!(error = %e, "offset commit failed; the batch may be re-read (writes are idempotent)")
+            }
         }
         stats.consumed += batch.len() as u64;
         stats.events += events.len() as u64;
@@ -241,15 +273,35 @@ async fn send_to_quarantine(
             let partition = m.partition().to_string();
             let offset = m.offset().to_string();
             let mut headers = OwnedHeaders::new()
-                .insert(Header { key: "sentra.reason", value: Some(q.reason.as_str()) })
-                .insert(Header { key: "sentra.detail", value: Some(q.detail.as_str()) })
-                .insert(Header { key: "sentra.source_topic", value: Some(m.topic()) })
-                .insert(Header { key: "sentra.source_partition", value: Some(partition.as_str()) })
-                .insert(Header { key: "sentra.source_offset", value: Some(offset.as_str()) });
+                .insert(Header {
+                    key: "sentra.reason",
+                    value: Some(q.reason.as_str()),
+                })
+                .insert(Header {
+                    key: "sentra.detail",
+                    value: Some(q.detail.as_str()),
+                })
+                .insert(Header {
+                    key: "sentra.source_topic",
+                    value: Some(m.topic()),
+                })
+                .insert(Header {
+                    key: "sentra.source_partition",
+                    value: Some(partition.as_str()),
+                })
+                .insert(Header {
+                    key: "sentra.source_offset",
+                    value: Some(offset.as_str()),
+                });
             if let Some(t) = &q.tenant {
-                headers = headers.insert(Header { key: "sentra.tenant", value: Some(t.as_str()) });
+                headers = headers.insert(Header {
+                    key: "sentra.tenant",
+                    value: Some(t.as_str()),
+                });
             }
-            let mut record = FutureRecord::<[u8], [u8]>::to(topic).payload(&q.original).headers(headers);
+            let mut record = FutureRecord::<[u8], [u8]>::to(topic)
+                .payload(&q.original)
+                .headers(headers);
             if let Some(k) = m.key() {
                 record = record.key(k);
             }

@@ -119,7 +119,10 @@ impl Event {
     /// Renders the event as an ECS-shaped JSON document.
     pub fn to_ecs_json(&self) -> Value {
         let mut doc = Map::new();
-        doc.insert("@timestamp".into(), Value::String(format_rfc3339_us(self.timestamp_us)));
+        doc.insert(
+            "@timestamp".into(),
+            Value::String(format_rfc3339_us(self.timestamp_us)),
+        );
         doc.insert("organization".into(), json!({ "id": self.tenant }));
         doc.insert("host".into(), json!({ "name": self.host }));
         let mut process = Map::new();
@@ -185,4 +188,3 @@ impl Event {
         Value::Object(doc)
     }
 }
-

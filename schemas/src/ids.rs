@@ -33,6 +33,9 @@ mod tests {
         assert_eq!(a.len(), 32);
         assert_ne!(a, event_id("acme", b"line", "auth.log:2"));
         assert_ne!(a, event_id("globex", b"line", "auth.log:1"));
-        assert_ne!(hex_digest(&[b"ab", b"c"], 64), hex_digest(&[b"a", b"bc"], 64));
+        assert_ne!(
+            hex_digest(&[b"ab", b"c"], 64),
+            hex_digest(&[b"a", b"bc"], 64)
+        );
     }
 }

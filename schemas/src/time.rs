@@ -57,7 +57,8 @@ pub fn parse_iso8601_prefix(s: &[u8]) -> Option<(i64, usize)> {
         Some(v)
     }
     let year = num(s, 0, 4)?;
-    if s.get(4) != Some(&b'-') || s.get(7) != Some(&b'-') || !matches!(s.get(10), Some(b'T' | b' ')) {
+    if s.get(4) != Some(&b'-') || s.get(7) != Some(&b'-') || !matches!(s.get(10), Some(b'T' | b' '))
+    {
         return None;
     }
     let (month, day) = (num(s, 5, 2)?, num(s, 8, 2)?);
@@ -125,7 +126,9 @@ pub mod rfc3339_us {
         let s = String::deserialize(d)?;
         match super::parse_iso8601_prefix(s.as_bytes()) {
             Some((us, n)) if n == s.len() => Ok(us),
-            _ => Err(serde::de::Error::custom(format!("not an RFC 3339 timestamp: {s:?}"))),
+            _ => Err(serde::de::Error::custom(format!(
+                "not an RFC 3339 timestamp: {s:?}"
+            ))),
         }
     }
 }
@@ -141,7 +144,10 @@ mod tests {
             assert_eq!(days_from_civil(y, m, d), days);
         }
         assert_eq!(days_from_civil(2026, 3, 14), 20_526);
-        assert_eq!(format_rfc3339_us(1_773_446_400_000_001), "2026-03-14T00:00:00.000001Z");
+        assert_eq!(
+            format_rfc3339_us(1_773_446_400_000_001),
+            "2026-03-14T00:00:00.000001Z"
+        );
     }
 
     #[test]
@@ -157,7 +163,12 @@ mod tests {
         for (s, us, n) in cases {
             assert_eq!(parse_iso8601_prefix(s.as_bytes()), Some((*us, *n)), "{s}");
         }
-        for bad in ["2026-13-14T00:00:00Z", "Mar 14 00:00:00", "2026-03-14T0:00:00", "2026-03-14T00:00:00."] {
+        for bad in [
+            "2026-13-14T00:00:00Z",
+            "Mar 14 00:00:00",
+            "2026-03-14T0:00:00",
+            "2026-03-14T00:00:00.",
+        ] {
             assert_eq!(parse_iso8601_prefix(bad.as_bytes()), None, "{bad}");
         }
     }

@@ -31,7 +31,10 @@ impl std::fmt::Debug for ClickHouseConfig {
             .field("url", &self.url)
             .field("database", &self.database)
             .field("user", &self.user)
-            .field("password", &if self.password.is_empty() { "" } else { "***" })
+            .field(
+                "password",
+                &if self.password.is_empty() { "" } else { "***" },
+            )
             .finish()
     }
 }
@@ -100,7 +103,10 @@ fn classify(e: clickhouse::error::Error) -> SinkError {
     use clickhouse::error::Error as E;
     let detail = e.to_string();
     match e {
-        E::Network(_) | E::TimedOut => SinkError::Unavailable { store: STORE, detail },
+        E::Network(_) | E::TimedOut => SinkError::Unavailable {
+            store: STORE,
+            detail,
+        },
         // Codes worth retrying: TIMEOUT_EXCEEDED 159, TOO_MANY_SIMULTANEOUS_QUERIES 202, SOCKET_TIMEOUT 209,
         // NETWORK_ERROR 210, MEMORY_LIMIT_EXCEEDED 241, TABLE_IS_READ_ONLY 242, TOO_MANY_PARTS 252.
         E::BadResponse(ref text)
@@ -108,12 +114,23 @@ fn classify(e: clickhouse::error::Error) -> SinkError {
                 .iter()
                 .any(|c| text.contains(&format!("Code: {c}."))) =>
         {
-            SinkError::Unavailable { store: STORE, detail }
+            SinkError::Unavailable {
+                store: STORE,
+                detail,
+            }
         }
-        E::BadResponse(ref text) if text.starts_with("5") || text.contains("Service Unavailable") => {
-            SinkError::Unavailable { store: STORE, detail }
+        E::BadResponse(ref text)
+            if text.starts_with("5") || text.contains("Service Unavailable") =>
+        {
+            SinkError::Unavailable {
+                store: STORE,
+                detail,
+            }
         }
-        _ => SinkError::Rejected { store: STORE, detail },
+        _ => SinkError::Rejected {
+            store: STORE,
+            detail,
+        },
     }
 }
 
@@ -146,7 +163,11 @@ impl ClickHouseSink {
             .map_err(classify)?;
         for (_version, _name, sql) in CLICKHOUSE_MIGRATIONS {
             for stmt in statements(sql) {
-                self.client.query_raw(&stmt).execute().await.map_err(classify)?;
+                self.client
+                    .query_raw(&stmt)
+                    .execute()
+                    .await
+                    .map_err(classify)?;
             }
         }
         Ok(())
@@ -157,7 +178,11 @@ impl ClickHouseSink {
         if events.is_empty() {
             return Ok(());
         }
-        let mut insert = self.client.insert::<EventRow<'_>>("events").await.map_err(classify)?;
+        let mut insert = self
+            .client
+            .insert::<EventRow<'_>>("events")
+            .await
+            .map_err(classify)?;
         for e in events {
             let row = EventRow {
                 tenant: e.tenant.as_str(),
@@ -192,7 +217,11 @@ impl ClickHouseSink {
         if signals.is_empty() {
             return Ok(());
         }
-        let mut insert = self.client.insert::<SignalRow<'_>>("signals").await.map_err(classify)?;
+        let mut insert = self
+            .client
+            .insert::<SignalRow<'_>>("signals")
+            .await
+            .map_err(classify)?;
         for s in signals {
             let row = SignalRow {
                 tenant: s.tenant.as_str(),
@@ -252,7 +281,9 @@ mod tests {
         for (_, _, sql) in CLICKHOUSE_MIGRATIONS {
             let stmts = statements(sql);
             assert!(stmts.len() >= 2);
-            assert!(stmts.iter().all(|s| s.starts_with("CREATE") && !s.ends_with(';')));
+            assert!(stmts
+                .iter()
+                .all(|s| s.starts_with("CREATE") && !s.ends_with(';')));
         }
     }
 

@@ -17,8 +17,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, Float64Builder, StringBuilder, TimestampMicrosecondBuilder, UInt16Builder, UInt32Builder,
-    UInt64Builder,
+    ArrayRef, Float64Builder, StringBuilder, TimestampMicrosecondBuilder, UInt16Builder,
+    UInt32Builder, UInt64Builder,
 };
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow::record_batch::RecordBatch;
@@ -36,7 +36,10 @@ pub struct EmbeddedStore {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> SinkError + '_ {
-    move |source| SinkError::Io { path: path.display().to_string(), source }
+    move |source| SinkError::Io {
+        path: path.display().to_string(),
+        source,
+    }
 }
 
 fn ts_type() -> DataType {
@@ -96,7 +99,9 @@ pub fn signals_schema() -> SchemaRef {
 
 fn events_batch(events: &[&Event]) -> Result<RecordBatch, arrow::error::ArrowError> {
     let n = events.len();
-    let mut strings: Vec<StringBuilder> = (0..16).map(|_| StringBuilder::with_capacity(n, n * 16)).collect();
+    let mut strings: Vec<StringBuilder> = (0..16)
+        .map(|_| StringBuilder::with_capacity(n, n * 16))
+        .collect();
     let mut ts = TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC");
     let mut pid = UInt32Builder::with_capacity(n);
     let mut port = UInt16Builder::with_capacity(n);
@@ -130,7 +135,9 @@ fn events_batch(events: &[&Event]) -> Result<RecordBatch, arrow::error::ArrowErr
     for e in events {
         source.append_value(&e.source);
     }
-    let mut s = strings.into_iter().map(|mut b| Arc::new(b.finish()) as ArrayRef);
+    let mut s = strings
+        .into_iter()
+        .map(|mut b| Arc::new(b.finish()) as ArrayRef);
     let mut next = || s.next().expect("16 string columns");
     let columns: Vec<ArrayRef> = vec![
         next(),
@@ -185,7 +192,13 @@ fn signals_batch(signals: &[&Signal]) -> Result<RecordBatch, arrow::error::Arrow
         user.append_option(s.user.as_deref());
         ip.append_option(s.ip.as_deref());
         hosts.append_value(s.hosts.join(","));
-        mitre.append_value(s.mitre.iter().map(|m| m.technique.as_str()).collect::<Vec<_>>().join(","));
+        mitre.append_value(
+            s.mitre
+                .iter()
+                .map(|m| m.technique.as_str())
+                .collect::<Vec<_>>()
+                .join(","),
+        );
         intent.append_value(&s.intent);
         narrative.append_value(&s.narrative);
         rec.append_value(&s.recommendation);
@@ -212,7 +225,7 @@ fn signals_batch(signals: &[&Signal]) -> Result<RecordBatch, arrow::error::Arrow
 }
 
 /// Groups items by tenant, keeping their order within each tenant.
-fn by_tenant<'a, T>(items: &'a [T], tenant: impl Fn(&T) -> &str) -> BTreeMap<String, Vec<&'a T>> {
+fn by_tenant<T>(items: &[T], tenant: impl Fn(&T) -> &str) -> BTreeMap<String, Vec<&T>> {
     let mut out: BTreeMap<String, Vec<&T>> = BTreeMap::new();
     for i in items {
         out.entry(tenant(i).to_owned()).or_default().push(i);
@@ -256,8 +269,10 @@ impl EmbeddedStore {
         if items.is_empty() {
             return Ok(());
         }
-        let ids: Vec<Vec<u8>> =
-            items.iter().map(|q| [q.source.as_bytes(), b"\0", q.original.as_slice()].concat()).collect();
+        let ids: Vec<Vec<u8>> = items
+            .iter()
+            .map(|q| [q.source.as_bytes(), b"\0", q.original.as_slice()].concat())
+            .collect();
         let refs: Vec<&[u8]> = ids.iter().map(Vec::as_slice).collect();
         let mut body = Vec::new();
         for q in items {
@@ -269,14 +284,24 @@ impl EmbeddedStore {
     }
 
     fn part_path(&self, dir: &str, ids: &[&[u8]], ext: &str) -> PathBuf {
-        self.root.join(dir).join(format!("part-{}.{ext}", hex_digest(ids, 24)))
+        self.root
+            .join(dir)
+            .join(format!("part-{}.{ext}", hex_digest(ids, 24)))
     }
 
-    fn write_parquet(&self, dir: &str, ids: &[&[u8]], batch: &RecordBatch) -> Result<(), SinkError> {
+    fn write_parquet(
+        &self,
+        dir: &str,
+        ids: &[&[u8]],
+        batch: &RecordBatch,
+    ) -> Result<(), SinkError> {
         let path = self.part_path(dir, ids, "parquet");
         self.write_atomically(&path, |f| {
-            let props = WriterProperties::builder().set_compression(Compression::SNAPPY).build();
-            let mut w = ArrowWriter::try_new(f, batch.schema(), Some(props)).map_err(std::io::Error::other)?;
+            let props = WriterProperties::builder()
+                .set_compression(Compression::SNAPPY)
+                .build();
+            let mut w = ArrowWriter::try_new(f, batch.schema(), Some(props))
+                .map_err(std::io::Error::other)?;
             w.write(batch).map_err(std::io::Error::other)?;
             w.close().map_err(std::io::Error::other)?;
             Ok(())
@@ -300,7 +325,10 @@ impl EmbeddedStore {
 }
 
 fn internal(e: impl ToString) -> SinkError {
-    SinkError::Rejected { store: "embedded store", detail: e.to_string() }
+    SinkError::Rejected {
+        store: "embedded store",
+        detail: e.to_string(),
+    }
 }
 
 #[cfg(test)]
@@ -340,7 +368,12 @@ mod tests {
             .unwrap()
             .map(|f| {
                 let f = fs::File::open(f.unwrap().path()).unwrap();
-                ParquetRecordBatchReaderBuilder::try_new(f).unwrap().build().unwrap().map(|b| b.unwrap().num_rows()).sum::<usize>()
+                ParquetRecordBatchReaderBuilder::try_new(f)
+                    .unwrap()
+                    .build()
+                    .unwrap()
+                    .map(|b| b.unwrap().num_rows())
+                    .sum::<usize>()
             })
             .sum()
     }
@@ -349,11 +382,20 @@ mod tests {
     fn writes_per_tenant_and_rewrites_idempotently() {
         let dir = tempfile::tempdir().unwrap();
         let store = EmbeddedStore::new(dir.path());
-        let batch = vec![event("acme", "a1"), event("globex", "g1"), event("acme", "a2")];
+        let batch = vec![
+            event("acme", "a1"),
+            event("globex", "g1"),
+            event("acme", "a2"),
+        ];
         store.write_events(&batch).unwrap();
         store.write_events(&batch).unwrap();
         assert_eq!(rows(&dir.path().join("events/tenant=acme")), 2);
         assert_eq!(rows(&dir.path().join("events/tenant=globex")), 1);
-        assert!(!dir.path().join("events/tenant=acme").read_dir().unwrap().any(|f| f.unwrap().path().extension().unwrap() == "tmp"));
+        assert!(!dir
+            .path()
+            .join("events/tenant=acme")
+            .read_dir()
+            .unwrap()
+            .any(|f| f.unwrap().path().extension().unwrap() == "tmp"));
     }
 }

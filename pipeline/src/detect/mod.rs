@@ -24,7 +24,11 @@ pub struct BruteForceConfig {
 
 impl Default for BruteForceConfig {
     fn default() -> Self {
-        Self { threshold: 5, window_secs: 60, allowed_lateness_secs: 30 }
+        Self {
+            threshold: 5,
+            window_secs: 60,
+            allowed_lateness_secs: 30,
+        }
     }
 }
 
@@ -39,7 +43,9 @@ impl BruteForceConfig {
             p.push("detection.ssh_brute_force.window_secs must be between 1 and 86400".to_owned());
         }
         if self.allowed_lateness_secs > 86_400 {
-            p.push("detection.ssh_brute_force.allowed_lateness_secs must be at most 86400".to_owned());
+            p.push(
+                "detection.ssh_brute_force.allowed_lateness_secs must be at most 86400".to_owned(),
+            );
         }
         p
     }

@@ -4,7 +4,9 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use sentra_schemas::time::format_rfc3339_us;
-use sentra_schemas::{hex_digest, Event, MitreTechnique, Outcome, RiskFactor, Severity, Signal, TenantId};
+use sentra_schemas::{
+    hex_digest, Event, MitreTechnique, Outcome, RiskFactor, Severity, Signal, TenantId,
+};
 
 use super::{BruteForceConfig, Observed};
 
@@ -34,7 +36,11 @@ pub struct SshBruteForce {
 impl SshBruteForce {
     /// A detection with no state.
     pub fn new(config: BruteForceConfig) -> Self {
-        Self { config, open: BTreeMap::new(), max_event_us: HashMap::new() }
+        Self {
+            config,
+            open: BTreeMap::new(),
+            max_event_us: HashMap::new(),
+        }
     }
 
     fn window_us(&self) -> i64 {
@@ -47,8 +53,16 @@ impl SshBruteForce {
             .map(|m| m - self.config.allowed_lateness_secs as i64 * 1_000_000)
     }
 
-    /// Offers one event. Failed SSH logins with a source IP are counted in their window.
+    /// Offers one event. Every event advances its tenant's event-time clock; failed SSH logins with a
+    /// source IP are counted in their window.
     pub fn observe(&mut self, e: &Event) -> Observed {
+        let window_end_at_watermark = self.watermark(&e.tenant);
+        match self.max_event_us.get_mut(&e.tenant) {
+            Some(max) => *max = (*max).max(e.timestamp_us),
+            None => {
+                self.max_event_us.insert(e.tenant.clone(), e.timestamp_us);
+            }
+        }
         let relevant = e.outcome == Outcome::Failure
             && matches!(e.action.as_str(), "ssh_login" | "ssh_invalid_user_login")
             && e.source_ip.is_some();
@@ -56,14 +70,15 @@ impl SshBruteForce {
             return Observed::Ignored;
         };
         let start = e.timestamp_us.div_euclid(self.window_us()) * self.window_us();
-        if let Some(wm) = self.watermark(&e.tenant) {
+        if let Some(wm) = window_end_at_watermark {
             if start + self.window_us() <= wm {
                 return Observed::Late;
             }
         }
-        let max = self.max_event_us.entry(e.tenant.clone()).or_insert(e.timestamp_us);
-        *max = (*max).max(e.timestamp_us);
-        let w = self.open.entry((e.tenant.clone(), start, ip.clone())).or_default();
+        let w = self
+            .open
+            .entry((e.tenant.clone(), start, ip.clone()))
+            .or_default();
         w.count += 1;
         if let Some(u) = &e.user {
             if w.users.len() < 64 || w.users.contains(u) {
@@ -85,7 +100,10 @@ impl SshBruteForce {
         let ready: Vec<_> = self
             .open
             .keys()
-            .filter(|(t, start, _)| self.watermark(t).is_some_and(|wm| start + self.window_us() <= wm))
+            .filter(|(t, start, _)| {
+                self.watermark(t)
+                    .is_some_and(|wm| start + self.window_us() <= wm)
+            })
             .cloned()
             .collect();
         self.emit(ready)
@@ -123,10 +141,17 @@ impl SshBruteForce {
         factors.push(RiskFactor {
             name: "intensity".into(),
             contribution: round3(intensity),
-            detail: format!("{} failures against a threshold of {}", w.count, self.config.threshold),
+            detail: format!(
+                "{} failures against a threshold of {}",
+                w.count, self.config.threshold
+            ),
         });
-        let privileged: Vec<&str> =
-            w.users.iter().map(String::as_str).filter(|u| PRIVILEGED_USERS.contains(u)).collect();
+        let privileged: Vec<&str> = w
+            .users
+            .iter()
+            .map(String::as_str)
+            .filter(|u| PRIVILEGED_USERS.contains(u))
+            .collect();
         if !privileged.is_empty() {
             factors.push(RiskFactor {
                 name: "privileged_target".into(),
@@ -141,11 +166,21 @@ impl SshBruteForce {
                 detail: format!("{} distinct user names tried", w.users.len()),
             });
         }
-        let risk = round3(factors.iter().map(|f| f.contribution).sum::<f64>().clamp(0.0, 1.0));
+        let risk = round3(
+            factors
+                .iter()
+                .map(|f| f.contribution)
+                .sum::<f64>()
+                .clamp(0.0, 1.0),
+        );
         let hosts: Vec<String> = w.hosts.into_iter().collect();
         let users: Vec<&str> = w.users.iter().map(String::as_str).take(5).collect();
         let more = w.users.len().saturating_sub(users.len());
-        let users_text = if more > 0 { format!("{} and {more} more", users.join(", ")) } else { users.join(", ") };
+        let users_text = if more > 0 {
+            format!("{} and {more} more", users.join(", "))
+        } else {
+            users.join(", ")
+        };
         let narrative = format!(
             "Between {} and {} UTC, {} SSH logins from {ip} failed on {} (user names tried: {users_text}). \
              This pattern is consistent with automated password guessing.",
@@ -158,9 +193,19 @@ impl SshBruteForce {
             "Check whether {ip} is a known scanner or internal tool. If it is not, block it at the perimeter, \
              confirm no login from it succeeded, and prefer key-based SSH authentication."
         );
-        let single_user = (w.users.len() == 1).then(|| w.users.iter().next().cloned()).flatten();
+        let single_user = (w.users.len() == 1)
+            .then(|| w.users.iter().next().cloned())
+            .flatten();
         Signal {
-            id: hex_digest(&[tenant.as_str().as_bytes(), NAME.as_bytes(), ip.as_bytes(), &start.to_le_bytes()], 12),
+            id: hex_digest(
+                &[
+                    tenant.as_str().as_bytes(),
+                    NAME.as_bytes(),
+                    ip.as_bytes(),
+                    &start.to_le_bytes(),
+                ],
+                12,
+            ),
             signal: NAME.into(),
             tenant,
             hosts,
@@ -172,7 +217,10 @@ impl SshBruteForce {
             risk_score: risk,
             severity: Severity::from_risk(risk),
             risk_factors: factors,
-            mitre: vec![MitreTechnique { technique: "T1110.001".into(), tactic: "Credential Access".into() }],
+            mitre: vec![MitreTechnique {
+                technique: "T1110.001".into(),
+                tactic: "Credential Access".into(),
+            }],
             compliance: vec![
                 "SOC2:CC6.1".into(),
                 "SOC2:CC7.2".into(),
@@ -197,7 +245,10 @@ mod tests {
     use crate::normalize::{Input, NormalizeConfig, Normalizer, YearPolicy};
 
     fn events(lines: &[String]) -> Vec<Event> {
-        let mut n = Normalizer::new(NormalizeConfig { year: YearPolicy::Fixed(2026), ..Default::default() });
+        let mut n = Normalizer::new(NormalizeConfig {
+            year: YearPolicy::Fixed(2026),
+            ..Default::default()
+        });
         lines
             .iter()
             .enumerate()
@@ -236,7 +287,10 @@ mod tests {
         let five: Vec<String> = (0..5).map(|i| fail(i, "203.0.113.7", "root")).collect();
         let s = run(&five);
         assert_eq!(s.len(), 1);
-        assert_eq!((s[0].count, s[0].ip.as_deref(), s[0].user.as_deref()), (5, Some("203.0.113.7"), Some("root")));
+        assert_eq!(
+            (s[0].count, s[0].ip.as_deref(), s[0].user.as_deref()),
+            (5, Some("203.0.113.7"), Some("root"))
+        );
         assert_eq!(s[0].mitre[0].technique, "T1110.001");
         assert_eq!(s[0].risk_score, 0.55); // base 0.4 + intensity 0 + privileged 0.15
         assert_eq!(s[0].severity, Severity::High);
@@ -275,5 +329,25 @@ mod tests {
         let lines: Vec<String> = (0..7).map(|i| fail(i, "203.0.113.7", "root")).collect();
         assert_eq!(run(&lines), run(&lines));
         assert_eq!(run(&lines)[0].id.len(), 12);
+    }
+
+    #[test]
+    fn any_event_of_the_tenant_advances_its_watermark() {
+        let mut lines: Vec<String> = (0..5).map(|i| fail(i, "203.0.113.7", "root")).collect();
+        lines.push(
+            "Mar 14 00:05:00 web-1 sshd[1]: Accepted password for a from 10.0.0.1 port 22 ssh2"
+                .into(),
+        );
+        let mut d = SshBruteForce::new(BruteForceConfig::default());
+        let mut signals = Vec::new();
+        for e in events(&lines) {
+            d.observe(&e);
+            signals.extend(d.close_ready());
+        }
+        assert_eq!(
+            signals.len(),
+            1,
+            "the success line should close the failures' window"
+        );
     }
 }

@@ -36,7 +36,12 @@ pub struct Classified<'a> {
 }
 
 impl<'a> Classified<'a> {
-    fn new(category: Category, event_type: &'static str, action: &'static str, outcome: Outcome) -> Self {
+    fn new(
+        category: Category,
+        event_type: &'static str,
+        action: &'static str,
+        outcome: Outcome,
+    ) -> Self {
         Self {
             category,
             event_type,
@@ -67,7 +72,7 @@ impl<'a> Classified<'a> {
         self
     }
 
-    fn from(mut self, (ip, port): (Option<IpAddr>, Option<u16>)) -> Self {
+    fn from(mut self, (ip, port): Endpoint) -> Self {
         self.source_ip = ip;
         self.source_port = port;
         self
@@ -83,8 +88,8 @@ pub fn classify<'a>(program: &str, message: &'a str) -> Option<Classified<'a>> {
         "sshd" | "sshd-session" => sshd(message),
         "sudo" => sudo(message),
         "su" => su(message),
-        "useradd" | "usermod" | "groupadd" | "userdel" | "groupdel" | "groupmod" | "gpasswd" | "passwd"
-        | "chpasswd" => account(message),
+        "useradd" | "usermod" | "groupadd" | "userdel" | "groupdel" | "groupmod" | "gpasswd"
+        | "passwd" | "chpasswd" => account(message),
         _ => None,
     }
 }
@@ -94,14 +99,17 @@ fn non_empty(s: &str) -> Option<&str> {
     (!s.is_empty()).then_some(s)
 }
 
+/// A source address as sshd logs it: the IP (when valid) and the port (when given).
+type Endpoint = (Option<IpAddr>, Option<u16>);
+
 /// Splits `"… from IP[ port N][ rest]"` at the last ` from `: (text before, (ip, port)).
-fn split_from(s: &str) -> Option<(&str, (Option<IpAddr>, Option<u16>))> {
+fn split_from(s: &str) -> Option<(&str, Endpoint)> {
     let at = s.rfind(" from ")?;
     Some((&s[..at], ip_port(&s[at + 6..])))
 }
 
 /// Parses `IP[ port N]…` (anything after is ignored); the IP must be a valid address.
-fn ip_port(s: &str) -> (Option<IpAddr>, Option<u16>) {
+fn ip_port(s: &str) -> Endpoint {
     let (ip, rest) = s.split_once(' ').unwrap_or((s, ""));
     let ip = ip.parse().ok();
     let port = rest.strip_prefix("port ").and_then(|p| {
@@ -113,7 +121,12 @@ fn ip_port(s: &str) -> (Option<IpAddr>, Option<u16>) {
 
 /// Strips the `invalid user ` / `authenticating user ` / `user ` qualifiers sshd puts before a name.
 fn strip_user_qualifier(s: &str) -> &str {
-    for q in ["invalid user ", "authenticating user ", "illegal user ", "user "] {
+    for q in [
+        "invalid user ",
+        "authenticating user ",
+        "illegal user ",
+        "user ",
+    ] {
         if let Some(rest) = s.strip_prefix(q) {
             return rest;
         }
@@ -123,7 +136,7 @@ fn strip_user_qualifier(s: &str) -> &str {
 
 /// `[qualifier ]NAME IP port N…` (sshd's disconnect/closed format, no `from`): the name is everything
 /// before the last space-separated IP that is followed by ` port `.
-fn user_ip_port(s: &str) -> Option<(&str, (Option<IpAddr>, Option<u16>))> {
+fn user_ip_port(s: &str) -> Option<(&str, Endpoint)> {
     let at = s.rfind(" port ")?;
     let head = &s[..at];
     let (name, ip) = head.rsplit_once(' ').unwrap_or(("", head));
@@ -133,7 +146,10 @@ fn user_ip_port(s: &str) -> Option<(&str, (Option<IpAddr>, Option<u16>))> {
 fn sshd(m: &str) -> Option<Classified<'_>> {
     use Category::*;
     use Outcome::*;
-    if let Some(r) = m.strip_prefix("Failed ").or_else(|| m.strip_prefix("Accepted ")) {
+    if let Some(r) = m
+        .strip_prefix("Failed ")
+        .or_else(|| m.strip_prefix("Accepted "))
+    {
         let success = m.starts_with('A');
         let (method, rest) = r.split_once(" for ")?;
         let (who, from) = split_from(rest)?;
@@ -147,7 +163,10 @@ fn sshd(m: &str) -> Option<Classified<'_>> {
         }
         return Some(c.user(who));
     }
-    if let Some(r) = m.strip_prefix("Invalid user ").or_else(|| m.strip_prefix("Illegal user ")) {
+    if let Some(r) = m
+        .strip_prefix("Invalid user ")
+        .or_else(|| m.strip_prefix("Illegal user "))
+    {
         let c = Classified::new(Authentication, "info", "ssh_invalid_user", Failure);
         return Some(match split_from(r) {
             Some((who, from)) => c.user(who).from(from),
@@ -178,7 +197,8 @@ fn sshd(m: &str) -> Option<Classified<'_>> {
         }
     }
     if let Some(r) = m.strip_prefix("ROOT LOGIN REFUSED FROM ") {
-        let c = Classified::new(Authentication, "info", "ssh_login_not_allowed", Failure).user("root");
+        let c =
+            Classified::new(Authentication, "info", "ssh_login_not_allowed", Failure).user("root");
         return Some(c.from(ip_port(r)));
     }
     if let Some(r) = m.strip_prefix("Received disconnect from ") {
@@ -187,7 +207,9 @@ fn sshd(m: &str) -> Option<Classified<'_>> {
             let p = r.split_once(" port ")?.1;
             p[..p.find(':').unwrap_or(p.len())].parse().ok()
         });
-        return Some(Classified::new(Session, "end", "ssh_disconnect", Outcome::Unknown).from((ip, port)));
+        return Some(
+            Classified::new(Session, "end", "ssh_disconnect", Outcome::Unknown).from((ip, port)),
+        );
     }
     for (prefix, action) in [
         ("Disconnected from ", "ssh_disconnect"),
@@ -205,7 +227,10 @@ fn sshd(m: &str) -> Option<Classified<'_>> {
     if let Some(r) = m.strip_prefix("PAM ") {
         if r.contains("more authentication failure") {
             let c = Classified::new(Authentication, "info", "ssh_auth_failures_summary", Failure);
-            return Some(c.user(kv(r, "user=").unwrap_or("")).from((kv(r, "rhost=").and_then(|h| h.parse().ok()), None)));
+            return Some(
+                c.user(kv(r, "user=").unwrap_or(""))
+                    .from((kv(r, "rhost=").and_then(|h| h.parse().ok()), None)),
+            );
         }
     }
     None
@@ -258,7 +283,11 @@ fn pam_unix<'a>(program: &str, r: &'a str) -> Option<Classified<'a>> {
         let (target, by) = r.split_once(" by ").unwrap_or((r, ""));
         let (target, by) = (strip_uid(target), strip_uid(by));
         let c = Classified::new(Session, "start", "session_opened", Success);
-        return Some(if by.is_empty() || by == target { c.user(target) } else { c.user(by).target(target) });
+        return Some(if by.is_empty() || by == target {
+            c.user(target)
+        } else {
+            c.user(by).target(target)
+        });
     }
     if let Some(r) = rest.strip_prefix("session closed for user ") {
         return Some(Classified::new(Session, "end", "session_closed", Success).user(strip_uid(r)));
@@ -266,8 +295,14 @@ fn pam_unix<'a>(program: &str, r: &'a str) -> Option<Classified<'a>> {
     if let Some(r) = rest.strip_prefix("password changed for ") {
         return Some(Classified::new(Iam, "change", "password_changed", Success).target(r));
     }
-    if rest.starts_with("check pass; user unknown") || rest.starts_with("auth could not identify password") {
-        let action = if via == "sudo" { "sudo_auth_failure" } else { "pam_auth_failure" };
+    if rest.starts_with("check pass; user unknown")
+        || rest.starts_with("auth could not identify password")
+    {
+        let action = if via == "sudo" {
+            "sudo_auth_failure"
+        } else {
+            "pam_auth_failure"
+        };
         return Some(Classified::new(Authentication, "info", action, Failure));
     }
     None
@@ -281,22 +316,28 @@ fn sudo(m: &str) -> Option<Classified<'_>> {
         Some((f, c)) => (f, Some(c)),
         None => (rest, None),
     };
-    let target = fields.split(" ; ").find_map(|f| f.strip_prefix("USER=")).unwrap_or("root");
+    let target = fields
+        .split(" ; ")
+        .find_map(|f| f.strip_prefix("USER="))
+        .unwrap_or("root");
     let first = fields.split(" ; ").next().unwrap_or("");
-    let (category, event_type, action, outcome) = if first.starts_with("TTY=") || first.starts_with("PWD=") {
-        (Process, "start", "sudo_command", Success)
-    } else if first.contains("incorrect password attempt") {
-        (Authentication, "info", "sudo_incorrect_password", Failure)
-    } else if first.contains("NOT in sudoers") {
-        (Authentication, "info", "sudo_not_in_sudoers", Failure)
-    } else if first.contains("command not allowed") {
-        (Authentication, "info", "sudo_command_not_allowed", Failure)
-    } else if first.contains("a password is required") {
-        (Authentication, "info", "sudo_auth_failure", Failure)
-    } else {
-        return None;
-    };
-    let mut c = Classified::new(category, event_type, action, outcome).user(user).target(target);
+    let (category, event_type, action, outcome) =
+        if first.starts_with("TTY=") || first.starts_with("PWD=") {
+            (Process, "start", "sudo_command", Success)
+        } else if first.contains("incorrect password attempt") {
+            (Authentication, "info", "sudo_incorrect_password", Failure)
+        } else if first.contains("NOT in sudoers") {
+            (Authentication, "info", "sudo_not_in_sudoers", Failure)
+        } else if first.contains("command not allowed") {
+            (Authentication, "info", "sudo_command_not_allowed", Failure)
+        } else if first.contains("a password is required") {
+            (Authentication, "info", "sudo_auth_failure", Failure)
+        } else {
+            return None;
+        };
+    let mut c = Classified::new(category, event_type, action, outcome)
+        .user(user)
+        .target(target);
     c.command = command.and_then(non_empty);
     Some(c)
 }
@@ -351,9 +392,14 @@ fn account(m: &str) -> Option<Classified<'_>> {
     use Category::Iam;
     use Outcome::*;
     if let Some(r) = m.strip_prefix("new user: ") {
-        return Some(Classified::new(Iam, "creation", "user_created", Success).target(comma_kv(r, "name=")?));
+        return Some(
+            Classified::new(Iam, "creation", "user_created", Success).target(comma_kv(r, "name=")?),
+        );
     }
-    if let Some(r) = m.strip_prefix("new group: ").or_else(|| m.strip_prefix("group added to /etc/group: ")) {
+    if let Some(r) = m
+        .strip_prefix("new group: ")
+        .or_else(|| m.strip_prefix("group added to /etc/group: "))
+    {
         let mut c = Classified::new(Iam, "creation", "group_created", Success);
         c.group = non_empty(comma_kv(r, "name=")?);
         return Some(c);
@@ -368,7 +414,11 @@ fn account(m: &str) -> Option<Classified<'_>> {
         // "add 'bob' to group 'sudo'" / "add 'bob' to shadow group 'sudo'"
         let (user, rest) = r.split_once('\'')?;
         let shadow = rest.starts_with(" to shadow group");
-        let action = if shadow { "user_added_to_shadow_group" } else { "user_added_to_group" };
+        let action = if shadow {
+            "user_added_to_shadow_group"
+        } else {
+            "user_added_to_group"
+        };
         let mut c = Classified::new(Iam, "change", action, Success).target(user);
         c.group = quoted(rest, "group ").and_then(non_empty);
         return Some(c);
@@ -377,24 +427,38 @@ fn account(m: &str) -> Option<Classified<'_>> {
         // gpasswd: "user bob added by root to group sudo"
         let (user, rest) = r.split_once(" added by ")?;
         let (by, group) = rest.split_once(" to group ")?;
-        let mut c = Classified::new(Iam, "change", "user_added_to_group", Success).user(by).target(user);
+        let mut c = Classified::new(Iam, "change", "user_added_to_group", Success)
+            .user(by)
+            .target(user);
         c.group = non_empty(group);
         return Some(c);
     }
     if let Some(user) = quoted(m, "password for ") {
         // passwd (shadow-utils): "password for 'bob' changed by 'root'"
         let by = quoted(m, "changed by ").unwrap_or("");
-        return Some(Classified::new(Iam, "change", "password_changed", Success).user(by).target(user));
+        return Some(
+            Classified::new(Iam, "change", "password_changed", Success)
+                .user(by)
+                .target(user),
+        );
     }
     if m.starts_with("change user '") && m.ends_with("' password") {
-        return Some(Classified::new(Iam, "change", "password_changed", Success).target(quoted(m, "change user ")?));
+        return Some(
+            Classified::new(Iam, "change", "password_changed", Success)
+                .target(quoted(m, "change user ")?),
+        );
     }
-    if m.starts_with("change user '") || m.starts_with("lock user '") || m.starts_with("unlock user '") {
+    if m.starts_with("change user '")
+        || m.starts_with("lock user '")
+        || m.starts_with("unlock user '")
+    {
         let user = quoted(m, "user ")?;
         return Some(Classified::new(Iam, "change", "user_changed", Success).target(user));
     }
     if m.starts_with("delete user '") {
-        return Some(Classified::new(Iam, "deletion", "user_deleted", Success).target(quoted(m, "user ")?));
+        return Some(
+            Classified::new(Iam, "deletion", "user_deleted", Success).target(quoted(m, "user ")?),
+        );
     }
     if m.starts_with("removed group '") || m.starts_with("group '") && m.contains("removed") {
         let mut c = Classified::new(Iam, "deletion", "group_deleted", Success);
@@ -402,7 +466,10 @@ fn account(m: &str) -> Option<Classified<'_>> {
         return Some(c);
     }
     if m.starts_with("failed adding user") {
-        return Some(Classified::new(Iam, "creation", "user_created", Failure).target(quoted(m, "user ").unwrap_or("")));
+        return Some(
+            Classified::new(Iam, "creation", "user_created", Failure)
+                .target(quoted(m, "user ").unwrap_or("")),
+        );
     }
     None
 }

@@ -32,7 +32,12 @@ pub struct NormalizeConfig {
 
 impl Default for NormalizeConfig {
     fn default() -> Self {
-        Self { max_message_bytes: 1 << 20, allowed_tenants: None, year: YearPolicy::Infer, tenant_from_host: false }
+        Self {
+            max_message_bytes: 1 << 20,
+            allowed_tenants: None,
+            year: YearPolicy::Infer,
+            tenant_from_host: false,
+        }
     }
 }
 
@@ -99,41 +104,92 @@ impl Normalizer {
             return Err(quarantine(QuarantineReason::TooLarge, detail, None));
         }
         let text = std::str::from_utf8(input.bytes).map_err(|e| {
-            quarantine(QuarantineReason::InvalidUtf8, format!("invalid UTF-8 at byte {}", e.valid_up_to()), None)
+            quarantine(
+                QuarantineReason::InvalidUtf8,
+                format!("invalid UTF-8 at byte {}", e.valid_up_to()),
+                None,
+            )
         })?;
         let text = text.trim_end_matches(['\n', '\r']);
         let json;
         let doc = if text.trim_start().starts_with('{') {
-            json = serde_json::from_str::<Value>(text)
-                .map_err(|e| quarantine(QuarantineReason::InvalidJson, format!("not valid JSON: {e}"), None))?;
+            json = serde_json::from_str::<Value>(text).map_err(|e| {
+                quarantine(
+                    QuarantineReason::InvalidJson,
+                    format!("not valid JSON: {e}"),
+                    None,
+                )
+            })?;
             doc_fields(&json).map_err(|d| quarantine(QuarantineReason::InvalidJson, d, None))?
         } else {
-            DocFields { message: Some(text), ..DocFields::default() }
+            DocFields {
+                message: Some(text),
+                ..DocFields::default()
+            }
         };
         let message = doc.message.unwrap_or("");
         let reference = doc.timestamp_us.unwrap_or(input.reference_us);
         let line = syslog::parse(message, &mut self.years, reference);
         let host_tenant = if self.config.tenant_from_host {
-            doc.host.or(line.as_ref().map(|l| l.host)).and_then(|h| h.split('-').next())
+            doc.host
+                .or(line.as_ref().map(|l| l.host))
+                .and_then(|h| h.split('-').next())
         } else {
             None
         };
-        let tenant =
-            self.resolve_tenant(input, doc.tenant, host_tenant).map_err(|(r, d, t)| quarantine(r, d, t))?;
+        let tenant = self
+            .resolve_tenant(input, doc.tenant, host_tenant)
+            .map_err(|(r, d, t)| quarantine(r, d, t))?;
         let (timestamp_us, host, program, pid, body) = match (&line, doc.timestamp_us) {
-            (Some(l), _) => (l.timestamp_us, doc.host.unwrap_or(l.host), l.program, l.pid.or(doc.pid), l.message),
-            (None, Some(ts)) => (ts, doc.host.unwrap_or(""), doc.program.unwrap_or(""), doc.pid, message),
-            (None, None) if input.reference_is_event_time && doc.message.is_some() && doc.tenant.is_some() => {
-                (input.reference_us, doc.host.unwrap_or(""), doc.program.unwrap_or(""), doc.pid, message)
+            (Some(l), _) => (
+                l.timestamp_us,
+                doc.host.unwrap_or(l.host),
+                l.program,
+                l.pid.or(doc.pid),
+                l.message,
+            ),
+            (None, Some(ts)) => (
+                ts,
+                doc.host.unwrap_or(""),
+                doc.program.unwrap_or(""),
+                doc.pid,
+                message,
+            ),
+            (None, None)
+                if input.reference_is_event_time
+                    && doc.message.is_some()
+                    && doc.tenant.is_some() =>
+            {
+                (
+                    input.reference_us,
+                    doc.host.unwrap_or(""),
+                    doc.program.unwrap_or(""),
+                    doc.pid,
+                    message,
+                )
             }
             (None, None) => {
-                let detail = "no syslog timestamp (classic, RFC 5424 or ISO-8601) and no timestamp field".to_owned();
-                return Err(quarantine(QuarantineReason::NoTimestamp, detail, Some(tenant.to_string())));
+                let detail =
+                    "no syslog timestamp (classic, RFC 5424 or ISO-8601) and no timestamp field"
+                        .to_owned();
+                return Err(quarantine(
+                    QuarantineReason::NoTimestamp,
+                    detail,
+                    Some(tenant.to_string()),
+                ));
             }
         };
-        let program = if program.is_empty() { doc.program.unwrap_or("") } else { program };
+        let program = if program.is_empty() {
+            doc.program.unwrap_or("")
+        } else {
+            program
+        };
         let classified = auth::classify(program, body);
-        let dataset = if classified.is_some() { "system.auth" } else { "system.syslog" };
+        let dataset = if classified.is_some() {
+            "system.auth"
+        } else {
+            "system.syslog"
+        };
         let c = classified.unwrap_or_else(auth::Classified::unknown);
         let own = |s: Option<&str>| s.map(str::to_owned);
         Ok(Event {
@@ -178,19 +234,27 @@ impl Normalizer {
             },
             (None, Some(d), _) => (d, "the document's tenant field"),
             (None, None, Some(f)) => (f, "the configured topic/tenant mapping"),
-            (None, None, None) if host_tenant.is_some() => {
-                (host_tenant.unwrap_or_default(), "the host name's prefix (tenant_from_host)")
-            }
+            (None, None, None) if host_tenant.is_some() => (
+                host_tenant.unwrap_or_default(),
+                "the host name's prefix (tenant_from_host)",
+            ),
             (None, None, None) => {
                 let d = "no tenant: send a `tenant` header, a `tenant`/`organization.id` field, or map the topic to a tenant".to_owned();
                 return Err((QuarantineReason::NoTenant, d, None));
             }
         };
-        let tenant = TenantId::new(raw)
-            .map_err(|e| (QuarantineReason::InvalidTenant, format!("{from}: {e}"), Some(raw.chars().take(64).collect())))?;
+        let tenant = TenantId::new(raw).map_err(|e| {
+            (
+                QuarantineReason::InvalidTenant,
+                format!("{from}: {e}"),
+                Some(raw.chars().take(64).collect()),
+            )
+        })?;
         if let Some(allowed) = &self.config.allowed_tenants {
             if !allowed.contains(tenant.as_str()) {
-                let d = format!("tenant {tenant:?} (from {from}) is not on the allow-list (tenants.allow)");
+                let d = format!(
+                    "tenant {tenant:?} (from {from}) is not on the allow-list (tenants.allow)"
+                );
                 return Err((QuarantineReason::UnknownTenant, d, Some(tenant.to_string())));
             }
         }
@@ -207,7 +271,9 @@ fn path<'a>(v: &'a Value, dotted: &str) -> Option<&'a Value> {
 }
 
 fn first_str<'a>(v: &'a Value, keys: &[&str]) -> Option<&'a str> {
-    keys.iter().find_map(|k| path(v, k).and_then(Value::as_str)).filter(|s| !s.is_empty())
+    keys.iter()
+        .find_map(|k| path(v, k).and_then(Value::as_str))
+        .filter(|s| !s.is_empty())
 }
 
 /// Extracts the fields Sentra reads from a shipper's JSON object or an ECS document.
@@ -215,11 +281,13 @@ fn doc_fields(v: &Value) -> Result<DocFields<'_>, String> {
     if !v.is_object() {
         return Err("JSON input must be an object".to_owned());
     }
-    let pid = ["pid", "procid", "process.pid"].iter().find_map(|k| match path(v, k)? {
-        Value::Number(n) => n.as_u64().and_then(|n| u32::try_from(n).ok()),
-        Value::String(s) => s.parse().ok(),
-        _ => None,
-    });
+    let pid = ["pid", "procid", "process.pid"]
+        .iter()
+        .find_map(|k| match path(v, k)? {
+            Value::Number(n) => n.as_u64().and_then(|n| u32::try_from(n).ok()),
+            Value::String(s) => s.parse().ok(),
+            _ => None,
+        });
     let timestamp_us = match first_str(v, &["@timestamp", "timestamp", "time"]) {
         Some(ts) => match sentra_schemas::time::parse_iso8601_prefix(ts.as_bytes()) {
             Some((us, n)) if n == ts.len() => Some(us),
@@ -229,12 +297,24 @@ fn doc_fields(v: &Value) -> Result<DocFields<'_>, String> {
     };
     let message = first_str(v, &["message", "msg", "log", "event.original"]);
     if message.is_none() {
-        return Err("JSON input has no `message` (or `msg`, `log`, `event.original`) string".to_owned());
+        return Err(
+            "JSON input has no `message` (or `msg`, `log`, `event.original`) string".to_owned(),
+        );
     }
     Ok(DocFields {
         tenant: first_str(v, &["tenant", "organization.id"]),
         host: first_str(v, &["host.name", "host", "hostname"]),
-        program: first_str(v, &["process.name", "ident", "appname", "app_name", "programname", "program"]),
+        program: first_str(
+            v,
+            &[
+                "process.name",
+                "ident",
+                "appname",
+                "app_name",
+                "programname",
+                "program",
+            ],
+        ),
         pid,
         timestamp_us,
         message,
@@ -271,7 +351,6 @@ impl Counts {
         }
     }
 }
-
 
 #[cfg(test)]
 mod tests;

@@ -56,11 +56,16 @@ impl YearResolver {
             YearPolicy::Fixed(y) => i64::from(y),
             YearPolicy::Infer => 0,
         };
-        Self { policy, year, last_month: 0 }
+        Self {
+            policy,
+            year,
+            last_month: 0,
+        }
     }
 
     fn resolve(&mut self, month: u32, day: u32, sod: u32, reference_us: i64) -> i64 {
-        let at = |year: i64| (days_from_civil(year, month, day) * 86_400 + i64::from(sod)) * 1_000_000;
+        let at =
+            |year: i64| (days_from_civil(year, month, day) * 86_400 + i64::from(sod)) * 1_000_000;
         match self.policy {
             YearPolicy::Fixed(_) => {
                 let mut year = self.year;
@@ -77,7 +82,9 @@ impl YearResolver {
                 at(year)
             }
             YearPolicy::Infer => {
-                let ref_year = sentra_schemas::time::civil_from_days(reference_us.div_euclid(86_400_000_000)).0;
+                let ref_year =
+                    sentra_schemas::time::civil_from_days(reference_us.div_euclid(86_400_000_000))
+                        .0;
                 let ts = at(ref_year);
                 if ts > reference_us + INFER_FUTURE_SLACK_US {
                     at(ref_year - 1)
@@ -91,7 +98,11 @@ impl YearResolver {
 
 /// Parses the framing of a syslog line. `reference_us` anchors year inference (see [`YearPolicy`]).
 /// Returns `None` when the line has no recognizable timestamp.
-pub fn parse<'a>(line: &'a str, years: &mut YearResolver, reference_us: i64) -> Option<SyslogLine<'a>> {
+pub fn parse<'a>(
+    line: &'a str,
+    years: &mut YearResolver,
+    reference_us: i64,
+) -> Option<SyslogLine<'a>> {
     let mut s = line;
     let mut rfc5424 = false;
     if s.starts_with('<') {
@@ -110,7 +121,10 @@ pub fn parse<'a>(line: &'a str, years: &mut YearResolver, reference_us: i64) -> 
         (ts, s.get(n..)?.strip_prefix(' ')?)
     } else if !rfc5424 {
         let (month, day, sod) = parse_classic_stamp(b)?;
-        (years.resolve(month, day, sod, reference_us), s.get(15..)?.strip_prefix(' ')?)
+        (
+            years.resolve(month, day, sod, reference_us),
+            s.get(15..)?.strip_prefix(' ')?,
+        )
     } else {
         return None;
     };
@@ -141,7 +155,13 @@ fn parse_classic_stamp(b: &[u8]) -> Option<(u32, u32, u32)> {
         b"Dec" => 12,
         _ => return None,
     };
-    let digit = |c: u8| if c.is_ascii_digit() { Some(u32::from(c - b'0')) } else { None };
+    let digit = |c: u8| {
+        if c.is_ascii_digit() {
+            Some(u32::from(c - b'0'))
+        } else {
+            None
+        }
+    };
     let day = match b[4] {
         b' ' => digit(b[5])?,
         c => digit(c)? * 10 + digit(b[5])?,
@@ -157,7 +177,7 @@ fn parse_classic_stamp(b: &[u8]) -> Option<(u32, u32, u32)> {
 /// `host tag: message` where tag is `prog[pid]` or `prog`. A line without a tag keeps its text as message.
 fn parse_3164_tail(timestamp_us: i64, s: &str) -> SyslogLine<'_> {
     let (host, rest) = s.split_once(' ').unwrap_or((s, ""));
-    let tag_end = rest.find(|c: char| c == ' ' || c == ':' || c == '[').unwrap_or(rest.len());
+    let tag_end = rest.find([' ', ':', '[']).unwrap_or(rest.len());
     let program = &rest[..tag_end];
     let mut after = &rest[tag_end..];
     let mut pid = None;
@@ -175,7 +195,13 @@ fn parse_3164_tail(timestamp_us: i64, s: &str) -> SyslogLine<'_> {
             pid,
             message: msg.strip_prefix(' ').unwrap_or(msg),
         },
-        _ => SyslogLine { timestamp_us, host, program: "", pid: None, message: rest },
+        _ => SyslogLine {
+            timestamp_us,
+            host,
+            program: "",
+            pid: None,
+            message: rest,
+        },
     }
 }
 
@@ -196,7 +222,13 @@ fn parse_5424_tail(timestamp_us: i64, s: &str) -> Option<SyslogLine<'_>> {
     let (_msgid, rest) = rest.split_once(' ').unwrap_or((rest, ""));
     let message = skip_structured_data(rest)?;
     let message = message.strip_prefix('\u{feff}').unwrap_or(message);
-    Some(SyslogLine { timestamp_us, host, program, pid, message })
+    Some(SyslogLine {
+        timestamp_us,
+        host,
+        program,
+        pid,
+        message,
+    })
 }
 
 /// Skips RFC 5424 STRUCTURED-DATA (`-` or one or more `[id k="v"]` with `\]`, `\"` escapes).
@@ -236,20 +268,52 @@ mod tests {
 
     #[test]
     fn classic_line() {
-        let l = parse("Mar 14 00:00:01 web-1 sshd[42]: Failed password", &mut fixed(), 0).unwrap();
+        let l = parse(
+            "Mar 14 00:00:01 web-1 sshd[42]: Failed password",
+            &mut fixed(),
+            0,
+        )
+        .unwrap();
         assert_eq!(
             l,
-            SyslogLine { timestamp_us: MAR14 + 1_000_000, host: "web-1", program: "sshd", pid: Some(42), message: "Failed password" }
+            SyslogLine {
+                timestamp_us: MAR14 + 1_000_000,
+                host: "web-1",
+                program: "sshd",
+                pid: Some(42),
+                message: "Failed password"
+            }
         );
-        let l = parse("<38>Mar  4 10:00:00 h su: (to root) a on pts/0", &mut fixed(), 0).unwrap();
-        assert_eq!((l.program, l.pid, l.message), ("su", None, "(to root) a on pts/0"));
+        let l = parse(
+            "<38>Mar  4 10:00:00 h su: (to root) a on pts/0",
+            &mut fixed(),
+            0,
+        )
+        .unwrap();
+        assert_eq!(
+            (l.program, l.pid, l.message),
+            ("su", None, "(to root) a on pts/0")
+        );
     }
 
     #[test]
     fn iso_and_5424_lines() {
-        let l = parse("2026-03-14T01:00:00.250000+01:00 h sudo[7]: x : y", &mut fixed(), 0).unwrap();
-        assert_eq!((l.timestamp_us, l.host, l.program, l.pid, l.message), (MAR14 + 250_000, "h", "sudo", Some(7), "x : y"));
-        let l = parse("2026-03-14 00:00:00.000001+0000 h sshd[1]: m", &mut fixed(), 0).unwrap();
+        let l = parse(
+            "2026-03-14T01:00:00.250000+01:00 h sudo[7]: x : y",
+            &mut fixed(),
+            0,
+        )
+        .unwrap();
+        assert_eq!(
+            (l.timestamp_us, l.host, l.program, l.pid, l.message),
+            (MAR14 + 250_000, "h", "sudo", Some(7), "x : y")
+        );
+        let l = parse(
+            "2026-03-14 00:00:00.000001+0000 h sshd[1]: m",
+            &mut fixed(),
+            0,
+        )
+        .unwrap();
         assert_eq!((l.timestamp_us, l.message), (MAR14 + 1, "m"));
         let l = parse(
             r#"<86>1 2026-03-14T00:00:00Z h sshd 99 - [meta a="x\]y" b="]"][x@1 c="d"] Accepted password"#,
@@ -257,14 +321,28 @@ mod tests {
             0,
         )
         .unwrap();
-        assert_eq!((l.timestamp_us, l.program, l.pid, l.message), (MAR14, "sshd", Some(99), "Accepted password"));
-        let l = parse("<86>1 2026-03-14T00:00:00Z h - - - - \u{feff}hello", &mut fixed(), 0).unwrap();
+        assert_eq!(
+            (l.timestamp_us, l.program, l.pid, l.message),
+            (MAR14, "sshd", Some(99), "Accepted password")
+        );
+        let l = parse(
+            "<86>1 2026-03-14T00:00:00Z h - - - - \u{feff}hello",
+            &mut fixed(),
+            0,
+        )
+        .unwrap();
         assert_eq!((l.program, l.pid, l.message), ("", None, "hello"));
     }
 
     #[test]
     fn no_timestamp_is_none() {
-        for bad in ["", "hello world", "Foo 14 00:00:00 h p: m", "<x>Mar 14 00:00:00 h p: m", "<86>1 garbage"] {
+        for bad in [
+            "",
+            "hello world",
+            "Foo 14 00:00:00 h p: m",
+            "<x>Mar 14 00:00:00 h p: m",
+            "<86>1 garbage",
+        ] {
             assert!(parse(bad, &mut fixed(), 0).is_none(), "{bad}");
         }
     }
@@ -272,10 +350,16 @@ mod tests {
     #[test]
     fn fixed_year_rolls_over_new_year() {
         let mut y = fixed();
-        let dec = parse("Dec 31 23:59:59 h p: m", &mut y, 0).unwrap().timestamp_us;
-        let jan = parse("Jan  1 00:00:01 h p: m", &mut y, 0).unwrap().timestamp_us;
+        let dec = parse("Dec 31 23:59:59 h p: m", &mut y, 0)
+            .unwrap()
+            .timestamp_us;
+        let jan = parse("Jan  1 00:00:01 h p: m", &mut y, 0)
+            .unwrap()
+            .timestamp_us;
         assert_eq!(jan - dec, 2_000_000);
-        let straggler = parse("Dec 31 23:59:58 h p: m", &mut y, 0).unwrap().timestamp_us;
+        let straggler = parse("Dec 31 23:59:58 h p: m", &mut y, 0)
+            .unwrap()
+            .timestamp_us;
         assert_eq!(dec - straggler, 1_000_000);
     }
 
@@ -283,9 +367,13 @@ mod tests {
     fn inferred_year_never_far_in_future() {
         let jan2_2027 = MAR14 + (293 * 86_400) * 1_000_000; // 2027-01-01
         let mut y = YearResolver::new(YearPolicy::Infer);
-        let dec = parse("Dec 31 12:00:00 h p: m", &mut y, jan2_2027).unwrap().timestamp_us;
+        let dec = parse("Dec 31 12:00:00 h p: m", &mut y, jan2_2027)
+            .unwrap()
+            .timestamp_us;
         assert!(dec < jan2_2027 && dec > jan2_2027 - 86_400_000_000);
-        let mar = parse("Mar 14 00:00:00 h p: m", &mut y, MAR14 + 1).unwrap().timestamp_us;
+        let mar = parse("Mar 14 00:00:00 h p: m", &mut y, MAR14 + 1)
+            .unwrap()
+            .timestamp_us;
         assert_eq!(mar, MAR14);
     }
 }

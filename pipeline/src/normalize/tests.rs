@@ -6,7 +6,10 @@ use sentra_schemas::Outcome;
 const MAR14_0100: i64 = 1_773_450_000_000_000; // 2026-03-14T01:00:00Z
 
 fn normalizer() -> Normalizer {
-    Normalizer::new(NormalizeConfig { year: YearPolicy::Fixed(2026), ..NormalizeConfig::default() })
+    Normalizer::new(NormalizeConfig {
+        year: YearPolicy::Fixed(2026),
+        ..NormalizeConfig::default()
+    })
 }
 
 fn input<'a>(bytes: &'a [u8]) -> Input<'a> {
@@ -79,18 +82,30 @@ const CASES: &[Case] = &[
 
 #[test]
 fn every_line_kind_in_every_timestamp_format() {
-    for (program, msg, category, action, outcome, user, target, group, ip, port, method, command) in CASES {
+    for (program, msg, category, action, outcome, user, target, group, ip, port, method, command) in
+        CASES
+    {
         for line in [
             format!("Mar 14 01:00:00 web-1 {program}[4242]: {msg}"),
             format!("<38>1 2026-03-14T01:00:00.000000Z web-1 {program} 4242 - - {msg}"),
             format!("2026-03-14 02:00:00.000000+0100 web-1 {program}[4242]: {msg}"),
             format!("2026-03-14T01:00:00+00:00 web-1 {program}[4242]: {msg}"),
         ] {
-            let e = normalizer().normalize(&input(line.as_bytes())).unwrap_or_else(|q| panic!("{line}: {q:?}"));
+            let e = normalizer()
+                .normalize(&input(line.as_bytes()))
+                .unwrap_or_else(|q| panic!("{line}: {q:?}"));
             let ctx = &line;
             assert_eq!(e.timestamp_us, MAR14_0100, "{ctx}");
-            assert_eq!((e.host.as_str(), e.process_name.as_str(), e.process_pid), ("web-1", *program, Some(4242)), "{ctx}");
-            assert_eq!((e.category, e.action.as_str(), e.outcome), (*category, *action, *outcome), "{ctx}");
+            assert_eq!(
+                (e.host.as_str(), e.process_name.as_str(), e.process_pid),
+                ("web-1", *program, Some(4242)),
+                "{ctx}"
+            );
+            assert_eq!(
+                (e.category, e.action.as_str(), e.outcome),
+                (*category, *action, *outcome),
+                "{ctx}"
+            );
             assert_eq!(e.user.as_deref(), *user, "{ctx}");
             assert_eq!(e.target_user.as_deref(), *target, "{ctx}");
             assert_eq!(e.group.as_deref(), *group, "{ctx}");
@@ -100,7 +115,11 @@ fn every_line_kind_in_every_timestamp_format() {
             assert_eq!(e.command.as_deref(), *command, "{ctx}");
             assert_eq!(e.message, *msg, "{ctx}");
             assert_eq!(e.tenant.as_str(), "acme");
-            let expected_dataset = if *category == Category::Unknown { "system.syslog" } else { "system.auth" };
+            let expected_dataset = if *category == Category::Unknown {
+                "system.syslog"
+            } else {
+                "system.auth"
+            };
             assert_eq!(e.dataset, expected_dataset, "{ctx}");
         }
     }
@@ -116,7 +135,8 @@ fn hostile_user_name_cannot_spoof_the_source_ip() {
 
 #[test]
 fn ecs_json_has_the_promised_fields() {
-    let line = b"Mar 14 01:00:00 web-1 sshd[7]: Failed password for root from 203.0.113.7 port 22 ssh2";
+    let line =
+        b"Mar 14 01:00:00 web-1 sshd[7]: Failed password for root from 203.0.113.7 port 22 ssh2";
     let e = normalizer().normalize(&input(line)).unwrap();
     let j = e.to_ecs_json();
     assert_eq!(j["@timestamp"], "2026-03-14T01:00:00.000000Z");
@@ -151,14 +171,26 @@ fn json_shipper_objects_and_ecs_documents() {
     let mut n = normalizer();
     let fluent = br#"{"tenant":"globex","host":"db-1","timestamp":"2026-03-14T01:00:00Z","message":"Mar 14 01:00:00 db-1 sshd[9]: Invalid user x from 1.2.3.4 port 5"}"#;
     let e = n.normalize(&input(fluent)).unwrap();
-    assert_eq!((e.tenant.as_str(), e.host.as_str(), e.action.as_str()), ("globex", "db-1", "ssh_invalid_user"));
+    assert_eq!(
+        (e.tenant.as_str(), e.host.as_str(), e.action.as_str()),
+        ("globex", "db-1", "ssh_invalid_user")
+    );
     let vector = br#"{"tenant":"globex","hostname":"db-2","appname":"sudo","procid":"77","timestamp":"2026-03-14T01:00:00Z","message":"bob : user NOT in sudoers ; TTY=pts/1 ; PWD=/ ; USER=root ; COMMAND=/bin/sh"}"#;
     let e = n.normalize(&input(vector)).unwrap();
-    assert_eq!((e.host.as_str(), e.process_name.as_str(), e.process_pid), ("db-2", "sudo", Some(77)));
-    assert_eq!((e.action.as_str(), e.timestamp_us), ("sudo_not_in_sudoers", MAR14_0100));
+    assert_eq!(
+        (e.host.as_str(), e.process_name.as_str(), e.process_pid),
+        ("db-2", "sudo", Some(77))
+    );
+    assert_eq!(
+        (e.action.as_str(), e.timestamp_us),
+        ("sudo_not_in_sudoers", MAR14_0100)
+    );
     let ecs = br#"{"@timestamp":"2026-03-14T01:00:00Z","organization":{"id":"initech"},"host":{"name":"h"},"process":{"name":"su","pid":3},"message":"FAILED SU (to root) eve on pts/0"}"#;
     let e = n.normalize(&input(ecs)).unwrap();
-    assert_eq!((e.tenant.as_str(), e.action.as_str(), e.process_pid), ("initech", "su_failure", Some(3)));
+    assert_eq!(
+        (e.tenant.as_str(), e.action.as_str(), e.process_pid),
+        ("initech", "su_failure", Some(3))
+    );
 }
 
 #[test]
@@ -166,11 +198,20 @@ fn tenant_precedence_header_then_document_then_fallback() {
     let doc = br#"{"tenant":"globex","message":"Mar 14 01:00:00 h sshd[1]: Connection closed by 1.2.3.4 port 1"}"#;
     let mut i = input(doc);
     i.header_tenant = Some(b"initech");
-    assert_eq!(normalizer().normalize(&i).unwrap().tenant.as_str(), "initech");
+    assert_eq!(
+        normalizer().normalize(&i).unwrap().tenant.as_str(),
+        "initech"
+    );
     i.header_tenant = None;
-    assert_eq!(normalizer().normalize(&i).unwrap().tenant.as_str(), "globex");
+    assert_eq!(
+        normalizer().normalize(&i).unwrap().tenant.as_str(),
+        "globex"
+    );
     let raw = b"Mar 14 01:00:00 h sshd[1]: Connection closed by 1.2.3.4 port 1";
-    assert_eq!(normalizer().normalize(&input(raw)).unwrap().tenant.as_str(), "acme");
+    assert_eq!(
+        normalizer().normalize(&input(raw)).unwrap().tenant.as_str(),
+        "acme"
+    );
 }
 
 fn reason(r: Result<Event, Box<Quarantined>>) -> QuarantineReason {
@@ -190,19 +231,43 @@ fn bad_input_is_quarantined_with_reason_and_original_bytes() {
     assert_eq!(reason(n.normalize(&i)), QuarantineReason::InvalidTenant);
     let bad_utf8 = b"Mar 14 01:00:00 h sshd[1]: \xff\xfe";
     let q = n.normalize(&input(bad_utf8)).unwrap_err();
-    assert_eq!((q.reason, q.original.as_slice()), (QuarantineReason::InvalidUtf8, &bad_utf8[..]));
-    assert_eq!(reason(n.normalize(&input(b"{\"tenant\": \"acme\", "))), QuarantineReason::InvalidJson);
-    assert_eq!(reason(n.normalize(&input(b"[1,2]"))), QuarantineReason::NoTimestamp);
-    assert_eq!(reason(n.normalize(&input(b"{\"tenant\":\"acme\"}"))), QuarantineReason::InvalidJson);
-    assert_eq!(reason(n.normalize(&input(b"just some words"))), QuarantineReason::NoTimestamp);
-    let mut small = Normalizer::new(NormalizeConfig { max_message_bytes: 10, ..NormalizeConfig::default() });
-    assert_eq!(reason(small.normalize(&input(raw))), QuarantineReason::TooLarge);
+    assert_eq!(
+        (q.reason, q.original.as_slice()),
+        (QuarantineReason::InvalidUtf8, &bad_utf8[..])
+    );
+    assert_eq!(
+        reason(n.normalize(&input(b"{\"tenant\": \"acme\", "))),
+        QuarantineReason::InvalidJson
+    );
+    assert_eq!(
+        reason(n.normalize(&input(b"[1,2]"))),
+        QuarantineReason::NoTimestamp
+    );
+    assert_eq!(
+        reason(n.normalize(&input(b"{\"tenant\":\"acme\"}"))),
+        QuarantineReason::InvalidJson
+    );
+    assert_eq!(
+        reason(n.normalize(&input(b"just some words"))),
+        QuarantineReason::NoTimestamp
+    );
+    let mut small = Normalizer::new(NormalizeConfig {
+        max_message_bytes: 10,
+        ..NormalizeConfig::default()
+    });
+    assert_eq!(
+        reason(small.normalize(&input(raw))),
+        QuarantineReason::TooLarge
+    );
     let mut allow = Normalizer::new(NormalizeConfig {
         allowed_tenants: Some(["globex".to_owned()].into()),
         ..NormalizeConfig::default()
     });
     let q = allow.normalize(&input(raw)).unwrap_err();
-    assert_eq!((q.reason, q.tenant.as_deref()), (QuarantineReason::UnknownTenant, Some("acme")));
+    assert_eq!(
+        (q.reason, q.tenant.as_deref()),
+        (QuarantineReason::UnknownTenant, Some("acme"))
+    );
 }
 
 #[test]
@@ -210,8 +275,14 @@ fn tenant_from_host_prefix_only_when_asked() {
     let raw = b"Mar 14 01:00:00 umbrella-web1 sshd[1]: Connection closed by 1.2.3.4 port 1";
     let mut i = input(raw);
     i.fallback_tenant = None;
-    assert_eq!(reason(normalizer().normalize(&i)), QuarantineReason::NoTenant);
-    let mut n = Normalizer::new(NormalizeConfig { tenant_from_host: true, ..NormalizeConfig::default() });
+    assert_eq!(
+        reason(normalizer().normalize(&i)),
+        QuarantineReason::NoTenant
+    );
+    let mut n = Normalizer::new(NormalizeConfig {
+        tenant_from_host: true,
+        ..NormalizeConfig::default()
+    });
     assert_eq!(n.normalize(&i).unwrap().tenant.as_str(), "umbrella");
     i.fallback_tenant = Some("acme");
     assert_eq!(n.normalize(&i).unwrap().tenant.as_str(), "acme");

@@ -1,0 +1,179 @@
+//! The embedded default, through the real binary: replay, normalize, validate and their errors.
+
+use std::fs;
+use std::path::Path;
+
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+use crate::support::{sentra, stderr, stdout};
+
+const SAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/auth.log");
+
+fn parquet_rows(dir: &Path) -> (usize, usize) {
+    let mut files = 0;
+    let mut rows = 0;
+    for f in fs::read_dir(dir).unwrap() {
+        let f = fs::File::open(f.unwrap().path()).unwrap();
+        files += 1;
+        rows += ParquetRecordBatchReaderBuilder::try_new(f)
+            .unwrap()
+            .build()
+            .unwrap()
+            .map(|b| b.unwrap().num_rows())
+            .sum::<usize>();
+    }
+    (files, rows)
+}
+
+#[test]
+fn replay_of_the_sample_finds_the_brute_force_and_stores_everything_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let args = [
+        "replay",
+        "--tenant",
+        "acme",
+        "--year",
+        "2026",
+        "--data-dir",
+        data.to_str().unwrap(),
+        SAMPLE,
+    ];
+    let first = sentra(&args);
+    assert!(first.status.success(), "{}", stderr(&first));
+    let signals: Vec<serde_json::Value> = stdout(&first)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let brute: Vec<_> = signals
+        .iter()
+        .filter(|s| s["ip"] == "203.0.113.7")
+        .collect();
+    assert_eq!(brute.len(), 1, "{signals:?}");
+    assert_eq!(brute[0]["signal"], "ssh_brute_force");
+    assert_eq!(brute[0]["count"], 12);
+    assert_eq!(brute[0]["tenant"], "acme");
+    assert_eq!(brute[0]["mitre"][0]["technique"], "T1110.001");
+    assert_eq!(brute[0]["window_start"], "2026-03-14T09:14:00.000000Z");
+    let lines = fs::read_to_string(SAMPLE).unwrap().lines().count();
+    assert!(
+        stderr(&first).contains(&format!("{lines} events")),
+        "{}",
+        stderr(&first)
+    );
+
+    // Replaying the same file again changes nothing: same signals, same parts, no duplicate rows.
+    let second = sentra(&args);
+    assert!(second.status.success());
+    assert_eq!(stdout(&first), stdout(&second));
+    assert_eq!(parquet_rows(&data.join("events/tenant=acme")), (1, lines));
+    assert_eq!(
+        parquet_rows(&data.join("signals/tenant=acme")).1,
+        signals.len()
+    );
+}
+
+#[test]
+fn replay_quarantines_bad_lines_with_reasons_and_keeps_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("mixed.log");
+    let mut body =
+        b"Mar 14 01:00:00 h sshd[1]: Accepted password for a from 1.2.3.4 port 22 ssh2\n".to_vec();
+    body.extend_from_slice(b"no timestamp here\n\n{\"tenant\": \n");
+    body.extend_from_slice(b"Mar 14 01:00:01 h sshd[1]: \xff\xfe\n");
+    body.extend_from_slice(
+        br#"{"tenant":"../../etc","message":"Mar 14 01:00:02 h su: (to root) a on pts/0"}"#,
+    );
+    body.push(b'\n');
+    fs::write(&input, &body).unwrap();
+    let data = dir.path().join("data");
+    let out = sentra(&[
+        "replay",
+        "--tenant",
+        "acme",
+        "--year",
+        "2026",
+        "--data-dir",
+        data.to_str().unwrap(),
+        input.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    for needle in [
+        "1 events",
+        "4 quarantined",
+        "1 blank",
+        "no_timestamp: 1",
+        "invalid_json: 1",
+        "invalid_utf8: 1",
+        "invalid_tenant: 1",
+    ] {
+        assert!(err.contains(needle), "{needle:?} not in {err}");
+    }
+    let q: Vec<sentra_schemas::Quarantined> = fs::read_dir(data.join("quarantine"))
+        .unwrap()
+        .flat_map(|f| {
+            fs::read_to_string(f.unwrap().path())
+                .unwrap()
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert_eq!(q.len(), 4);
+    let utf8 = q
+        .iter()
+        .find(|q| q.reason == sentra_schemas::QuarantineReason::InvalidUtf8)
+        .unwrap();
+    assert_eq!(utf8.original, b"Mar 14 01:00:01 h sshd[1]: \xff\xfe");
+    assert_eq!(utf8.source, "mixed.log:5");
+}
+
+#[test]
+fn normalize_prints_ecs_json_lines() {
+    let out = sentra(&["normalize", "--tenant", "acme", "--year", "2026", SAMPLE]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let first: serde_json::Value =
+        serde_json::from_str(stdout(&out).lines().next().unwrap()).unwrap();
+    assert_eq!(first["@timestamp"], "2026-03-14T08:00:01.000000Z");
+    assert_eq!(first["organization"]["id"], "acme");
+    assert_eq!(first["event"]["action"], "ssh_login");
+    assert_eq!(first["source"]["ip"], "10.0.4.20");
+}
+
+#[test]
+fn user_errors_say_what_to_do_and_exit_non_zero() {
+    let out = sentra(&["replay", "--tenant", "acme", "/nonexistent/auth.log"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("/nonexistent/auth.log is not a readable file"),
+        "{}",
+        stderr(&out)
+    );
+    let out = sentra(&["replay", "--tenant", "../x", SAMPLE]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("not a valid tenant"),
+        "{}",
+        stderr(&out)
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("sentra.toml");
+    fs::write(
+        &cfg,
+        "[kafka]\ntopics = []\n[clickhouse]\nurl = \"localhost:8123\"\npassword = \"hunter2\"\n",
+    )
+    .unwrap();
+    let out = sentra(&["validate", "--config", cfg.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("kafka.topics") && err.contains("clickhouse.url"),
+        "{err}"
+    );
+    assert!(!err.contains("hunter2"));
+    fs::write(&cfg, "[kafka]\nbrokers = \"127.0.0.1:9092\"\n").unwrap();
+    let out = sentra(&["validate", "--config", cfg.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}

@@ -1,0 +1,379 @@
+//! The first end-to-end path against real services: Kafka (Tansu) → `sentra run` → ClickHouse (chDB), with
+//! the quarantine topic, and a restart that must resume from the committed offset.
+
+use std::time::{Duration, Instant};
+
+use clickhouse::{Client, Row};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use sentra_pipeline::config::Config;
+use sentra_pipeline::run::{run, RunStats};
+use serde::Deserialize;
+use tokio::sync::watch;
+
+use crate::support::{service, unique};
+
+struct Env {
+    brokers: String,
+    clickhouse: String,
+    topic: String,
+    quarantine: String,
+    group: String,
+    database: String,
+}
+
+impl Env {
+    fn new() -> Self {
+        let id = unique("it");
+        Self {
+            brokers: service("SENTRA_TEST_KAFKA"),
+            clickhouse: service("SENTRA_TEST_CLICKHOUSE_URL"),
+            topic: format!("events-{id}"),
+            quarantine: format!("quarantine-{id}"),
+            group: format!("sentra-{id}"),
+            database: format!("sentra_{id}"),
+        }
+    }
+
+    fn config(&self) -> Config {
+        let toml = format!(
+            r#"
+            [kafka]
+            brokers = "{}"
+            group_id = "{}"
+            topics = ["{}"]
+            quarantine_topic = "{}"
+            batch_max_wait_ms = 200
+            [kafka.topic_tenants]
+            "{}" = "initech"
+            [clickhouse]
+            url = "{}"
+            database = "{}"
+            [input]
+            max_message_bytes = 512
+            [detection.ssh_brute_force]
+            threshold = 5
+            window_secs = 60
+            allowed_lateness_secs = 0
+            "#,
+            self.brokers,
+            self.group,
+            self.topic,
+            self.quarantine,
+            "unused-topic",
+            self.clickhouse,
+            self.database
+        );
+        Config::from_toml(&toml, Vec::new()).expect("test config is valid")
+    }
+
+    fn clickhouse(&self) -> Client {
+        Client::default()
+            .with_url(&self.clickhouse)
+            .with_database(&self.database)
+    }
+}
+
+/// One message to produce: payload and optional tenant header.
+struct Msg {
+    payload: Vec<u8>,
+    tenant: Option<&'static str>,
+}
+
+fn raw(tenant: &'static str, line: &str) -> Msg {
+    Msg {
+        payload: line.as_bytes().to_vec(),
+        tenant: Some(tenant),
+    }
+}
+
+async fn create_topic(brokers: &str, topic: &str) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .unwrap();
+    let t = NewTopic::new(topic, 1, TopicReplication::Fixed(1));
+    let r = admin
+        .create_topics([&t], &AdminOptions::new())
+        .await
+        .unwrap();
+    r.into_iter().for_each(|r| {
+        r.unwrap();
+    });
+}
+
+async fn produce(brokers: &str, topic: &str, msgs: &[Msg]) {
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .unwrap();
+    for m in msgs {
+        let mut rec = FutureRecord::<(), [u8]>::to(topic).payload(&m.payload);
+        if let Some(t) = m.tenant {
+            rec = rec.headers(OwnedHeaders::new().insert(Header {
+                key: "tenant",
+                value: Some(t),
+            }));
+        }
+        producer
+            .send(rec, Duration::from_secs(10))
+            .await
+            .map_err(|(e, _)| e)
+            .unwrap();
+    }
+}
+
+#[derive(Row, Deserialize, Debug, PartialEq)]
+struct EventRow {
+    tenant: String,
+    event_id: String,
+    action: String,
+    outcome: String,
+    user_name: String,
+    source_ip: String,
+    host: String,
+    source: String,
+}
+
+#[derive(Row, Deserialize, Debug, PartialEq)]
+struct SignalRow {
+    tenant: String,
+    signal_id: String,
+    signal: String,
+    source_ip: String,
+    count: u64,
+    severity: String,
+    mitre: Vec<String>,
+}
+
+async fn count(ch: &Client, table: &str) -> u64 {
+    ch.query(&format!("SELECT count() FROM {table}"))
+        .fetch_one::<u64>()
+        .await
+        .unwrap_or(0)
+}
+
+/// Runs the pipeline until `done` says the stores hold what they should, then shuts it down.
+async fn run_until(config: &Config, ch: &Client, events: u64, signals: u64) -> RunStats {
+    let (tx, rx) = watch::channel(false);
+    let cfg = config.clone();
+    let task = tokio::spawn(async move { run(&cfg, rx).await });
+    let started = Instant::now();
+    loop {
+        if count(ch, "events").await >= events && count(ch, "signals").await >= signals {
+            break;
+        }
+        assert!(
+            !task.is_finished(),
+            "pipeline stopped early: {:?}",
+            task.await
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "timed out waiting for {events} events"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    // Let the batch in flight finish its commit before stopping.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    tx.send(true).unwrap();
+    task.await.unwrap().expect("pipeline ran without error")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_to_clickhouse_with_quarantine_and_resume_from_committed_offsets() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SENTRA_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .with_test_writer()
+        .try_init();
+    let env = Env::new();
+    create_topic(&env.brokers, &env.topic).await;
+    let config = env.config();
+
+    let mut phase1: Vec<Msg> = (1..=6)
+        .map(|i| raw("acme", &format!("2026-03-14T09:14:0{i}Z bastion-1 sshd[31{i}]: Failed password for root from 203.0.113.7 port 4010{i} ssh2")))
+        .collect();
+    phase1.push(Msg {
+        payload: br#"{"tenant":"globex","host":"db-1","message":"2026-03-14T09:14:10Z db-1 sshd[9]: Accepted password for bob from 198.51.100.4 port 22 ssh2"}"#.to_vec(),
+        tenant: None,
+    });
+    phase1.push(Msg {
+        payload: br#"{"@timestamp":"2026-03-14T09:15:00Z","organization":{"id":"globex"},"host":{"name":"db-2"},"process":{"name":"sudo"},"message":"eve : user NOT in sudoers ; TTY=pts/1 ; PWD=/ ; USER=root ; COMMAND=/bin/sh"}"#.to_vec(),
+        tenant: None,
+    });
+    // Quarantine: no tenant anywhere, broken JSON, invalid UTF-8, oversized.
+    phase1.push(Msg {
+        payload: b"2026-03-14T09:14:11Z h sshd[1]: Connection closed by 1.2.3.4 port 1".to_vec(),
+        tenant: None,
+    });
+    phase1.push(Msg {
+        payload: b"{\"tenant\":\"acme\",".to_vec(),
+        tenant: None,
+    });
+    phase1.push(Msg {
+        payload: b"2026-03-14T09:14:12Z h sshd[1]: \xff\xfe".to_vec(),
+        tenant: Some("acme"),
+    });
+    phase1.push(Msg {
+        payload: format!("2026-03-14T09:14:13Z h sshd[1]: {}", "A".repeat(600)).into_bytes(),
+        tenant: Some("acme"),
+    });
+    // A later acme event moves acme's watermark past the brute-force window, which closes and signals.
+    phase1.push(raw("acme", "2026-03-14T09:20:00Z bastion-1 sshd[400]: Accepted publickey for deploy from 10.0.0.5 port 22 ssh2: RSA SHA256:x"));
+    produce(&env.brokers, &env.topic, &phase1).await;
+
+    let ch = env.clickhouse();
+    let stats = run_until(&config, &ch, 9, 1).await;
+    assert_eq!(
+        (
+            stats.consumed,
+            stats.events,
+            stats.quarantined,
+            stats.signals
+        ),
+        (13, 9, 4, 1),
+        "{stats:?}"
+    );
+
+    let rows: Vec<EventRow> = ch
+        .query("SELECT ?fields FROM events FINAL ORDER BY length(source), source")
+        .fetch_all()
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 9);
+    for (i, r) in rows.iter().take(6).enumerate() {
+        assert_eq!(
+            (
+                r.tenant.as_str(),
+                r.action.as_str(),
+                r.outcome.as_str(),
+                r.user_name.as_str(),
+                r.source_ip.as_str(),
+                r.host.as_str()
+            ),
+            (
+                "acme",
+                "ssh_login",
+                "failure",
+                "root",
+                "203.0.113.7",
+                "bastion-1"
+            )
+        );
+        let source = format!("kafka:{}:0:{i}", env.topic);
+        assert_eq!(r.source, source);
+        assert_eq!(
+            r.event_id,
+            sentra_schemas::event_id("acme", &phase1[i].payload, &source)
+        );
+    }
+    let summary: Vec<(&str, &str, &str, &str)> = rows[6..]
+        .iter()
+        .map(|r| {
+            (
+                r.tenant.as_str(),
+                r.action.as_str(),
+                r.user_name.as_str(),
+                r.host.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("globex", "ssh_login", "bob", "db-1"),
+            ("globex", "sudo_not_in_sudoers", "eve", "db-2"),
+            ("acme", "ssh_login", "deploy", "bastion-1"),
+        ]
+    );
+
+    let signals: Vec<SignalRow> = ch
+        .query("SELECT ?fields FROM signals FINAL")
+        .fetch_all()
+        .await
+        .unwrap();
+    assert_eq!(signals.len(), 1);
+    let s = &signals[0];
+    assert_eq!(
+        (
+            s.tenant.as_str(),
+            s.signal.as_str(),
+            s.source_ip.as_str(),
+            s.count
+        ),
+        ("acme", "ssh_brute_force", "203.0.113.7", 6)
+    );
+    assert_eq!(
+        (s.severity.as_str(), s.mitre.as_slice()),
+        ("HIGH", &["T1110.001".to_owned()][..])
+    );
+    assert_eq!(s.signal_id.len(), 12);
+
+    // Every quarantined message is on the quarantine topic with its reason and original bytes.
+    let dlq: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &env.brokers)
+        .set("group.id", unique("dlq-reader"))
+        .set("auto.offset.reset", "earliest")
+        .set("session.timeout.ms", "6000")
+        .create()
+        .unwrap();
+    dlq.subscribe(&[&env.quarantine]).unwrap();
+    let mut got = Vec::new();
+    while got.len() < 4 {
+        let m = tokio::time::timeout(Duration::from_secs(30), dlq.recv())
+            .await
+            .expect("quarantine message")
+            .unwrap();
+        let header = |k: &str| {
+            m.headers()
+                .and_then(|h| h.iter().find(|h| h.key == k))
+                .and_then(|h| h.value)
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+        };
+        got.push((
+            header("sentra.reason").unwrap(),
+            header("sentra.source_offset").unwrap(),
+            m.payload().unwrap().to_vec(),
+        ));
+    }
+    let expected = [
+        ("no_tenant", 8usize),
+        ("invalid_json", 9),
+        ("invalid_utf8", 10),
+        ("too_large", 11),
+    ];
+    for ((reason, offset, payload), (want_reason, want_offset)) in got.iter().zip(expected) {
+        assert_eq!(
+            (reason.as_str(), offset.as_str()),
+            (want_reason, want_offset.to_string().as_str())
+        );
+        assert_eq!(payload, &phase1[want_offset].payload);
+    }
+
+    // Restart: the second run must start at the committed offset, so it reads only the new messages.
+    let phase2: Vec<Msg> = (0..5)
+        .map(|i| raw("acme", &format!("2026-03-14T09:21:0{i}Z web-1 sshd[50{i}]: Accepted publickey for ci from 10.0.0.9 port 600{i} ssh2: RSA SHA256:y")))
+        .collect();
+    produce(&env.brokers, &env.topic, &phase2).await;
+    let stats = run_until(&config, &ch, 14, 1).await;
+    assert_eq!(
+        (stats.consumed, stats.events, stats.quarantined),
+        (5, 5, 0),
+        "{stats:?}"
+    );
+    // No event was written twice (raw rows, before any ReplacingMergeTree merge).
+    let dupes: Vec<String> = ch
+        .query("SELECT event_id FROM events GROUP BY event_id HAVING count() > 1")
+        .fetch_all()
+        .await
+        .unwrap();
+    assert!(dupes.is_empty(), "duplicated events: {dupes:?}");
+    assert_eq!(count(&ch, "events").await, 14);
+}
