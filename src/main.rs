@@ -9,8 +9,10 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use sentra_pipeline::config::Config;
-use sentra_pipeline::detect::BruteForceConfig;
+use sentra_pipeline::detect::definition::WindowSpec;
+use sentra_pipeline::detect::{catalog, Detection, EngineConfig};
 use sentra_pipeline::normalize::{Counts, Input, NormalizeConfig, Normalizer, YearPolicy};
+use sentra_pipeline::replay::ReplaySummary;
 use sentra_pipeline::replay::{self, ReplayOptions, Source};
 
 /// Sentra turns floods of tenant-tagged Linux security events into a handful of calm, explainable signals.
@@ -46,12 +48,25 @@ enum Command {
         /// Write signals here instead of standard output.
         #[arg(long)]
         signals_out: Option<PathBuf>,
-        /// Failed logins from one source in one window that make an SSH brute-force signal.
-        #[arg(long, default_value_t = BruteForceConfig::default().threshold)]
-        brute_force_threshold: u64,
-        /// SSH brute-force window, seconds.
-        #[arg(long, default_value_t = BruteForceConfig::default().window_secs)]
-        brute_force_window: u64,
+        #[command(flatten)]
+        detection: DetectionArgs,
+    },
+    /// List the detections, or try them on log files.
+    Detections {
+        #[command(subcommand)]
+        command: DetectionsCommand,
+    },
+    /// Measure the replay path (parse → normalize → detect) on a log file; prints lines/s and lines per
+    /// CPU-second. Make the standard workload with ../shared/bench/gen_sshd.py.
+    Bench {
+        /// The workload file.
+        file: PathBuf,
+        /// Tenant for lines that name none (default: the host name's prefix, as in the workload).
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Year of classic syslog timestamps.
+        #[arg(long, default_value_t = 2026)]
+        year: i32,
     },
     /// Print normalized ECS events as JSON lines (quarantined lines go to stderr with their reason).
     Normalize {
@@ -76,6 +91,55 @@ enum Command {
         /// Configuration file (TOML).
         #[arg(long, short)]
         config: PathBuf,
+    },
+}
+
+/// Which detections run, and how.
+#[derive(clap::Args, Clone)]
+struct DetectionArgs {
+    /// A folder of detection files (*.toml) replacing built-ins of the same name or adding new ones.
+    #[arg(long)]
+    detections: Option<PathBuf>,
+    /// Built-in detections to switch off (repeatable).
+    #[arg(long = "disable", value_name = "NAME")]
+    disabled: Vec<String>,
+    /// Events older than their tenant's newest event minus this many seconds are late.
+    #[arg(long, default_value_t = EngineConfig::default().allowed_lateness_secs)]
+    allowed_lateness: u64,
+}
+
+impl DetectionArgs {
+    fn load(&self) -> Result<(Vec<Detection>, EngineConfig)> {
+        let detections = catalog::load(self.detections.as_deref(), &self.disabled)
+            .map_err(anyhow::Error::msg)?;
+        let engine = EngineConfig {
+            allowed_lateness_secs: self.allowed_lateness,
+            ..EngineConfig::default()
+        };
+        Ok((detections, engine))
+    }
+}
+
+#[derive(Subcommand)]
+enum DetectionsCommand {
+    /// Show every detection: name, window, keys, MITRE techniques, intent.
+    List {
+        #[command(flatten)]
+        detection: DetectionArgs,
+    },
+    /// Run the detections on log files and report what fired, per detection.
+    Test {
+        /// Log files (`-` for standard input).
+        #[arg(required = true)]
+        files: Vec<String>,
+        /// Tenant for lines that name none.
+        #[arg(long, default_value = "test")]
+        tenant: String,
+        /// Year of classic syslog timestamps; default: inferred from the clock.
+        #[arg(long)]
+        year: Option<i32>,
+        #[command(flatten)]
+        detection: DetectionArgs,
     },
 }
 
@@ -127,34 +191,11 @@ fn dispatch(cli: Cli) -> Result<()> {
             data_dir,
             no_store,
             signals_out,
-            brute_force_threshold,
-            brute_force_window,
+            detection,
         } => {
             check_tenant(&tenant)?;
-            let brute_force = BruteForceConfig {
-                threshold: brute_force_threshold,
-                window_secs: brute_force_window,
-                ..BruteForceConfig::default()
-            };
-            let problems = brute_force.problems();
-            if !problems.is_empty() {
-                bail!("{}", problems.join("; "));
-            }
-            let sources: Vec<Source> = files.iter().map(|f| Source::parse(f)).collect();
-            let total: u64 = sources
-                .iter()
-                .map(|s| match s {
-                    Source::Path(p) => std::fs::metadata(p).map(|m| m.len()).unwrap_or(0),
-                    Source::Stdin => 0,
-                })
-                .sum();
-            for s in &sources {
-                if let Source::Path(p) = s {
-                    if !p.is_file() {
-                        bail!("{} is not a readable file", p.display());
-                    }
-                }
-            }
+            let (detections, engine) = detection.load()?;
+            let sources = sources(&files)?;
             let opts = ReplayOptions {
                 sources,
                 tenant,
@@ -163,40 +204,100 @@ fn dispatch(cli: Cli) -> Result<()> {
                     tenant_from_host,
                     ..NormalizeConfig::default()
                 },
-                brute_force,
+                detections,
+                engine,
                 data_dir: (!no_store).then_some(data_dir.clone()),
             };
-            let bar = progress_bar(total);
-            let mut out: Box<dyn Write> = match &signals_out {
+            let mut out: Box<dyn Write + Send> = match &signals_out {
                 Some(p) => Box::new(io::BufWriter::new(
                     std::fs::File::create(p)
                         .with_context(|| format!("cannot create {}", p.display()))?,
                 )),
-                None => Box::new(io::BufWriter::new(io::stdout().lock())),
+                None => Box::new(io::BufWriter::new(io::stdout())),
             };
-            let started = std::time::Instant::now();
-            let summary = replay::replay(&opts, &mut out, &mut |n| bar.inc(n))?;
-            bar.finish_and_clear();
-            let secs = started.elapsed().as_secs_f64();
-            let c = &summary.counts;
-            eprintln!(
-                "read {} lines in {secs:.2}s: {} events ({} unknown kind), {} quarantined, {} blank, {} late; {} signals",
-                c.read + c.blank,
-                c.normalized,
-                c.unknown,
-                c.quarantined,
-                c.blank,
-                summary.late,
-                summary.signals
-            );
-            for (reason, n) in &summary.quarantined_by_reason {
-                eprintln!("  quarantined {reason}: {n}");
-            }
+            let (summary, secs) = replay_with_progress(&opts, &mut out)?;
+            print_summary(&summary, secs);
             if !no_store {
                 eprintln!("stored under {}", data_dir.display());
             }
             Ok(())
         }
+        Command::Detections {
+            command: DetectionsCommand::List { detection },
+        } => {
+            let (detections, _) = detection.load()?;
+            println!(
+                "{:<34} {:<22} {:<22} {:<22} INTENT",
+                "NAME", "WINDOW", "PER", "MITRE"
+            );
+            for d in &detections {
+                let window = match d.window {
+                    WindowSpec::Tumbling { size_secs } => format!("tumbling {size_secs}s"),
+                    WindowSpec::Sliding {
+                        size_secs,
+                        slide_secs,
+                    } => format!("sliding {size_secs}s/{slide_secs}s"),
+                };
+                let mitre: Vec<&str> = d.mitre.iter().map(|m| m.technique.as_str()).collect();
+                println!(
+                    "{:<34} {:<22} {:<22} {:<22} {}",
+                    d.name,
+                    window,
+                    d.group_by.join("+"),
+                    mitre.join(","),
+                    d.intent
+                );
+            }
+            Ok(())
+        }
+        Command::Detections {
+            command:
+                DetectionsCommand::Test {
+                    files,
+                    tenant,
+                    year,
+                    detection,
+                },
+        } => {
+            check_tenant(&Some(tenant.clone()))?;
+            let (detections, engine) = detection.load()?;
+            let names: Vec<String> = detections.iter().map(|d| d.name.clone()).collect();
+            let opts = ReplayOptions {
+                sources: sources(&files)?,
+                tenant: Some(tenant),
+                normalize: NormalizeConfig {
+                    year: year_policy(year),
+                    ..NormalizeConfig::default()
+                },
+                detections,
+                engine,
+                data_dir: None,
+            };
+            let mut signals = Vec::new();
+            let (summary, secs) = replay_with_progress(&opts, &mut signals)?;
+            let signals: Vec<sentra_schemas::Signal> = signals
+                .split(|&b| b == b'\n')
+                .filter(|l| !l.is_empty())
+                .map(serde_json::from_slice)
+                .collect::<Result<_, _>>()?;
+            for name in &names {
+                let fired: Vec<&sentra_schemas::Signal> =
+                    signals.iter().filter(|s| &s.signal == name).collect();
+                println!("{name}: {} signal(s)", fired.len());
+                for s in fired.iter().take(3) {
+                    println!(
+                        "  {} {} risk {:.3} — {}",
+                        s.id,
+                        s.severity.as_str(),
+                        s.risk_score,
+                        s.narrative
+                    );
+                }
+            }
+            print_summary(&summary, secs);
+            Ok(())
+        }
+        Command::Bench { file, tenant, year } => bench(&file, tenant, year),
         Command::Normalize {
             files,
             tenant,
@@ -245,7 +346,7 @@ fn dispatch(cli: Cli) -> Result<()> {
                         reference_is_event_time: false,
                     };
                     let r = n.normalize(&input);
-                    counts.count(&r);
+                    counts.count(&r, |e| e.category == sentra_schemas::Category::Unknown);
                     match r {
                         Ok(e) => {
                             serde_json::to_writer(&mut out, &e.to_ecs_json())?;
@@ -297,6 +398,106 @@ fn dispatch(cli: Cli) -> Result<()> {
             })
         }
     }
+}
+
+/// Checks the inputs exist and turns them into sources.
+fn sources(files: &[String]) -> Result<Vec<Source>> {
+    files
+        .iter()
+        .map(|f| {
+            let s = Source::parse(f);
+            if let Source::Path(p) = &s {
+                if !p.is_file() {
+                    bail!("{} is not a readable file", p.display());
+                }
+            }
+            Ok(s)
+        })
+        .collect()
+}
+
+/// Runs a replay with a progress bar on a terminal; returns the summary and the wall time.
+fn replay_with_progress(
+    opts: &ReplayOptions,
+    out: &mut (dyn Write + Send),
+) -> Result<(ReplaySummary, f64)> {
+    let total: u64 = opts
+        .sources
+        .iter()
+        .map(|s| match s {
+            Source::Path(p) => std::fs::metadata(p).map(|m| m.len()).unwrap_or(0),
+            Source::Stdin => 0,
+        })
+        .sum();
+    let bar = progress_bar(total);
+    let started = std::time::Instant::now();
+    let summary = replay::replay(opts, out, &mut |n| bar.inc(n))?;
+    bar.finish_and_clear();
+    Ok((summary, started.elapsed().as_secs_f64()))
+}
+
+fn print_summary(summary: &ReplaySummary, secs: f64) {
+    let c = &summary.counts;
+    eprintln!(
+        "read {} lines in {secs:.2}s: {} events ({} unknown kind), {} quarantined, {} blank, {} late; {} signals",
+        c.read + c.blank,
+        c.normalized,
+        c.unknown,
+        c.quarantined,
+        c.blank,
+        summary.late,
+        summary.signals
+    );
+    for (reason, n) in &summary.quarantined_by_reason {
+        eprintln!("  quarantined {reason}: {n}");
+    }
+    for (detection, n) in &summary.signals_by_detection {
+        eprintln!("  signals {detection}: {n}");
+    }
+}
+
+/// CPU seconds (user + system) used by this process so far, and its peak resident set in KiB.
+fn cpu_and_peak_rss() -> (f64, i64) {
+    // SAFETY: getrusage only writes into the struct we pass.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
+    let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
+    (t(u.ru_utime) + t(u.ru_stime), u.ru_maxrss)
+}
+
+fn bench(file: &std::path::Path, tenant: Option<String>, year: i32) -> Result<()> {
+    check_tenant(&tenant)?;
+    let lines = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let n_lines = lines.iter().filter(|&&b| b == b'\n').count() as f64;
+    drop(lines);
+    let tenant_from_host = tenant.is_none();
+    let opts = ReplayOptions {
+        sources: vec![Source::Path(file.to_owned())],
+        tenant,
+        normalize: NormalizeConfig {
+            year: YearPolicy::Fixed(year),
+            tenant_from_host,
+            ..NormalizeConfig::default()
+        },
+        detections: catalog::builtin(),
+        engine: EngineConfig::default(),
+        data_dir: None,
+    };
+    let (cpu0, _) = cpu_and_peak_rss();
+    let mut sink = io::sink();
+    let (summary, wall) = replay_with_progress(&opts, &mut sink)?;
+    let (cpu1, rss) = cpu_and_peak_rss();
+    let cpu = cpu1 - cpu0;
+    println!("workload        {}", file.display());
+    println!("lines           {n_lines:.0}");
+    println!("events          {}", summary.counts.normalized);
+    println!("signals         {}", summary.signals);
+    println!("wall seconds    {wall:.3}");
+    println!("cpu seconds     {cpu:.3}");
+    println!("lines/s         {:.0}", n_lines / wall);
+    println!("lines/cpu-s     {:.0}", n_lines / cpu);
+    println!("peak rss MiB    {:.1}", rss as f64 / 1024.0);
+    Ok(())
 }
 
 async fn shutdown_signal() {

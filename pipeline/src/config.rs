@@ -13,9 +13,9 @@
 //! database = "sentra"
 //! [tenants]
 //! allow = ["acme", "globex"]     # optional allow-list
-//! [detection.ssh_brute_force]
-//! threshold = 5
-//! window_secs = 60
+//! [detection]
+//! allowed_lateness_secs = 30
+//! folder = "/etc/sentra/detections"   # your own or replacement detections
 //! ```
 
 use std::collections::BTreeMap;
@@ -24,7 +24,7 @@ use std::path::Path;
 use sentra_schemas::TenantId;
 use serde::Deserialize;
 
-use crate::detect::BruteForceConfig;
+use crate::detect::EngineConfig;
 
 /// The whole configuration.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -124,14 +124,37 @@ impl Default for ClickHouseSection {
 pub struct TenantsConfig {
     /// When set, only these tenants are accepted.
     pub allow: Option<Vec<String>>,
+    /// Each tenant's UTC offset in minutes (for the off-hours risk modifier); default 0.
+    pub utc_offset_minutes: BTreeMap<String, i32>,
 }
 
 /// `[detection]`
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DetectionConfig {
-    /// SSH brute force.
-    pub ssh_brute_force: BruteForceConfig,
+    /// How far behind its tenant's newest event an event may be and still count, seconds.
+    pub allowed_lateness_secs: u64,
+    /// Most entities with open window state per tenant.
+    pub max_entities_per_tenant: usize,
+    /// A folder of detection files (`*.toml`) that replace built-ins of the same name or add new ones.
+    pub folder: Option<std::path::PathBuf>,
+    /// Built-in detections to switch off, by name.
+    pub disabled: Vec<String>,
+    /// Where `sentra run` keeps its checkpoint (window state + offsets).
+    pub checkpoint_path: std::path::PathBuf,
+}
+
+impl Default for DetectionConfig {
+    fn default() -> Self {
+        let e = EngineConfig::default();
+        Self {
+            allowed_lateness_secs: e.allowed_lateness_secs,
+            max_entities_per_tenant: e.max_entities_per_tenant,
+            folder: None,
+            disabled: Vec::new(),
+            checkpoint_path: "sentra-checkpoint.json".into(),
+        }
+    }
 }
 
 /// `[input]`
@@ -296,8 +319,29 @@ impl Config {
         if self.input.max_message_bytes < 64 {
             p.push("input.max_message_bytes must be at least 64".into());
         }
-        p.extend(self.detection.ssh_brute_force.problems());
+        if self.detection.allowed_lateness_secs > 86_400 {
+            p.push("detection.allowed_lateness_secs must be at most 86400".into());
+        }
+        if self.detection.max_entities_per_tenant == 0 {
+            p.push("detection.max_entities_per_tenant must be at least 1".into());
+        }
+        for (t, m) in &self.tenants.utc_offset_minutes {
+            if m.abs() > 14 * 60 {
+                p.push(format!(
+                    "tenants.utc_offset_minutes.{t} must be within ±840"
+                ));
+            }
+        }
         p
+    }
+
+    /// The detection engine's settings.
+    pub fn engine(&self) -> EngineConfig {
+        EngineConfig {
+            allowed_lateness_secs: self.detection.allowed_lateness_secs,
+            max_entities_per_tenant: self.detection.max_entities_per_tenant,
+            tenant_utc_offsets_min: self.tenants.utc_offset_minutes.clone(),
+        }
     }
 }
 
@@ -347,7 +391,7 @@ mod tests {
     #[test]
     fn every_problem_is_reported_at_once() {
         let err = Config::from_toml(
-            "[kafka]\ntopics = []\n[kafka.topic_tenants]\nx = \"../evil\"\n[clickhouse]\nurl = \"ftp://x\"\ndatabase = \"a;drop\"\n[detection.ssh_brute_force]\nthreshold = 0\n",
+            "[kafka]\ntopics = []\n[kafka.topic_tenants]\nx = \"../evil\"\n[clickhouse]\nurl = \"ftp://x\"\ndatabase = \"a;drop\"\n[detection]\nmax_entities_per_tenant = 0\n",
             env(&[]),
         )
         .unwrap_err();
@@ -357,7 +401,7 @@ mod tests {
             "topic_tenants",
             "clickhouse.url",
             "clickhouse.database",
-            "threshold",
+            "max_entities_per_tenant",
         ] {
             assert!(text.contains(needle), "{needle} missing from:\n{text}");
         }

@@ -1,22 +1,27 @@
-//! `sentra replay`: the whole pipeline on files, with no services. Lines are normalized, detections run in
-//! event time, and events, signals and quarantined input land in the [`EmbeddedStore`]; signals are also
-//! streamed as JSON lines to a writer as their windows close.
+//! `sentra replay`: the whole pipeline on files, with no services. Lines are normalized into Arrow batches,
+//! the detection engine runs in event time, and events, signals and quarantined input land in the
+//! [`EmbeddedStore`]; signals are also streamed as JSON lines as their windows close. At end of input the
+//! watermark moves past the last event, so every open window closes.
+//!
+//! Two threads: one reads and normalizes, the other detects and stores, joined by a small bounded channel.
 
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::path::PathBuf;
+use std::sync::mpsc;
 
-use sentra_schemas::{Event, Quarantined, Signal};
+use arrow::array::RecordBatch;
+use sentra_schemas::{EventColumns, EventRows, QuarantineReason, Quarantined, Signal};
 use sentra_sinks::embedded::EmbeddedStore;
 use sentra_sinks::SinkError;
 use serde::Serialize;
 
-use crate::detect::{BruteForceConfig, Observed, SshBruteForce};
+use crate::detect::{Detection, Engine, EngineConfig, EngineError};
 use crate::normalize::{Counts, Input, NormalizeConfig, Normalizer};
 
-/// Events buffered before a Parquet part is written.
-const BATCH_EVENTS: usize = 65_536;
+/// Events per Arrow batch.
+pub const BATCH_EVENTS: usize = 65_536;
 
 /// Where replay reads from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,7 +44,7 @@ impl Source {
 
     /// The name used in source positions and event ids: the file's name (not its directory, so the same
     /// log replayed from another place keeps its event ids), or `stdin`.
-    fn name(&self) -> String {
+    pub fn name(&self) -> String {
         match self {
             Source::Stdin => "stdin".to_owned(),
             Source::Path(p) => p.file_name().map_or_else(
@@ -59,8 +64,10 @@ pub struct ReplayOptions {
     pub tenant: Option<String>,
     /// Normalization settings.
     pub normalize: NormalizeConfig,
-    /// Brute-force detection settings.
-    pub brute_force: BruteForceConfig,
+    /// The detections to run.
+    pub detections: Vec<Detection>,
+    /// Engine settings.
+    pub engine: EngineConfig,
     /// Embedded store location; `None` keeps nothing (benchmarks, dry runs).
     pub data_dir: Option<PathBuf>,
 }
@@ -68,15 +75,17 @@ pub struct ReplayOptions {
 /// What a replay did.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ReplaySummary {
-    /// Records read, normalized, quarantined.
+    /// Records read, normalized, quarantined at normalization.
     #[serde(flatten)]
     pub counts: Counts,
-    /// Quarantined records by reason.
+    /// Quarantined records by reason (normalization and lateness).
     pub quarantined_by_reason: BTreeMap<String, u64>,
-    /// Relevant events that arrived after their window closed (stored, not counted by detections).
+    /// Events older than their tenant's watermark: stored, quarantined as `late`, not counted by detections.
     pub late: u64,
     /// Signals emitted.
     pub signals: u64,
+    /// Signals by detection.
+    pub signals_by_detection: BTreeMap<String, u64>,
 }
 
 /// Why a replay stopped.
@@ -96,61 +105,124 @@ pub enum ReplayError {
     /// The signal output could not be written.
     #[error("cannot write signals: {0}")]
     Output(io::Error),
+    /// The detection engine failed.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
 }
 
-struct Replay<'a> {
-    store: Option<EmbeddedStore>,
-    detector: SshBruteForce,
-    events: Vec<Event>,
-    quarantine: Vec<Quarantined>,
-    summary: ReplaySummary,
-    signals_out: &'a mut dyn Write,
+/// A finished batch on its way from the reader to the detector.
+struct Chunk {
+    events: RecordBatch,
+    quarantined: Vec<Quarantined>,
 }
 
-impl Replay<'_> {
-    fn emit(&mut self, signals: Vec<Signal>) -> Result<(), ReplayError> {
-        for s in &signals {
-            serde_json::to_writer(&mut *self.signals_out, s)
-                .map_err(|e| ReplayError::Output(e.into()))?;
-            self.signals_out
-                .write_all(b"\n")
-                .map_err(ReplayError::Output)?;
-        }
-        self.summary.signals += signals.len() as u64;
-        if let Some(store) = &self.store {
-            store.write_signals(&signals)?;
-        }
-        Ok(())
-    }
-
-    fn flush(&mut self) -> Result<(), ReplayError> {
-        if let Some(store) = &self.store {
-            store.write_events(&self.events)?;
-            store.write_quarantine(&self.quarantine)?;
-        }
-        self.events.clear();
-        self.quarantine.clear();
-        Ok(())
+/// The quarantine record of an event the engine found late.
+pub fn late_record(batch: &RecordBatch, row: usize, lateness_secs: u64) -> Quarantined {
+    let e = EventRows::new(batch).get(row);
+    Quarantined {
+        reason: QuarantineReason::Late,
+        detail: format!(
+            "event time {} is more than {lateness_secs}s older than the newest event of tenant {}; \
+             the event is stored but not counted by detections",
+            sentra_schemas::time::format_rfc3339_us(e.timestamp_us),
+            e.tenant
+        ),
+        tenant: Some(e.tenant.to_owned()),
+        source: e.source.to_owned(),
+        original: e.original.as_bytes().to_vec(),
     }
 }
 
 /// Replays `opts.sources`, streaming signals to `signals_out` and reporting bytes read to `progress`.
 pub fn replay(
     opts: &ReplayOptions,
-    signals_out: &mut dyn Write,
-    progress: &mut dyn FnMut(u64),
+    signals_out: &mut (dyn Write + Send),
+    progress: &mut (dyn FnMut(u64) + Send),
 ) -> Result<ReplaySummary, ReplayError> {
-    let mut r = Replay {
-        store: opts.data_dir.as_ref().map(EmbeddedStore::new),
-        detector: SshBruteForce::new(opts.brute_force.clone()),
-        events: Vec::with_capacity(BATCH_EVENTS),
-        quarantine: Vec::new(),
-        summary: ReplaySummary::default(),
-        signals_out,
-    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .map_err(ReplayError::Output)?;
+    let mut engine = rt.block_on(Engine::new(opts.detections.clone(), opts.engine.clone()))?;
+    let store = opts.data_dir.as_ref().map(EmbeddedStore::new);
+    let (tx, rx) = mpsc::sync_channel::<Chunk>(2);
+
+    std::thread::scope(|scope| {
+        let reader = scope.spawn(move || read_all(opts, tx, progress));
+        let mut summary = ReplaySummary::default();
+        let emit = |signals: Vec<Signal>,
+                    summary: &mut ReplaySummary,
+                    out: &mut (dyn Write + Send)|
+         -> Result<(), ReplayError> {
+            for s in &signals {
+                serde_json::to_writer(&mut *out, s).map_err(|e| ReplayError::Output(e.into()))?;
+                out.write_all(b"\n").map_err(ReplayError::Output)?;
+                *summary
+                    .signals_by_detection
+                    .entry(s.signal.clone())
+                    .or_default() += 1;
+            }
+            summary.signals += signals.len() as u64;
+            if let Some(store) = &store {
+                store.write_signals(&signals)?;
+            }
+            Ok(())
+        };
+        let mut detect = || -> Result<(), ReplayError> {
+            for mut chunk in rx.iter() {
+                let outcome = rt.block_on(engine.process(&chunk.events))?;
+                summary.late += outcome.late_rows.len() as u64;
+                for &row in &outcome.late_rows {
+                    chunk.quarantined.push(late_record(
+                        &chunk.events,
+                        row,
+                        opts.engine.allowed_lateness_secs,
+                    ));
+                }
+                for q in &chunk.quarantined {
+                    *summary
+                        .quarantined_by_reason
+                        .entry(q.reason.as_str().to_owned())
+                        .or_default() += 1;
+                }
+                if let Some(store) = &store {
+                    store.write_events(&chunk.events)?;
+                    store.write_quarantine(&chunk.quarantined)?;
+                }
+                emit(outcome.signals, &mut summary, &mut *signals_out)?;
+            }
+            let rest = engine.finish();
+            emit(rest, &mut summary, &mut *signals_out)?;
+            signals_out.flush().map_err(ReplayError::Output)
+        };
+        let detected = detect();
+        // Dropping the receiver (on error) unblocks the reader.
+        let counts = reader.join().expect("reader thread does not panic")?;
+        detected?;
+        summary.counts = counts;
+        Ok(summary)
+    })
+}
+
+/// Reads and normalizes every source, sending full batches to `tx`.
+fn read_all(
+    opts: &ReplayOptions,
+    tx: mpsc::SyncSender<Chunk>,
+    progress: &mut (dyn FnMut(u64) + Send),
+) -> Result<Counts, ReplayError> {
+    let mut counts = Counts::default();
+    let mut columns = EventColumns::with_capacity(BATCH_EVENTS);
+    let mut quarantined = Vec::new();
     let now_us = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_micros() as i64);
+    let send = |columns: &mut EventColumns, quarantined: &mut Vec<Quarantined>| {
+        let chunk = Chunk {
+            events: columns.finish(),
+            quarantined: std::mem::take(quarantined),
+        };
+        // A closed channel means the detector stopped with an error, which it reports.
+        tx.send(chunk).is_ok()
+    };
     for source in &opts.sources {
         let name = source.name();
         let input_err = |e| ReplayError::Input {
@@ -164,7 +236,7 @@ pub fn replay(
         let mut reader = BufReader::with_capacity(1 << 20, reader);
         let mut normalizer = Normalizer::new(opts.normalize.clone());
         let mut line = Vec::with_capacity(512);
-        let mut position = String::new();
+        let mut position = String::with_capacity(name.len() + 12);
         for line_no in 1u64.. {
             line.clear();
             let n = reader.read_until(b'\n', &mut line).map_err(input_err)?;
@@ -172,16 +244,16 @@ pub fn replay(
                 break;
             }
             progress(n as u64);
-            if line.iter().all(u8::is_ascii_whitespace) {
-                r.summary.counts.blank += 1;
-                continue;
-            }
             let bytes = line.strip_suffix(b"\n").unwrap_or(&line);
             let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
+            if bytes.iter().all(u8::is_ascii_whitespace) {
+                counts.blank += 1;
+                continue;
+            }
             position.clear();
             position.push_str(&name);
             position.push(':');
-            position.push_str(itoa(line_no).as_str());
+            position.push_str(itoa::Buffer::new().format(line_no));
             let input = Input {
                 bytes,
                 source: &position,
@@ -190,42 +262,18 @@ pub fn replay(
                 reference_us: now_us,
                 reference_is_event_time: false,
             };
-            let result = normalizer.normalize(&input);
-            r.summary.counts.count(&result);
-            match result {
-                Ok(event) => {
-                    match r.detector.observe(&event) {
-                        Observed::Late => r.summary.late += 1,
-                        Observed::Counted => {
-                            let ready = r.detector.close_ready();
-                            if !ready.is_empty() {
-                                r.emit(ready)?;
-                            }
-                        }
-                        Observed::Ignored => {}
-                    }
-                    r.events.push(event);
-                    if r.events.len() >= BATCH_EVENTS {
-                        r.flush()?;
-                    }
-                }
-                Err(q) => {
-                    *r.summary
-                        .quarantined_by_reason
-                        .entry(q.reason.as_str().to_owned())
-                        .or_default() += 1;
-                    r.quarantine.push(*q);
-                }
+            let result = normalizer.normalize_into(&input, &mut columns);
+            counts.count(&result, |unknown| *unknown);
+            if let Err(q) = result {
+                quarantined.push(*q);
+            }
+            if columns.len() >= BATCH_EVENTS && !send(&mut columns, &mut quarantined) {
+                return Ok(counts);
             }
         }
     }
-    let rest = r.detector.close_all();
-    r.emit(rest)?;
-    r.flush()?;
-    r.signals_out.flush().map_err(ReplayError::Output)?;
-    Ok(r.summary)
-}
-
-fn itoa(n: u64) -> String {
-    n.to_string()
+    if !columns.is_empty() || !quarantined.is_empty() {
+        send(&mut columns, &mut quarantined);
+    }
+    Ok(counts)
 }

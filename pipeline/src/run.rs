@@ -18,16 +18,18 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
-use sentra_schemas::{Event, Quarantined, Signal};
+use sentra_schemas::{EventColumns, Quarantined};
 use sentra_sinks::clickhouse::{ClickHouseConfig, ClickHouseSink};
 use sentra_sinks::SinkError;
+use serde::Deserialize;
 use serde::Serialize;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::config::Config;
-use crate::detect::{Observed, SshBruteForce};
+use crate::detect::{catalog, Engine, EngineError, EngineState};
 use crate::normalize::{Input, NormalizeConfig, Normalizer, YearPolicy};
+use crate::replay::late_record;
 
 /// What a run did, for logs and tests.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -58,6 +60,73 @@ pub enum RunError {
     /// Shutdown was requested while a write was still being retried; offsets were not committed.
     #[error("stopped while {0} was unavailable; the batch's offsets were not committed and will be re-read")]
     Interrupted(&'static str),
+    /// The detections could not be loaded or planned.
+    #[error("detections: {0}")]
+    Detections(String),
+    /// The detection engine failed.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// The checkpoint could not be read or written.
+    #[error("checkpoint {path}: {detail} (fix or remove the file; removing it restarts window state empty)")]
+    Checkpoint {
+        /// The file.
+        path: String,
+        /// What went wrong.
+        detail: String,
+    },
+}
+
+/// What `sentra run` saves after every batch, before committing offsets: the engine's window state and
+/// the next offset of every partition it reflects. On restart, messages below these offsets are skipped
+/// (their effects are already in the state), so a restarted run yields the same signals.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// Consumer group the state belongs to.
+    pub group_id: String,
+    /// Next offset per `topic/partition`.
+    pub offsets: BTreeMap<String, i64>,
+    /// Detection engine state.
+    pub engine: EngineState,
+}
+
+impl Checkpoint {
+    fn load(path: &std::path::Path, group: &str) -> Result<Option<Self>, RunError> {
+        let err = |detail: String| RunError::Checkpoint {
+            path: path.display().to_string(),
+            detail,
+        };
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(err(e.to_string())),
+        };
+        let c: Checkpoint = serde_json::from_str(&text)
+            .map_err(|e| err(format!("not a Sentra checkpoint: {e}")))?;
+        if c.group_id != group {
+            return Err(err(format!(
+                "belongs to consumer group {:?}, not {group:?}",
+                c.group_id
+            )));
+        }
+        Ok(Some(c))
+    }
+
+    fn save(&self, path: &std::path::Path) -> Result<(), RunError> {
+        let err = |detail: String| RunError::Checkpoint {
+            path: path.display().to_string(),
+            detail,
+        };
+        let tmp = path.with_extension("tmp");
+        let body = serde_json::to_vec(self).map_err(|e| err(e.to_string()))?;
+        let write = || -> std::io::Result<()> {
+            use std::io::Write as _;
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(&body)?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, path)
+        };
+        write().map_err(|e| err(e.to_string()))
+    }
 }
 
 /// Builds the librdkafka client settings shared by consumer, producer and admin client.
@@ -165,7 +234,24 @@ pub async fn run(
         tenant_from_host: false,
     };
     let mut normalizer = Normalizer::new(normalize);
-    let mut detector = SshBruteForce::new(config.detection.ssh_brute_force.clone());
+    let detections = catalog::load(
+        config.detection.folder.as_deref(),
+        &config.detection.disabled,
+    )
+    .map_err(RunError::Detections)?;
+    let mut engine = Engine::new(detections, config.engine()).await?;
+    let checkpoint_path = config.detection.checkpoint_path.as_path();
+    let mut checkpoint = match Checkpoint::load(checkpoint_path, &config.kafka.group_id)? {
+        Some(c) => {
+            info!(path = %checkpoint_path.display(), partitions = c.offsets.len(), "resuming from checkpoint");
+            engine.restore(c.engine.clone());
+            c
+        }
+        None => Checkpoint {
+            group_id: config.kafka.group_id.clone(),
+            ..Checkpoint::default()
+        },
+    };
     let mut stats = RunStats::default();
     let wait = Duration::from_millis(config.kafka.batch_max_wait_ms);
 
@@ -184,10 +270,25 @@ pub async fn run(
             }
         }
 
-        let mut events: Vec<Event> = Vec::with_capacity(batch.len());
-        let mut quarantined: Vec<(Quarantined, &OwnedMessage)> = Vec::new();
+        let mut columns = EventColumns::with_capacity(batch.len());
+        let mut quarantined: Vec<Quarantined> = Vec::new();
         let mut next_offsets: BTreeMap<(String, i32), i64> = BTreeMap::new();
+        let mut skipped = 0u64;
         for m in &batch {
+            let next = next_offsets
+                .entry((m.topic().to_owned(), m.partition()))
+                .or_insert(0);
+            *next = (*next).max(m.offset() + 1);
+            let key = format!("{}/{}", m.topic(), m.partition());
+            if checkpoint
+                .offsets
+                .get(&key)
+                .is_some_and(|&done| m.offset() < done)
+            {
+                // Handled before a restart (stored and in the checkpointed state), not yet committed.
+                skipped += 1;
+                continue;
+            }
             let source = format!("kafka:{}:{}:{}", m.topic(), m.partition(), m.offset());
             let header_tenant = m
                 .headers()
@@ -205,21 +306,21 @@ pub async fn run(
                 reference_us: ts.map_or_else(now_us, |t| t * 1000),
                 reference_is_event_time: ts.is_some(),
             };
-            match normalizer.normalize(&input) {
-                Ok(e) => {
-                    if detector.observe(&e) == Observed::Late {
-                        stats.late += 1;
-                    }
-                    events.push(e);
-                }
-                Err(q) => quarantined.push((*q, m)),
+            if let Err(q) = normalizer.normalize_into(&input, &mut columns) {
+                quarantined.push(*q);
             }
-            let next = next_offsets
-                .entry((m.topic().to_owned(), m.partition()))
-                .or_insert(0);
-            *next = (*next).max(m.offset() + 1);
         }
-        let signals: Vec<Signal> = detector.close_ready();
+        let events = columns.finish();
+        let outcome = engine.process(&events).await?;
+        stats.late += outcome.late_rows.len() as u64;
+        for &row in &outcome.late_rows {
+            quarantined.push(late_record(
+                &events,
+                row,
+                config.detection.allowed_lateness_secs,
+            ));
+        }
+        let signals = outcome.signals;
 
         send_to_quarantine(
             &producer,
@@ -230,6 +331,16 @@ pub async fn run(
         .await?;
         with_retry("ClickHouse", &mut shutdown, || sink.write_events(&events)).await?;
         with_retry("ClickHouse", &mut shutdown, || sink.write_signals(&signals)).await?;
+
+        for ((topic, partition), next) in &next_offsets {
+            let done = checkpoint
+                .offsets
+                .entry(format!("{topic}/{partition}"))
+                .or_insert(0);
+            *done = (*done).max(*next);
+        }
+        checkpoint.engine = engine.snapshot();
+        checkpoint.save(checkpoint_path)?;
 
         let mut tpl = TopicPartitionList::new();
         for ((topic, partition), next) in &next_offsets {
@@ -243,35 +354,43 @@ pub async fn run(
                 warn!(error = %e, "offset commit failed; the batch may be re-read (writes are idempotent)")
             }
         }
-        stats.consumed += batch.len() as u64;
-        stats.events += events.len() as u64;
-        stats.quarantined += quarantined.len() as u64;
+        stats.consumed += batch.len() as u64 - skipped;
+        stats.events += events.num_rows() as u64;
+        stats.quarantined += quarantined.len() as u64 - outcome.late_rows.len() as u64;
         stats.signals += signals.len() as u64;
         info!(
             messages = batch.len(),
-            events = events.len(),
+            skipped,
+            events = events.num_rows(),
             quarantined = quarantined.len(),
             signals = signals.len(),
-            "batch stored and committed"
+            "batch stored, checkpointed and committed"
         );
     }
     info!(?stats, "stopped");
     Ok(stats)
 }
 
-/// Produces each quarantined message's original bytes to `topic`, with why and where from in headers, and
+/// Produces each quarantined record's original bytes to `topic`, with why and where from in headers, and
 /// waits for the broker to acknowledge every one (retrying transient failures).
 async fn send_to_quarantine(
     producer: &FutureProducer,
     topic: &str,
-    items: &[(Quarantined, &OwnedMessage)],
+    items: &[Quarantined],
     shutdown: &mut watch::Receiver<bool>,
 ) -> Result<(), RunError> {
-    for (q, m) in items {
+    for q in items {
+        // `kafka:<topic>:<partition>:<offset>`; topics may contain ':' only in theory, so split from the right.
+        let mut parts = q.source.rsplitn(3, ':');
+        let offset = parts.next().unwrap_or_default();
+        let partition = parts.next().unwrap_or_default();
+        let source_topic = parts
+            .next()
+            .unwrap_or_default()
+            .strip_prefix("kafka:")
+            .unwrap_or_default();
         let mut delay = Duration::from_millis(200);
         loop {
-            let partition = m.partition().to_string();
-            let offset = m.offset().to_string();
             let mut headers = OwnedHeaders::new()
                 .insert(Header {
                     key: "sentra.reason",
@@ -283,15 +402,15 @@ async fn send_to_quarantine(
                 })
                 .insert(Header {
                     key: "sentra.source_topic",
-                    value: Some(m.topic()),
+                    value: Some(source_topic),
                 })
                 .insert(Header {
                     key: "sentra.source_partition",
-                    value: Some(partition.as_str()),
+                    value: Some(partition),
                 })
                 .insert(Header {
                     key: "sentra.source_offset",
-                    value: Some(offset.as_str()),
+                    value: Some(offset),
                 });
             if let Some(t) = &q.tenant {
                 headers = headers.insert(Header {
@@ -299,12 +418,9 @@ async fn send_to_quarantine(
                     value: Some(t.as_str()),
                 });
             }
-            let mut record = FutureRecord::<[u8], [u8]>::to(topic)
+            let record = FutureRecord::<[u8], [u8]>::to(topic)
                 .payload(&q.original)
                 .headers(headers);
-            if let Some(k) = m.key() {
-                record = record.key(k);
-            }
             match producer.send(record, Duration::from_secs(30)).await {
                 Ok(_) => break,
                 Err((e, _)) => {

@@ -19,7 +19,25 @@ pub fn hex_digest(parts: &[&[u8]], hex_len: usize) -> String {
 /// are idempotent in every store; a cryptographic hash keeps a hostile log line from being crafted to
 /// collide with (and so overwrite) another event.
 pub fn event_id(tenant: &str, raw: &[u8], position: &str) -> String {
-    hex_digest(&[tenant.as_bytes(), raw, position.as_bytes()], 32)
+    let mut buf = [0u8; 32];
+    event_id_into(tenant, raw, position, &mut buf).to_owned()
+}
+
+/// [`event_id`] written into `buf`, without allocating; returns the id as text.
+pub fn event_id_into<'b>(
+    tenant: &str,
+    raw: &[u8],
+    position: &str,
+    buf: &'b mut [u8; 32],
+) -> &'b str {
+    let mut h = Sha256::new();
+    for p in [tenant.as_bytes(), raw, position.as_bytes()] {
+        h.update((p.len() as u64).to_le_bytes());
+        h.update(p);
+    }
+    let digest = h.finalize();
+    hex::encode_to_slice(&digest[..16], buf).expect("16 bytes fit 32 hex digits");
+    std::str::from_utf8(buf).expect("hex is ASCII")
 }
 
 #[cfg(test)]

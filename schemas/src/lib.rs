@@ -8,6 +8,7 @@
 //! The JSON Schemas and ClickHouse DDL live beside this crate (`schemas/json`, `schemas/clickhouse`) and are
 //! embedded here so the binary carries exactly the schema it was tested with.
 
+mod columns;
 mod event;
 mod ids;
 mod quarantine;
@@ -15,8 +16,9 @@ mod signal;
 mod tenant;
 pub mod time;
 
+pub use columns::{events_schema, EventColumns, EventRef, EventRows, EVENT_COLUMNS};
 pub use event::{Category, Event, Outcome};
-pub use ids::{event_id, hex_digest};
+pub use ids::{event_id, event_id_into, hex_digest};
 pub use quarantine::{QuarantineReason, Quarantined};
 pub use signal::{MitreTechnique, RiskFactor, Severity, Signal};
 pub use tenant::{TenantError, TenantId};

@@ -31,6 +31,12 @@ pub enum TenantError {
 impl TenantId {
     /// Validates `s` as a tenant identifier.
     pub fn new(s: &str) -> Result<Self, TenantError> {
+        Self::check(s)?;
+        Ok(Self(s.to_owned()))
+    }
+
+    /// Checks `s` without allocating.
+    pub fn check(s: &str) -> Result<(), TenantError> {
         if s.is_empty() {
             return Err(TenantError::Empty);
         }
@@ -46,7 +52,7 @@ impl TenantId {
             let shown: String = s.chars().take(MAX_TENANT_LEN).collect();
             return Err(TenantError::BadChars(shown));
         }
-        Ok(Self(s.to_owned()))
+        Ok(())
     }
 
     /// The identifier as a string.

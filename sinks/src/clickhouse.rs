@@ -4,8 +4,9 @@
 //! Tables come from `schemas/clickhouse/*.sql` ([`ClickHouseSink::migrate`]); both are ReplacingMergeTree
 //! keyed by the stable ids, so a replayed batch never double-counts.
 
+use arrow::array::RecordBatch;
 use clickhouse::{Client, Row};
-use sentra_schemas::{Event, Signal, CLICKHOUSE_MIGRATIONS};
+use sentra_schemas::{EventRows, Signal, CLICKHOUSE_MIGRATIONS};
 use serde::Serialize;
 
 use crate::SinkError;
@@ -173,9 +174,10 @@ impl ClickHouseSink {
         Ok(())
     }
 
-    /// Inserts `events`; returns once ClickHouse acknowledged the whole batch.
-    pub async fn write_events(&self, events: &[Event]) -> Result<(), SinkError> {
-        if events.is_empty() {
+    /// Inserts a batch of events (with [`sentra_schemas::events_schema`]); returns once ClickHouse
+    /// acknowledged the whole batch.
+    pub async fn write_events(&self, events: &RecordBatch) -> Result<(), SinkError> {
+        if events.num_rows() == 0 {
             return Ok(());
         }
         let mut insert = self
@@ -183,29 +185,29 @@ impl ClickHouseSink {
             .insert::<EventRow<'_>>("events")
             .await
             .map_err(classify)?;
-        for e in events {
+        for e in EventRows::new(events).iter() {
             let row = EventRow {
-                tenant: e.tenant.as_str(),
+                tenant: e.tenant,
                 timestamp: e.timestamp_us,
-                event_id: &e.id,
-                host: &e.host,
-                process_name: &e.process_name,
+                event_id: e.id,
+                host: e.host,
+                process_name: e.process_name,
                 process_pid: e.process_pid,
-                dataset: &e.dataset,
-                category: e.category.as_str(),
-                event_type: &e.event_type,
-                action: &e.action,
-                outcome: e.outcome.as_str(),
-                user_name: opt(&e.user),
-                target_user: opt(&e.target_user),
-                group_name: opt(&e.group),
-                source_ip: opt(&e.source_ip),
+                dataset: e.dataset,
+                category: e.category,
+                event_type: e.event_type,
+                action: e.action,
+                outcome: e.outcome,
+                user_name: e.user.unwrap_or(""),
+                target_user: e.target_user.unwrap_or(""),
+                group_name: e.group.unwrap_or(""),
+                source_ip: e.source_ip.unwrap_or(""),
                 source_port: e.source_port,
-                auth_method: opt(&e.auth_method),
-                command: opt(&e.command),
-                message: &e.message,
-                original: &e.original,
-                source: &e.source,
+                auth_method: e.auth_method.unwrap_or(""),
+                command: e.command.unwrap_or(""),
+                message: e.message,
+                original: e.original,
+                source: e.source,
             };
             insert.write(&row).await.map_err(classify)?;
         }

@@ -10,22 +10,23 @@
 //! replaces the file instead of duplicating it. Files are written to a temporary name and renamed, so a
 //! reader never sees half a file.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, Float64Builder, StringBuilder, TimestampMicrosecondBuilder, UInt16Builder,
-    UInt32Builder, UInt64Builder,
+    ArrayRef, AsArray, BooleanArray, Float64Builder, StringArray, StringBuilder,
+    TimestampMicrosecondBuilder, UInt64Builder,
 };
+use arrow::compute::filter_record_batch;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow::record_batch::RecordBatch;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
-use sentra_schemas::{hex_digest, Event, Quarantined, Signal};
+use sentra_schemas::{hex_digest, Quarantined, Signal};
 
 use crate::SinkError;
 
@@ -44,34 +45,6 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> SinkError + '_ {
 
 fn ts_type() -> DataType {
     DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
-}
-
-/// Arrow schema of the `events` table (the tenant is the partition directory).
-pub fn events_schema() -> SchemaRef {
-    let s = |n: &str| Field::new(n, DataType::Utf8, false);
-    let o = |n: &str| Field::new(n, DataType::Utf8, true);
-    Arc::new(Schema::new(vec![
-        s("event_id"),
-        Field::new("timestamp", ts_type(), false),
-        s("host"),
-        s("process_name"),
-        Field::new("process_pid", DataType::UInt32, true),
-        s("dataset"),
-        s("category"),
-        s("event_type"),
-        s("action"),
-        s("outcome"),
-        o("user_name"),
-        o("target_user"),
-        o("group_name"),
-        o("source_ip"),
-        Field::new("source_port", DataType::UInt16, true),
-        o("auth_method"),
-        o("command"),
-        s("message"),
-        s("original"),
-        s("source"),
-    ]))
 }
 
 /// Arrow schema of the `signals` table (the tenant is the partition directory; `doc` is the full JSON).
@@ -95,73 +68,6 @@ pub fn signals_schema() -> SchemaRef {
         s("recommendation"),
         s("doc"),
     ]))
-}
-
-fn events_batch(events: &[&Event]) -> Result<RecordBatch, arrow::error::ArrowError> {
-    let n = events.len();
-    let mut strings: Vec<StringBuilder> = (0..16)
-        .map(|_| StringBuilder::with_capacity(n, n * 16))
-        .collect();
-    let mut ts = TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC");
-    let mut pid = UInt32Builder::with_capacity(n);
-    let mut port = UInt16Builder::with_capacity(n);
-    for e in events {
-        ts.append_value(e.timestamp_us);
-        pid.append_option(e.process_pid);
-        port.append_option(e.source_port);
-        let cols: [Option<&str>; 16] = [
-            Some(&e.id),
-            Some(&e.host),
-            Some(&e.process_name),
-            Some(&e.dataset),
-            Some(e.category.as_str()),
-            Some(&e.event_type),
-            Some(&e.action),
-            Some(e.outcome.as_str()),
-            e.user.as_deref(),
-            e.target_user.as_deref(),
-            e.group.as_deref(),
-            e.source_ip.as_deref(),
-            e.auth_method.as_deref(),
-            e.command.as_deref(),
-            Some(&e.message),
-            Some(&e.original),
-        ];
-        for (b, v) in strings.iter_mut().zip(cols) {
-            b.append_option(v);
-        }
-    }
-    let mut source = StringBuilder::with_capacity(n, n * 16);
-    for e in events {
-        source.append_value(&e.source);
-    }
-    let mut s = strings
-        .into_iter()
-        .map(|mut b| Arc::new(b.finish()) as ArrayRef);
-    let mut next = || s.next().expect("16 string columns");
-    let columns: Vec<ArrayRef> = vec![
-        next(),
-        Arc::new(ts.finish()),
-        next(),
-        next(),
-        Arc::new(pid.finish()),
-        next(),
-        next(),
-        next(),
-        next(),
-        next(),
-        next(),
-        next(),
-        next(),
-        next(),
-        Arc::new(port.finish()),
-        next(),
-        next(),
-        next(),
-        next(),
-        Arc::new(source.finish()),
-    ];
-    RecordBatch::try_new(events_schema(), columns)
 }
 
 fn signals_batch(signals: &[&Signal]) -> Result<RecordBatch, arrow::error::ArrowError> {
@@ -244,12 +150,24 @@ impl EmbeddedStore {
         &self.root
     }
 
-    /// Durably writes `events`, one Parquet part per tenant.
-    pub fn write_events(&self, events: &[Event]) -> Result<(), SinkError> {
-        for (tenant, group) in by_tenant(events, |e| e.tenant.as_str()) {
-            let ids: Vec<&[u8]> = group.iter().map(|e| e.id.as_bytes()).collect();
-            let batch = events_batch(&group).map_err(internal)?;
-            self.write_parquet(&format!("events/tenant={tenant}"), &ids, &batch)?;
+    /// Durably writes a batch of events (with [`sentra_schemas::events_schema`]), one Parquet part per
+    /// tenant; the tenant is the partition directory, not a column in the file.
+    pub fn write_events(&self, events: &RecordBatch) -> Result<(), SinkError> {
+        let tenants = events.column(0).as_string::<i32>();
+        let distinct: BTreeSet<&str> = tenants.iter().flatten().collect();
+        for tenant in distinct {
+            let part = if distinct_len(tenants) == 1 {
+                events.clone()
+            } else {
+                let mask = BooleanArray::from_iter(tenants.iter().map(|t| Some(t == Some(tenant))));
+                filter_record_batch(events, &mask).map_err(internal)?
+            };
+            let part = part
+                .project(&(1..part.num_columns()).collect::<Vec<_>>())
+                .map_err(internal)?;
+            let ids = part.column(0).as_string::<i32>();
+            let ids: Vec<&[u8]> = ids.iter().map(|i| i.unwrap_or("").as_bytes()).collect();
+            self.write_parquet(&format!("events/tenant={tenant}"), &ids, &part)?;
         }
         Ok(())
     }
@@ -324,6 +242,16 @@ impl EmbeddedStore {
     }
 }
 
+/// Number of distinct values, stopping at two.
+fn distinct_len(a: &StringArray) -> usize {
+    let first = a.iter().next().flatten();
+    if a.iter().all(|t| t == first) {
+        1
+    } else {
+        2
+    }
+}
+
 fn internal(e: impl ToString) -> SinkError {
     SinkError::Rejected {
         store: "embedded store",
@@ -335,7 +263,15 @@ fn internal(e: impl ToString) -> SinkError {
 mod tests {
     use super::*;
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-    use sentra_schemas::{Category, Outcome, TenantId};
+    use sentra_schemas::{Category, Event, EventColumns, Outcome, TenantId};
+
+    fn batch(events: &[Event]) -> RecordBatch {
+        let mut c = EventColumns::default();
+        for e in events {
+            c.append(&e.as_ref());
+        }
+        c.finish()
+    }
 
     fn event(tenant: &str, id: &str) -> Event {
         Event {
@@ -382,13 +318,13 @@ mod tests {
     fn writes_per_tenant_and_rewrites_idempotently() {
         let dir = tempfile::tempdir().unwrap();
         let store = EmbeddedStore::new(dir.path());
-        let batch = vec![
+        let b = batch(&[
             event("acme", "a1"),
             event("globex", "g1"),
             event("acme", "a2"),
-        ];
-        store.write_events(&batch).unwrap();
-        store.write_events(&batch).unwrap();
+        ]);
+        store.write_events(&b).unwrap();
+        store.write_events(&b).unwrap();
         assert_eq!(rows(&dir.path().join("events/tenant=acme")), 2);
         assert_eq!(rows(&dir.path().join("events/tenant=globex")), 1);
         assert!(!dir

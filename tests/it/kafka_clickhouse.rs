@@ -24,11 +24,16 @@ struct Env {
     quarantine: String,
     group: String,
     database: String,
+    checkpoint: std::path::PathBuf,
+    batch_max_messages: usize,
+    lateness_secs: u64,
+    _dir: tempfile::TempDir,
 }
 
 impl Env {
     fn new() -> Self {
         let id = unique("it");
+        let dir = tempfile::tempdir().unwrap();
         Self {
             brokers: service("SENTRA_TEST_KAFKA"),
             clickhouse: service("SENTRA_TEST_CLICKHOUSE_URL"),
@@ -36,6 +41,10 @@ impl Env {
             quarantine: format!("quarantine-{id}"),
             group: format!("sentra-{id}"),
             database: format!("sentra_{id}"),
+            checkpoint: dir.path().join("checkpoint.json"),
+            batch_max_messages: 5000,
+            lateness_secs: 0,
+            _dir: dir,
         }
     }
 
@@ -43,30 +52,32 @@ impl Env {
         let toml = format!(
             r#"
             [kafka]
-            brokers = "{}"
-            group_id = "{}"
-            topics = ["{}"]
-            quarantine_topic = "{}"
+            brokers = "{brokers}"
+            group_id = "{group}"
+            topics = ["{topic}"]
+            quarantine_topic = "{quarantine}"
             batch_max_wait_ms = 200
+            batch_max_messages = {batch}
             [kafka.topic_tenants]
-            "{}" = "initech"
+            "unused-topic" = "initech"
             [clickhouse]
-            url = "{}"
-            database = "{}"
+            url = "{clickhouse}"
+            database = "{database}"
             [input]
             max_message_bytes = 512
-            [detection.ssh_brute_force]
-            threshold = 5
-            window_secs = 60
-            allowed_lateness_secs = 0
+            [detection]
+            allowed_lateness_secs = {lateness}
+            checkpoint_path = "{checkpoint}"
             "#,
-            self.brokers,
-            self.group,
-            self.topic,
-            self.quarantine,
-            "unused-topic",
-            self.clickhouse,
-            self.database
+            brokers = self.brokers,
+            group = self.group,
+            topic = self.topic,
+            quarantine = self.quarantine,
+            batch = self.batch_max_messages,
+            lateness = self.lateness_secs,
+            clickhouse = self.clickhouse,
+            database = self.database,
+            checkpoint = self.checkpoint.display()
         );
         Config::from_toml(&toml, Vec::new()).expect("test config is valid")
     }
@@ -376,4 +387,81 @@ async fn kafka_to_clickhouse_with_quarantine_and_resume_from_committed_offsets()
         .unwrap();
     assert!(dupes.is_empty(), "duplicated events: {dupes:?}");
     assert_eq!(count(&ch, "events").await, 14);
+}
+
+/// Sorted signal documents: the byte-exact signal set.
+async fn signal_docs(ch: &Client) -> Vec<String> {
+    ch.query("SELECT doc FROM signals FINAL ORDER BY signal_id")
+        .fetch_all::<String>()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_and_restarting_mid_stream_yields_the_same_signals() {
+    // A long allowed lateness keeps every window open until the final heartbeat, so all of the window
+    // state must survive the kill.
+    let mut straight = Env::new();
+    straight.lateness_secs = 3600;
+    create_topic(&straight.brokers, &straight.topic).await;
+    // Attacks that straddle many small batches: brute force from four sources, a spray, sudo abuse in
+    // another tenant, then a late heartbeat that closes every window.
+    let mut msgs = Vec::new();
+    for i in 0..60u32 {
+        let ip = format!("203.0.113.{}", i % 2);
+        let user = ["root", "admin", "oracle"][i as usize % 3];
+        let line = format!("2026-03-16T10:{:02}:{:02}Z bastion-1 sshd[7]: Failed password for {user} from {ip} port 22 ssh2", i / 12, (i * 5) % 60);
+        msgs.push(raw("acme", &line));
+    }
+    for i in 0..8u32 {
+        msgs.push(raw("acme", &format!("2026-03-16T10:06:{:02}Z web-2 sshd[8]: Failed password for u{i} from 192.0.2.44 port 22 ssh2", i * 7)));
+    }
+    for i in 0..4u32 {
+        msgs.push(raw("globex", &format!("2026-03-16T10:0{i}:30Z db-1 sudo: bob : 3 incorrect password attempts ; TTY=pts/1 ; PWD=/ ; USER=root ; COMMAND=/bin/sh")));
+    }
+    msgs.push(raw(
+        "acme",
+        "2026-03-16T12:00:00Z bastion-1 sshd[9]: Connection closed by 10.0.0.1 port 22",
+    ));
+    msgs.push(raw(
+        "globex",
+        "2026-03-16T12:00:00Z db-1 sshd[9]: Connection closed by 10.0.0.1 port 22",
+    ));
+    produce(&straight.brokers, &straight.topic, &msgs).await;
+    let total = msgs.len() as u64;
+
+    let ch = straight.clickhouse();
+    run_until(&straight.config(), &ch, total, 1).await;
+    let expected = signal_docs(&ch).await;
+    assert!(
+        expected.len() >= 5,
+        "scenario should raise several signals: {expected:?}"
+    );
+
+    // Same topic, fresh group, store and checkpoint; small batches; killed after about a third.
+    let mut killed = Env::new();
+    killed.topic = straight.topic.clone();
+    killed.batch_max_messages = 7;
+    killed.lateness_secs = 3600;
+    let config = killed.config();
+    let kch = killed.clickhouse();
+    let (_tx, rx) = watch::channel(false);
+    let cfg = config.clone();
+    let task = tokio::spawn(async move { run(&cfg, rx).await });
+    let started = Instant::now();
+    while count(&kch, "events").await < total / 3 {
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "first run made no progress"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    task.abort();
+    let _ = task.await;
+    assert!(
+        count(&kch, "events").await < total,
+        "the kill should land mid-stream"
+    );
+    run_until(&config, &kch, total, expected.len() as u64).await;
+    assert_eq!(signal_docs(&kch).await, expected);
 }

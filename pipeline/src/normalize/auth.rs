@@ -25,8 +25,8 @@ pub struct Classified<'a> {
     pub target_user: Option<&'a str>,
     /// Group acted upon.
     pub group: Option<&'a str>,
-    /// Source IP (validated).
-    pub source_ip: Option<IpAddr>,
+    /// Source IP as logged (validated as an IP address).
+    pub source_ip: Option<&'a str>,
     /// Source port.
     pub source_port: Option<u16>,
     /// Authentication method.
@@ -72,7 +72,7 @@ impl<'a> Classified<'a> {
         self
     }
 
-    fn from(mut self, (ip, port): Endpoint) -> Self {
+    fn from(mut self, (ip, port): Endpoint<'a>) -> Self {
         self.source_ip = ip;
         self.source_port = port;
         self
@@ -100,18 +100,23 @@ fn non_empty(s: &str) -> Option<&str> {
 }
 
 /// A source address as sshd logs it: the IP (when valid) and the port (when given).
-type Endpoint = (Option<IpAddr>, Option<u16>);
+type Endpoint<'a> = (Option<&'a str>, Option<u16>);
+
+/// `s` when it is a valid IPv4 or IPv6 address (sshd logs host names instead when UseDNS is on).
+fn valid_ip(s: &str) -> Option<&str> {
+    s.parse::<IpAddr>().is_ok().then_some(s)
+}
 
 /// Splits `"… from IP[ port N][ rest]"` at the last ` from `: (text before, (ip, port)).
-fn split_from(s: &str) -> Option<(&str, Endpoint)> {
+fn split_from(s: &str) -> Option<(&str, Endpoint<'_>)> {
     let at = s.rfind(" from ")?;
     Some((&s[..at], ip_port(&s[at + 6..])))
 }
 
 /// Parses `IP[ port N]…` (anything after is ignored); the IP must be a valid address.
-fn ip_port(s: &str) -> Endpoint {
+fn ip_port(s: &str) -> Endpoint<'_> {
     let (ip, rest) = s.split_once(' ').unwrap_or((s, ""));
-    let ip = ip.parse().ok();
+    let ip = valid_ip(ip);
     let port = rest.strip_prefix("port ").and_then(|p| {
         let end = p.find(|c: char| !c.is_ascii_digit()).unwrap_or(p.len());
         p[..end].parse().ok()
@@ -136,7 +141,7 @@ fn strip_user_qualifier(s: &str) -> &str {
 
 /// `[qualifier ]NAME IP port N…` (sshd's disconnect/closed format, no `from`): the name is everything
 /// before the last space-separated IP that is followed by ` port `.
-fn user_ip_port(s: &str) -> Option<(&str, Endpoint)> {
+fn user_ip_port(s: &str) -> Option<(&str, Endpoint<'_>)> {
     let at = s.rfind(" port ")?;
     let head = &s[..at];
     let (name, ip) = head.rsplit_once(' ').unwrap_or(("", head));
@@ -229,7 +234,7 @@ fn sshd(m: &str) -> Option<Classified<'_>> {
             let c = Classified::new(Authentication, "info", "ssh_auth_failures_summary", Failure);
             return Some(
                 c.user(kv(r, "user=").unwrap_or(""))
-                    .from((kv(r, "rhost=").and_then(|h| h.parse().ok()), None)),
+                    .from((kv(r, "rhost=").and_then(valid_ip), None)),
             );
         }
     }
@@ -276,7 +281,7 @@ fn pam_unix<'a>(program: &str, r: &'a str) -> Option<Classified<'a>> {
         } else {
             c = c.user(user);
         }
-        c.source_ip = kv(r, "rhost=").and_then(|h| h.parse().ok());
+        c.source_ip = kv(r, "rhost=").and_then(valid_ip);
         return Some(c);
     }
     if let Some(r) = rest.strip_prefix("session opened for user ") {

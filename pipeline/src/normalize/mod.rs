@@ -11,7 +11,9 @@ pub mod syslog;
 
 use std::collections::BTreeSet;
 
-use sentra_schemas::{event_id, Category, Event, QuarantineReason, Quarantined, TenantId};
+use sentra_schemas::{
+    event_id_into, Event, EventColumns, EventRef, QuarantineReason, Quarantined, TenantId,
+};
 use serde_json::Value;
 
 pub use syslog::{YearPolicy, YearResolver};
@@ -84,8 +86,30 @@ impl Normalizer {
         Self { config, years }
     }
 
-    /// Normalizes one input.
+    /// Normalizes one input into an owned [`Event`].
     pub fn normalize(&mut self, input: &Input<'_>) -> Result<Event, Box<Quarantined>> {
+        self.normalize_with(input, |e| e.to_owned())
+    }
+
+    /// Normalizes one input straight into Arrow builders (no per-field allocation); `Ok(true)` when the
+    /// event is of unknown kind.
+    pub fn normalize_into(
+        &mut self,
+        input: &Input<'_>,
+        columns: &mut EventColumns,
+    ) -> Result<bool, Box<Quarantined>> {
+        self.normalize_with(input, |e| {
+            columns.append(&e);
+            e.category == "unknown"
+        })
+    }
+
+    /// Normalizes one input and hands the borrowed event to `f`.
+    pub fn normalize_with<R>(
+        &mut self,
+        input: &Input<'_>,
+        f: impl FnOnce(EventRef<'_>) -> R,
+    ) -> Result<R, Box<Quarantined>> {
         let quarantine = |reason: QuarantineReason, detail: String, tenant: Option<String>| {
             Box::new(Quarantined {
                 reason,
@@ -112,7 +136,7 @@ impl Normalizer {
         })?;
         let text = text.trim_end_matches(['\n', '\r']);
         let json;
-        let doc = if text.trim_start().starts_with('{') {
+        let doc = if text.as_bytes().first() == Some(&b'{') || text.trim_start().starts_with('{') {
             json = serde_json::from_str::<Value>(text).map_err(|e| {
                 quarantine(
                     QuarantineReason::InvalidJson,
@@ -175,7 +199,7 @@ impl Normalizer {
                 return Err(quarantine(
                     QuarantineReason::NoTimestamp,
                     detail,
-                    Some(tenant.to_string()),
+                    Some(tenant.to_owned()),
                 ));
             }
         };
@@ -191,39 +215,40 @@ impl Normalizer {
             "system.syslog"
         };
         let c = classified.unwrap_or_else(auth::Classified::unknown);
-        let own = |s: Option<&str>| s.map(str::to_owned);
-        Ok(Event {
-            id: event_id(tenant.as_str(), input.bytes, input.source),
+        let mut id = [0u8; 32];
+        let id = event_id_into(tenant, input.bytes, input.source, &mut id);
+        Ok(f(EventRef {
+            id,
             tenant,
             timestamp_us,
-            host: host.to_owned(),
-            process_name: program.to_owned(),
+            host,
+            process_name: program,
             process_pid: pid,
-            dataset: dataset.to_owned(),
-            category: c.category,
-            event_type: c.event_type.to_owned(),
-            action: c.action.to_owned(),
-            outcome: c.outcome,
-            user: own(c.user),
-            target_user: own(c.target_user),
-            group: own(c.group),
-            source_ip: c.source_ip.map(|ip| ip.to_string()),
+            dataset,
+            category: c.category.as_str(),
+            event_type: c.event_type,
+            action: c.action,
+            outcome: c.outcome.as_str(),
+            user: c.user,
+            target_user: c.target_user,
+            group: c.group,
+            source_ip: c.source_ip,
             source_port: c.source_port,
-            auth_method: own(c.auth_method),
-            command: own(c.command),
-            message: body.to_owned(),
-            original: text.to_owned(),
-            source: input.source.to_owned(),
-        })
+            auth_method: c.auth_method,
+            command: c.command,
+            message: body,
+            original: text,
+            source: input.source,
+        }))
     }
 
     #[allow(clippy::type_complexity)]
-    fn resolve_tenant(
+    fn resolve_tenant<'a>(
         &self,
-        input: &Input<'_>,
-        doc_tenant: Option<&str>,
-        host_tenant: Option<&str>,
-    ) -> Result<TenantId, (QuarantineReason, String, Option<String>)> {
+        input: &Input<'a>,
+        doc_tenant: Option<&'a str>,
+        host_tenant: Option<&'a str>,
+    ) -> Result<&'a str, (QuarantineReason, String, Option<String>)> {
         let (raw, from) = match (input.header_tenant, doc_tenant, input.fallback_tenant) {
             (Some(h), _, _) => match std::str::from_utf8(h) {
                 Ok(h) => (h, "the `tenant` header"),
@@ -243,22 +268,23 @@ impl Normalizer {
                 return Err((QuarantineReason::NoTenant, d, None));
             }
         };
-        let tenant = TenantId::new(raw).map_err(|e| {
-            (
+        if let Err(e) = TenantId::check(raw) {
+            let shown = raw.chars().take(64).collect();
+            return Err((
                 QuarantineReason::InvalidTenant,
                 format!("{from}: {e}"),
-                Some(raw.chars().take(64).collect()),
-            )
-        })?;
+                Some(shown),
+            ));
+        }
         if let Some(allowed) = &self.config.allowed_tenants {
-            if !allowed.contains(tenant.as_str()) {
+            if !allowed.contains(raw) {
                 let d = format!(
-                    "tenant {tenant:?} (from {from}) is not on the allow-list (tenants.allow)"
+                    "tenant {raw:?} (from {from}) is not on the allow-list (tenants.allow)"
                 );
-                return Err((QuarantineReason::UnknownTenant, d, Some(tenant.to_string())));
+                return Err((QuarantineReason::UnknownTenant, d, Some(raw.to_owned())));
             }
         }
-        Ok(tenant)
+        Ok(raw)
     }
 }
 
@@ -324,26 +350,26 @@ fn doc_fields(v: &Value) -> Result<DocFields<'_>, String> {
 /// The outcome counters every source reports.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Counts {
-    /// Records read from the source.
+    /// Records read from the source (blank lines excluded).
     pub read: u64,
     /// Records normalized into events.
     pub normalized: u64,
     /// Of those, events of `category: unknown`.
     pub unknown: u64,
-    /// Records quarantined, all reasons.
+    /// Records quarantined at normalization, all reasons.
     pub quarantined: u64,
     /// Blank lines skipped (files only).
     pub blank: u64,
 }
 
 impl Counts {
-    /// Counts one normalization result.
-    pub fn count(&mut self, r: &Result<Event, Box<Quarantined>>) {
+    /// Counts one normalization result (`Ok(true)` for an event of unknown kind).
+    pub fn count<T>(&mut self, r: &Result<T, Box<Quarantined>>, unknown: impl FnOnce(&T) -> bool) {
         self.read += 1;
         match r {
             Ok(e) => {
                 self.normalized += 1;
-                if e.category == Category::Unknown {
+                if unknown(e) {
                     self.unknown += 1;
                 }
             }

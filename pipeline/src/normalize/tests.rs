@@ -1,7 +1,7 @@
 //! Every line kind the issue lists, in all three timestamp formats, plus the quarantine paths.
 
 use super::*;
-use sentra_schemas::Outcome;
+use sentra_schemas::{Category, Outcome};
 
 const MAR14_0100: i64 = 1_773_450_000_000_000; // 2026-03-14T01:00:00Z
 

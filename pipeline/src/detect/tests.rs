@@ -1,0 +1,503 @@
+//! Scenario tests for the built-in catalog: each detection fires on its attack pattern with the right MITRE
+//! technique and risk band, stays silent on benign look-alikes, and results do not depend on batching,
+//! restarts or (within lateness) arrival order.
+
+use sentra_schemas::{EventColumns, Severity, Signal};
+
+use super::*;
+use crate::normalize::{Input, NormalizeConfig, Normalizer, YearPolicy};
+
+/// `Mar 16 2026` (a Monday) at 10:00 + `secs`, as a classic syslog stamp.
+fn at(secs: u32) -> String {
+    let s = 10 * 3600 + secs;
+    format!("Mar 16 {:02}:{:02}:{:02}", s / 3600, (s / 60) % 60, s % 60)
+}
+
+fn line(secs: u32, host: &str, prog: &str, msg: &str) -> String {
+    format!("{} {host} {prog}: {msg}", at(secs))
+}
+
+fn batches(lines: &[String], size: usize) -> Vec<arrow::array::RecordBatch> {
+    let mut n = Normalizer::new(NormalizeConfig {
+        year: YearPolicy::Fixed(2026),
+        ..NormalizeConfig::default()
+    });
+    let mut cols = EventColumns::default();
+    let mut out = Vec::new();
+    for (i, l) in lines.iter().enumerate() {
+        let src = format!("t:{i}");
+        let input = Input {
+            bytes: l.as_bytes(),
+            source: &src,
+            header_tenant: None,
+            fallback_tenant: Some("acme"),
+            reference_us: 0,
+            reference_is_event_time: false,
+        };
+        n.normalize_into(&input, &mut cols).unwrap();
+        if cols.len() == size {
+            out.push(cols.finish());
+        }
+    }
+    if !cols.is_empty() {
+        out.push(cols.finish());
+    }
+    out
+}
+
+fn engine() -> (tokio::runtime::Runtime, Engine) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let e = rt
+        .block_on(Engine::new(catalog::builtin(), EngineConfig::default()))
+        .unwrap();
+    (rt, e)
+}
+
+fn run_sized(lines: &[String], size: usize) -> Vec<Signal> {
+    let (rt, mut e) = engine();
+    let mut out = Vec::new();
+    for b in batches(lines, size) {
+        out.extend(rt.block_on(e.process(&b)).unwrap().signals);
+    }
+    out.extend(e.finish());
+    out
+}
+
+fn run(lines: &[String]) -> Vec<Signal> {
+    run_sized(lines, 1000)
+}
+
+fn only<'a>(signals: &'a [Signal], name: &str) -> &'a Signal {
+    let hits: Vec<&Signal> = signals.iter().filter(|s| s.signal == name).collect();
+    assert_eq!(
+        hits.len(),
+        1,
+        "expected one {name}, got {:#?}",
+        signals.iter().map(|s| &s.signal).collect::<Vec<_>>()
+    );
+    hits[0]
+}
+
+fn names(signals: &[Signal]) -> Vec<&str> {
+    let mut n: Vec<&str> = signals.iter().map(|s| s.signal.as_str()).collect();
+    n.sort_unstable();
+    n
+}
+
+fn fail(secs: u32, user: &str, ip: &str) -> String {
+    line(
+        secs,
+        "bastion-1",
+        "sshd[10]",
+        &format!("Failed password for {user} from {ip} port 4000 ssh2"),
+    )
+}
+
+fn accept(secs: u32, user: &str, ip: &str) -> String {
+    line(
+        secs,
+        "bastion-1",
+        "sshd[11]",
+        &format!("Accepted password for {user} from {ip} port 4001 ssh2"),
+    )
+}
+
+#[test]
+fn brute_force() {
+    let lines: Vec<String> = (0..8).map(|i| fail(i * 5, "root", "203.0.113.7")).collect();
+    let s = run(&lines);
+    assert_eq!(names(&s), ["ssh_brute_force"]);
+    let b = only(&s, "ssh_brute_force");
+    assert_eq!(
+        (
+            b.mitre[0].technique.as_str(),
+            b.ip.as_deref(),
+            b.user.as_deref(),
+            b.count
+        ),
+        ("T1110.001", Some("203.0.113.7"), Some("root"), 8)
+    );
+    assert_eq!(b.severity, Severity::High);
+    assert!(b.risk_factors.iter().any(|f| f.name == "privileged_target"));
+    let sum: f64 = b.risk_factors.iter().map(|f| f.contribution).sum();
+    assert!(
+        (sum - b.risk_score).abs() < 1e-9,
+        "factors explain the score"
+    );
+    assert_eq!(b.evidence.len(), 8);
+}
+
+#[test]
+fn password_spray() {
+    let users = ["alice", "bob", "carol", "dave", "erin", "frank", "grace"];
+    let lines: Vec<String> = users
+        .iter()
+        .enumerate()
+        .map(|(i, u)| fail(i as u32 * 40, u, "192.0.2.44"))
+        .collect();
+    let s = run(&lines);
+    assert_eq!(names(&s), ["ssh_password_spray"]);
+    let p = only(&s, "ssh_password_spray");
+    assert_eq!(
+        (p.mitre[0].technique.as_str(), p.ip.as_deref()),
+        ("T1110.003", Some("192.0.2.44"))
+    );
+    assert_eq!(p.severity, Severity::High);
+}
+
+#[test]
+fn distributed_brute_force() {
+    let lines: Vec<String> = (0..12)
+        .map(|i| fail(i * 20, "oracle", &format!("198.18.0.{}", i % 6 + 1)))
+        .collect();
+    let s = run(&lines);
+    assert_eq!(names(&s), ["ssh_distributed_brute_force"]);
+    let d = only(&s, "ssh_distributed_brute_force");
+    assert_eq!(
+        (
+            d.mitre[0].technique.as_str(),
+            d.user.as_deref(),
+            d.ip.as_deref()
+        ),
+        ("T1110.004", Some("oracle"), None)
+    );
+    assert!(d.risk_score >= 0.5);
+}
+
+#[test]
+fn login_after_failures_from_one_source() {
+    let mut lines: Vec<String> = (0..6)
+        .map(|i| fail(i * 10, "alice", "198.51.100.9"))
+        .collect();
+    lines.push(accept(70, "alice", "198.51.100.9"));
+    let s = run(&lines);
+    assert_eq!(names(&s), ["ssh_brute_force", "ssh_login_after_failures"]);
+    let l = only(&s, "ssh_login_after_failures");
+    let techniques: Vec<&str> = l.mitre.iter().map(|m| m.technique.as_str()).collect();
+    assert_eq!(techniques, ["T1110", "T1078"]);
+    assert_eq!(
+        (l.user.as_deref(), l.ip.as_deref()),
+        (Some("alice"), Some("198.51.100.9"))
+    );
+    assert!(l.severity >= Severity::High, "{}", l.risk_score);
+    assert!(l
+        .risk_factors
+        .iter()
+        .any(|f| f.name == "success_after_failures"));
+}
+
+#[test]
+fn login_after_failures_for_one_account_from_many_sources() {
+    let mut lines: Vec<String> = (0..6)
+        .map(|i| fail(i * 30, "carol", &format!("198.18.1.{}", i % 3 + 1)))
+        .collect();
+    lines.push(accept(200, "carol", "198.18.9.9"));
+    let s = run(&lines);
+    assert_eq!(names(&s), ["ssh_account_login_after_failures"]);
+    let a = only(&s, "ssh_account_login_after_failures");
+    assert_eq!(
+        (a.user.as_deref(), a.mitre[1].technique.as_str()),
+        (Some("carol"), "T1078")
+    );
+    assert!(a.severity >= Severity::High);
+}
+
+#[test]
+fn invalid_user_enumeration() {
+    let lines: Vec<String> = ["a1", "b2", "c3", "d4", "e5", "f6"]
+        .iter()
+        .enumerate()
+        .map(|(i, u)| {
+            line(
+                i as u32 * 30,
+                "web-1",
+                "sshd[3]",
+                &format!("Invalid user {u} from 203.0.113.50 port 5{i}"),
+            )
+        })
+        .collect();
+    let s = run(&lines);
+    assert_eq!(names(&s), ["ssh_invalid_user_enumeration"]);
+    let e = only(&s, "ssh_invalid_user_enumeration");
+    assert_eq!(
+        (e.mitre[0].technique.as_str(), e.severity),
+        ("T1087.001", Severity::Medium)
+    );
+}
+
+#[test]
+fn direct_root_login() {
+    let s = run(&[accept(0, "root", "10.1.1.1")]);
+    assert_eq!(names(&s), ["ssh_root_login"]);
+    let r = only(&s, "ssh_root_login");
+    assert_eq!(
+        (r.mitre[0].technique.as_str(), r.user.as_deref(), r.severity),
+        ("T1078.003", None, Severity::Medium)
+    );
+    assert_eq!(r.hosts, ["bastion-1"]);
+}
+
+#[test]
+fn sudo_abuse() {
+    let not_in_sudoers = line(
+        0,
+        "web-1",
+        "sudo",
+        "mallory : user NOT in sudoers ; TTY=pts/2 ; PWD=/tmp ; USER=root ; COMMAND=/bin/sh",
+    );
+    let s = run(&[not_in_sudoers]);
+    let a = only(&s, "sudo_abuse");
+    assert_eq!(
+        (a.mitre[0].technique.as_str(), a.user.as_deref(), a.severity),
+        ("T1548.003", Some("mallory"), Severity::High)
+    );
+    let failures: Vec<String> = (0..3)
+        .map(|i| line(i * 20, "web-1", "sudo", "pam_unix(sudo:auth): authentication failure; logname=bob uid=1001 euid=0 tty=/dev/pts/1 ruser=bob rhost=  user=bob"))
+        .collect();
+    assert_eq!(names(&run(&failures)), ["sudo_abuse"]);
+}
+
+#[test]
+fn su_to_root_failures() {
+    let mut lines = Vec::new();
+    for i in 0..2 {
+        lines.push(line(i * 30, "web-1", "su[9]", "pam_unix(su:auth): authentication failure; logname=eve uid=1002 euid=0 tty=pts/0 ruser=eve rhost=  user=root"));
+        lines.push(line(
+            i * 30 + 2,
+            "web-1",
+            "su[9]",
+            "FAILED SU (to root) eve on pts/0",
+        ));
+    }
+    let s = run(&lines);
+    assert_eq!(names(&s), ["su_root_failures"]);
+    assert_eq!(only(&s, "su_root_failures").mitre[0].technique, "T1548");
+}
+
+#[test]
+fn account_changes() {
+    let lines = [
+        line(0, "web-1", "useradd[1]", "new user: name=svc-x, UID=1010, GID=1010, home=/home/svc-x, shell=/bin/bash, from=/dev/pts/0"),
+        line(10, "web-1", "usermod[2]", "add 'svc-x' to group 'wheel'"),
+        line(20, "web-1", "passwd[3]", "pam_unix(passwd:chauthtok): password changed for root"),
+    ];
+    let s = run(&lines);
+    assert_eq!(
+        names(&s),
+        [
+            "new_local_account",
+            "privileged_group_add",
+            "privileged_password_change"
+        ]
+    );
+    let n = only(&s, "new_local_account");
+    assert_eq!(
+        (
+            n.mitre[0].technique.as_str(),
+            n.user.as_deref(),
+            n.intent.as_str()
+        ),
+        ("T1136.001", Some("svc-x"), "Identity Management")
+    );
+    let g = only(&s, "privileged_group_add");
+    assert_eq!(
+        (g.mitre[0].technique.as_str(), g.severity),
+        ("T1098", Severity::High)
+    );
+    assert!(g.narrative.contains("wheel"));
+    let p = only(&s, "privileged_password_change");
+    assert_eq!(
+        (p.mitre[0].technique.as_str(), p.user.as_deref()),
+        ("T1098", Some("root"))
+    );
+}
+
+#[test]
+fn benign_look_alikes_stay_silent() {
+    let mut lines = Vec::new();
+    // Routine admin sudo.
+    for i in 0..20 {
+        lines.push(line(
+            i * 15,
+            "web-1",
+            "sudo",
+            "deploy : TTY=pts/0 ; PWD=/srv ; USER=root ; COMMAND=/usr/bin/systemctl restart app",
+        ));
+    }
+    // One mistyped password, then success.
+    lines.push(fail(100, "alice", "198.51.100.23"));
+    lines.push(accept(104, "alice", "198.51.100.23"));
+    // CI deploy keys, many times from one runner.
+    for i in 0..50 {
+        lines.push(line(
+            i * 6,
+            "web-2",
+            "sshd[5]",
+            "Accepted publickey for deploy from 10.0.0.5 port 40000 ssh2: ED25519 SHA256:abc",
+        ));
+    }
+    // One mistyped sudo password.
+    lines.push(line(200, "web-1", "sudo", "pam_unix(sudo:auth): authentication failure; logname=bob uid=1001 euid=0 tty=/dev/pts/1 ruser=bob rhost=  user=bob"));
+    // Ordinary group and password changes.
+    lines.push(line(
+        250,
+        "web-1",
+        "usermod[2]",
+        "add 'bob' to group 'developers'",
+    ));
+    lines.push(line(
+        260,
+        "web-1",
+        "passwd[3]",
+        "pam_unix(passwd:chauthtok): password changed for bob",
+    ));
+    lines.sort_by_key(|l| l[..15].to_owned());
+    let s = run(&lines);
+    assert!(s.is_empty(), "benign activity raised {:#?}", names(&s));
+}
+
+fn mixed_scenario() -> Vec<String> {
+    let mut lines: Vec<String> = (0..40)
+        .map(|i| {
+            fail(
+                i * 7,
+                ["root", "admin", "oracle"][i as usize % 3],
+                &format!("203.0.113.{}", i % 4),
+            )
+        })
+        .collect();
+    lines.extend((0..9).map(|i| fail(50 + i * 13, &format!("u{i}"), "192.0.2.44")));
+    lines.push(accept(300, "root", "203.0.113.1"));
+    lines.push(line(
+        320,
+        "web-1",
+        "sudo",
+        "mallory : user NOT in sudoers ; TTY=pts/2 ; PWD=/tmp ; USER=root ; COMMAND=/bin/sh",
+    ));
+    lines.extend((0..30).map(|i| fail(900 + i * 3, "root", "203.0.113.99")));
+    lines.sort_by_key(|l| l[..15].to_owned());
+    lines
+}
+
+#[test]
+fn results_do_not_depend_on_batching() {
+    let lines = mixed_scenario();
+    let one = run_sized(&lines, 1);
+    assert!(one.len() >= 4, "{:?}", names(&one));
+    assert_eq!(one, run_sized(&lines, 7));
+    assert_eq!(one, run_sized(&lines, 10_000));
+}
+
+#[test]
+fn a_restored_snapshot_continues_exactly() {
+    let lines = mixed_scenario();
+    let straight = run(&lines);
+    let (rt, mut first) = engine();
+    let all = batches(&lines, 10);
+    let (head, tail) = all.split_at(all.len() / 2);
+    let mut got = Vec::new();
+    for b in head {
+        got.extend(rt.block_on(first.process(b)).unwrap().signals);
+    }
+    let snapshot = serde_json::to_string(&first.snapshot()).unwrap();
+    drop(first);
+    let (rt, mut second) = engine();
+    second.restore(serde_json::from_str(&snapshot).unwrap());
+    for b in tail {
+        got.extend(rt.block_on(second.process(b)).unwrap().signals);
+    }
+    got.extend(second.finish());
+    assert_eq!(got, straight);
+}
+
+#[test]
+fn out_of_order_within_lateness_counts_and_beyond_is_late() {
+    // Within lateness (30 s): the 5th failure arrives 20 s after a newer event and still completes the window.
+    let lines = vec![
+        fail(0, "root", "203.0.113.7"),
+        fail(5, "root", "203.0.113.7"),
+        fail(10, "root", "203.0.113.7"),
+        fail(15, "root", "203.0.113.7"),
+        line(
+            40,
+            "web-1",
+            "sshd[1]",
+            "Connection closed by 10.0.0.1 port 22",
+        ),
+        fail(20, "root", "203.0.113.7"),
+    ];
+    let s = run(&lines);
+    assert_eq!(only(&s, "ssh_brute_force").count, 5);
+
+    // Beyond lateness: the same failure 90 s behind the newest event is late and not counted.
+    let mut late = lines.clone();
+    late[4] = line(
+        110,
+        "web-1",
+        "sshd[1]",
+        "Connection closed by 10.0.0.1 port 22",
+    );
+    let (rt, mut e) = engine();
+    let mut signals = Vec::new();
+    let mut late_rows = Vec::new();
+    for b in batches(&late, 1) {
+        let o = rt.block_on(e.process(&b)).unwrap();
+        signals.extend(o.signals);
+        late_rows.push(o.late_rows.len());
+    }
+    signals.extend(e.finish());
+    assert_eq!(late_rows, [0, 0, 0, 0, 0, 1]);
+    assert!(
+        signals.iter().all(|s| s.signal != "ssh_brute_force"),
+        "{:?}",
+        names(&signals)
+    );
+}
+
+#[test]
+fn tenants_have_their_own_watermarks() {
+    // globex's clock racing ahead must not make acme's events late.
+    let mut cols = EventColumns::default();
+    let mut n = Normalizer::new(NormalizeConfig {
+        year: YearPolicy::Fixed(2026),
+        ..NormalizeConfig::default()
+    });
+    let mut push = |tenant: &str, l: String| {
+        let input = Input {
+            bytes: l.as_bytes(),
+            source: "t",
+            header_tenant: Some(tenant.as_bytes()),
+            fallback_tenant: None,
+            reference_us: 0,
+            reference_is_event_time: false,
+        };
+        n.normalize_into(&input, &mut cols).unwrap();
+    };
+    push(
+        "globex",
+        line(
+            3000,
+            "g",
+            "sshd[1]",
+            "Connection closed by 10.0.0.1 port 22",
+        ),
+    );
+    for i in 0..5 {
+        push("acme", fail(i, "root", "203.0.113.7"));
+    }
+    let (rt, mut e) = engine();
+    let o = rt.block_on(e.process(&cols.finish())).unwrap();
+    assert!(o.late_rows.is_empty());
+    let s: Vec<Signal> = o.signals.into_iter().chain(e.finish()).collect();
+    assert_eq!(only(&s, "ssh_brute_force").tenant.as_str(), "acme");
+}
+
+#[test]
+fn same_input_same_ids_and_bytes() {
+    let lines = mixed_scenario();
+    let a = serde_json::to_string(&run(&lines)).unwrap();
+    let b = serde_json::to_string(&run(&lines)).unwrap();
+    assert_eq!(a, b);
+}

@@ -1,0 +1,338 @@
+//! Events as Arrow columns: the in-memory form every stage after normalization shares.
+//!
+//! [`EventRef`] is one event borrowed from wherever it was parsed; [`EventColumns`] appends them to Arrow
+//! builders without per-field allocation and finishes a [`RecordBatch`] with [`events_schema`].
+
+use std::sync::{Arc, OnceLock};
+
+use arrow::array::{
+    Array, ArrayRef, AsArray, RecordBatch, StringBuilder, TimestampMicrosecondBuilder,
+    UInt16Builder, UInt32Builder,
+};
+use arrow::datatypes::{
+    DataType, Field, Schema, SchemaRef, TimeUnit, TimestampMicrosecondType, UInt16Type, UInt32Type,
+};
+
+use crate::{Category, Event, Outcome, TenantId};
+
+/// One normalized event, borrowed. Field meanings are those of [`Event`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[allow(missing_docs)]
+pub struct EventRef<'a> {
+    pub id: &'a str,
+    pub tenant: &'a str,
+    pub timestamp_us: i64,
+    pub host: &'a str,
+    pub process_name: &'a str,
+    pub process_pid: Option<u32>,
+    pub dataset: &'a str,
+    pub category: &'a str,
+    pub event_type: &'a str,
+    pub action: &'a str,
+    pub outcome: &'a str,
+    pub user: Option<&'a str>,
+    pub target_user: Option<&'a str>,
+    pub group: Option<&'a str>,
+    pub source_ip: Option<&'a str>,
+    pub source_port: Option<u16>,
+    pub auth_method: Option<&'a str>,
+    pub command: Option<&'a str>,
+    pub message: &'a str,
+    pub original: &'a str,
+    pub source: &'a str,
+}
+
+impl Event {
+    /// Borrows the event.
+    pub fn as_ref(&self) -> EventRef<'_> {
+        EventRef {
+            id: &self.id,
+            tenant: self.tenant.as_str(),
+            timestamp_us: self.timestamp_us,
+            host: &self.host,
+            process_name: &self.process_name,
+            process_pid: self.process_pid,
+            dataset: &self.dataset,
+            category: self.category.as_str(),
+            event_type: &self.event_type,
+            action: &self.action,
+            outcome: self.outcome.as_str(),
+            user: self.user.as_deref(),
+            target_user: self.target_user.as_deref(),
+            group: self.group.as_deref(),
+            source_ip: self.source_ip.as_deref(),
+            source_port: self.source_port,
+            auth_method: self.auth_method.as_deref(),
+            command: self.command.as_deref(),
+            message: &self.message,
+            original: &self.original,
+            source: &self.source,
+        }
+    }
+}
+
+fn category(s: &str) -> Category {
+    match s {
+        "authentication" => Category::Authentication,
+        "session" => Category::Session,
+        "iam" => Category::Iam,
+        "process" => Category::Process,
+        _ => Category::Unknown,
+    }
+}
+
+fn outcome(s: &str) -> Outcome {
+    match s {
+        "success" => Outcome::Success,
+        "failure" => Outcome::Failure,
+        _ => Outcome::Unknown,
+    }
+}
+
+impl EventRef<'_> {
+    /// Copies the event into an owned [`Event`]. The tenant must be a valid identifier (it is, when it came
+    /// from normalization or from [`EventColumns`]).
+    pub fn to_owned(&self) -> Event {
+        let own = |s: Option<&str>| s.map(str::to_owned);
+        Event {
+            id: self.id.to_owned(),
+            tenant: TenantId::new(self.tenant)
+                .unwrap_or_else(|_| TenantId::new("invalid").expect("valid literal")),
+            timestamp_us: self.timestamp_us,
+            host: self.host.to_owned(),
+            process_name: self.process_name.to_owned(),
+            process_pid: self.process_pid,
+            dataset: self.dataset.to_owned(),
+            category: category(self.category),
+            event_type: self.event_type.to_owned(),
+            action: self.action.to_owned(),
+            outcome: outcome(self.outcome),
+            user: own(self.user),
+            target_user: own(self.target_user),
+            group: own(self.group),
+            source_ip: own(self.source_ip),
+            source_port: self.source_port,
+            auth_method: own(self.auth_method),
+            command: own(self.command),
+            message: self.message.to_owned(),
+            original: self.original.to_owned(),
+            source: self.source.to_owned(),
+        }
+    }
+}
+
+/// Column names of [`events_schema`], in order.
+pub const EVENT_COLUMNS: [&str; 21] = [
+    "tenant",
+    "event_id",
+    "timestamp",
+    "host",
+    "process_name",
+    "process_pid",
+    "dataset",
+    "category",
+    "event_type",
+    "action",
+    "outcome",
+    "user_name",
+    "target_user",
+    "group_name",
+    "source_ip",
+    "source_port",
+    "auth_method",
+    "command",
+    "message",
+    "original",
+    "source",
+];
+
+/// The Arrow schema of normalized events (column names match the ClickHouse `events` table).
+pub fn events_schema() -> SchemaRef {
+    static SCHEMA: OnceLock<SchemaRef> = OnceLock::new();
+    SCHEMA
+        .get_or_init(|| {
+            let fields = EVENT_COLUMNS.iter().map(|&name| {
+                let (dt, nullable) = match name {
+                    "timestamp" => (
+                        DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+                        false,
+                    ),
+                    "process_pid" => (DataType::UInt32, true),
+                    "source_port" => (DataType::UInt16, true),
+                    "user_name" | "target_user" | "group_name" | "source_ip" | "auth_method"
+                    | "command" => (DataType::Utf8, true),
+                    _ => (DataType::Utf8, false),
+                };
+                Field::new(name, dt, nullable)
+            });
+            Arc::new(Schema::new(fields.collect::<Vec<_>>()))
+        })
+        .clone()
+}
+
+/// Index of the string columns in [`EVENT_COLUMNS`] order, skipping the three typed ones.
+const STRINGS: usize = 18;
+
+/// Arrow builders for a batch of events.
+#[derive(Debug)]
+pub struct EventColumns {
+    strings: Vec<StringBuilder>,
+    timestamp: TimestampMicrosecondBuilder,
+    pid: UInt32Builder,
+    port: UInt16Builder,
+    len: usize,
+}
+
+impl Default for EventColumns {
+    fn default() -> Self {
+        Self::with_capacity(1024)
+    }
+}
+
+impl EventColumns {
+    /// Builders sized for about `n` events.
+    pub fn with_capacity(n: usize) -> Self {
+        Self {
+            strings: (0..STRINGS)
+                .map(|_| StringBuilder::with_capacity(n, n * 16))
+                .collect(),
+            timestamp: TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC"),
+            pid: UInt32Builder::with_capacity(n),
+            port: UInt16Builder::with_capacity(n),
+            len: 0,
+        }
+    }
+
+    /// Events appended since the last [`EventColumns::finish`].
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether no event was appended since the last finish.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Appends one event.
+    pub fn append(&mut self, e: &EventRef<'_>) {
+        let values: [Option<&str>; STRINGS] = [
+            Some(e.tenant),
+            Some(e.id),
+            Some(e.host),
+            Some(e.process_name),
+            Some(e.dataset),
+            Some(e.category),
+            Some(e.event_type),
+            Some(e.action),
+            Some(e.outcome),
+            e.user,
+            e.target_user,
+            e.group,
+            e.source_ip,
+            e.auth_method,
+            e.command,
+            Some(e.message),
+            Some(e.original),
+            Some(e.source),
+        ];
+        for (b, v) in self.strings.iter_mut().zip(values) {
+            b.append_option(v);
+        }
+        self.timestamp.append_value(e.timestamp_us);
+        self.pid.append_option(e.process_pid);
+        self.port.append_option(e.source_port);
+        self.len += 1;
+    }
+
+    /// Finishes the batch and resets the builders.
+    pub fn finish(&mut self) -> RecordBatch {
+        let mut s: Vec<ArrayRef> = self
+            .strings
+            .iter_mut()
+            .map(|b| Arc::new(b.finish()) as ArrayRef)
+            .collect();
+        let mut s = s.drain(..);
+        let mut next = || s.next().expect("string column");
+        let columns: Vec<ArrayRef> = vec![
+            next(),
+            next(),
+            Arc::new(self.timestamp.finish()),
+            next(),
+            next(),
+            Arc::new(self.pid.finish()),
+            next(),
+            next(),
+            next(),
+            next(),
+            next(),
+            next(),
+            next(),
+            next(),
+            next(),
+            Arc::new(self.port.finish()),
+            next(),
+            next(),
+            next(),
+            next(),
+            next(),
+        ];
+        self.len = 0;
+        RecordBatch::try_new(events_schema(), columns).expect("columns match events_schema")
+    }
+}
+
+/// Reads events back out of a batch with [`events_schema`].
+pub struct EventRows<'a> {
+    batch: &'a RecordBatch,
+}
+
+impl<'a> EventRows<'a> {
+    /// A reader over `batch`, which must have [`events_schema`].
+    pub fn new(batch: &'a RecordBatch) -> Self {
+        Self { batch }
+    }
+
+    fn s(&self, col: usize, row: usize) -> Option<&'a str> {
+        let a = self.batch.column(col).as_string::<i32>();
+        (!a.is_null(row)).then(|| a.value(row))
+    }
+
+    /// Event `row`.
+    pub fn get(&self, row: usize) -> EventRef<'a> {
+        let req = |col| self.s(col, row).unwrap_or("");
+        let ts = self
+            .batch
+            .column(2)
+            .as_primitive::<TimestampMicrosecondType>();
+        let pid = self.batch.column(5).as_primitive::<UInt32Type>();
+        let port = self.batch.column(15).as_primitive::<UInt16Type>();
+        EventRef {
+            tenant: req(0),
+            id: req(1),
+            timestamp_us: ts.value(row),
+            host: req(3),
+            process_name: req(4),
+            process_pid: (!pid.is_null(row)).then(|| pid.value(row)),
+            dataset: req(6),
+            category: req(7),
+            event_type: req(8),
+            action: req(9),
+            outcome: req(10),
+            user: self.s(11, row),
+            target_user: self.s(12, row),
+            group: self.s(13, row),
+            source_ip: self.s(14, row),
+            source_port: (!port.is_null(row)).then(|| port.value(row)),
+            auth_method: self.s(16, row),
+            command: self.s(17, row),
+            message: req(18),
+            original: req(19),
+            source: req(20),
+        }
+    }
+
+    /// Every event, in order.
+    pub fn iter(&self) -> impl Iterator<Item = EventRef<'a>> + '_ {
+        (0..self.batch.num_rows()).map(|r| self.get(r))
+    }
+}
