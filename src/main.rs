@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use sentra_pipeline::config::Config;
 use sentra_pipeline::detect::definition::WindowSpec;
-use sentra_pipeline::detect::{catalog, Detection, EngineConfig};
+use sentra_pipeline::detect::{catalog, Detection, EngineConfig, Overrides};
 use sentra_pipeline::normalize::{Counts, Input, NormalizeConfig, Normalizer, YearPolicy};
 use sentra_pipeline::replay::ReplaySummary;
 use sentra_pipeline::replay::{self, ReplayOptions, Source};
@@ -106,17 +106,24 @@ struct DetectionArgs {
     /// Events older than their tenant's newest event minus this many seconds are late.
     #[arg(long, default_value_t = EngineConfig::default().allowed_lateness_secs)]
     allowed_lateness: u64,
+    /// Analyst overrides (overrides.json): suppress or downgrade matching signals, with a reason.
+    #[arg(long)]
+    overrides: Option<PathBuf>,
 }
 
 impl DetectionArgs {
-    fn load(&self) -> Result<(Vec<Detection>, EngineConfig)> {
+    fn load(&self) -> Result<(Vec<Detection>, EngineConfig, Overrides)> {
         let detections = catalog::load(self.detections.as_deref(), &self.disabled)
             .map_err(anyhow::Error::msg)?;
         let engine = EngineConfig {
             allowed_lateness_secs: self.allowed_lateness,
             ..EngineConfig::default()
         };
-        Ok((detections, engine))
+        let overrides = match &self.overrides {
+            Some(p) => Overrides::load(p).map_err(anyhow::Error::msg)?,
+            None => Overrides::default(),
+        };
+        Ok((detections, engine, overrides))
     }
 }
 
@@ -194,7 +201,7 @@ fn dispatch(cli: Cli) -> Result<()> {
             detection,
         } => {
             check_tenant(&tenant)?;
-            let (detections, engine) = detection.load()?;
+            let (detections, engine, overrides) = detection.load()?;
             let sources = sources(&files)?;
             let opts = ReplayOptions {
                 sources,
@@ -206,6 +213,7 @@ fn dispatch(cli: Cli) -> Result<()> {
                 },
                 detections,
                 engine,
+                overrides,
                 data_dir: (!no_store).then_some(data_dir.clone()),
             };
             let mut out: Box<dyn Write + Send> = match &signals_out {
@@ -225,7 +233,7 @@ fn dispatch(cli: Cli) -> Result<()> {
         Command::Detections {
             command: DetectionsCommand::List { detection },
         } => {
-            let (detections, _) = detection.load()?;
+            let (detections, _, _) = detection.load()?;
             println!(
                 "{:<34} {:<22} {:<22} {:<22} INTENT",
                 "NAME", "WINDOW", "PER", "MITRE"
@@ -260,7 +268,7 @@ fn dispatch(cli: Cli) -> Result<()> {
                 },
         } => {
             check_tenant(&Some(tenant.clone()))?;
-            let (detections, engine) = detection.load()?;
+            let (detections, engine, overrides) = detection.load()?;
             let names: Vec<String> = detections.iter().map(|d| d.name.clone()).collect();
             let opts = ReplayOptions {
                 sources: sources(&files)?,
@@ -271,6 +279,7 @@ fn dispatch(cli: Cli) -> Result<()> {
                 },
                 detections,
                 engine,
+                overrides,
                 data_dir: None,
             };
             let mut signals = Vec::new();
@@ -481,6 +490,7 @@ fn bench(file: &std::path::Path, tenant: Option<String>, year: i32) -> Result<()
         },
         detections: catalog::builtin(),
         engine: EngineConfig::default(),
+        overrides: Overrides::default(),
         data_dir: None,
     };
     let (cpu0, _) = cpu_and_peak_rss();

@@ -142,6 +142,8 @@ pub struct DetectionConfig {
     pub disabled: Vec<String>,
     /// Where `sentra run` keeps its checkpoint (window state + offsets).
     pub checkpoint_path: std::path::PathBuf,
+    /// Analyst overrides file (`overrides.json`).
+    pub overrides_path: Option<std::path::PathBuf>,
 }
 
 impl Default for DetectionConfig {
@@ -153,6 +155,7 @@ impl Default for DetectionConfig {
             folder: None,
             disabled: Vec::new(),
             checkpoint_path: "sentra-checkpoint.json".into(),
+            overrides_path: None,
         }
     }
 }

@@ -17,7 +17,7 @@ use sentra_sinks::embedded::EmbeddedStore;
 use sentra_sinks::SinkError;
 use serde::Serialize;
 
-use crate::detect::{Detection, Engine, EngineConfig, EngineError};
+use crate::detect::{Detection, Engine, EngineConfig, EngineError, Overrides};
 use crate::normalize::{Counts, Input, NormalizeConfig, Normalizer};
 
 /// Events per Arrow batch.
@@ -68,6 +68,8 @@ pub struct ReplayOptions {
     pub detections: Vec<Detection>,
     /// Engine settings.
     pub engine: EngineConfig,
+    /// Analyst overrides applied to every signal.
+    pub overrides: Overrides,
     /// Embedded store location; `None` keeps nothing (benchmarks, dry runs).
     pub data_dir: Option<PathBuf>,
 }
@@ -149,10 +151,11 @@ pub fn replay(
     std::thread::scope(|scope| {
         let reader = scope.spawn(move || read_all(opts, tx, progress));
         let mut summary = ReplaySummary::default();
-        let emit = |signals: Vec<Signal>,
+        let emit = |mut signals: Vec<Signal>,
                     summary: &mut ReplaySummary,
                     out: &mut (dyn Write + Send)|
          -> Result<(), ReplayError> {
+            signals.iter_mut().for_each(|s| opts.overrides.apply(s));
             for s in &signals {
                 serde_json::to_writer(&mut *out, s).map_err(|e| ReplayError::Output(e.into()))?;
                 out.write_all(b"\n").map_err(ReplayError::Output)?;

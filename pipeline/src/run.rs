@@ -1,10 +1,13 @@
-//! `sentra run`: consume Kafka with a consumer group, normalize, detect, store, and only then commit.
+//! `sentra run`: consume Kafka with a consumer group, normalize, detect, store, checkpoint, and only then
+//! commit.
 //!
-//! One batch at a time: quarantined messages are produced to the quarantine topic (delivery awaited),
-//! events and closed-window signals are inserted into ClickHouse (acknowledgement awaited, retried with
-//! backoff while ClickHouse is unavailable), and only then are the batch's offsets committed. A crash
-//! anywhere before the commit re-reads the batch on restart; stable event and signal ids make the
-//! re-inserted rows collapse in ClickHouse's ReplacingMergeTree.
+//! One batch at a time: messages are normalized into an Arrow batch and run through the detection engine;
+//! quarantined (and late) messages are produced to the quarantine topic (delivery awaited), events and
+//! closed-window signals are inserted into ClickHouse (acknowledgement awaited, retried with backoff while
+//! ClickHouse is unavailable), the engine state is checkpointed with the next offsets, and only then are the
+//! offsets committed. A crash before the checkpoint re-reads the batch on restart (stable event and signal ids
+//! make the re-inserted rows collapse in ClickHouse's ReplacingMergeTree); a crash between checkpoint and
+//! commit skips the already-counted messages, so window state is never counted twice.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -27,7 +30,7 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::config::Config;
-use crate::detect::{catalog, Engine, EngineError, EngineState};
+use crate::detect::{catalog, Engine, EngineError, EngineState, Overrides};
 use crate::normalize::{Input, NormalizeConfig, Normalizer, YearPolicy};
 use crate::replay::late_record;
 
@@ -42,7 +45,7 @@ pub struct RunStats {
     pub quarantined: u64,
     /// Signals stored.
     pub signals: u64,
-    /// Relevant events that arrived after their window closed.
+    /// Events older than their tenant's watermark (stored, quarantined as `late`, not counted).
     pub late: u64,
     /// Offset commits that succeeded.
     pub commits: u64,
@@ -240,6 +243,10 @@ pub async fn run(
     )
     .map_err(RunError::Detections)?;
     let mut engine = Engine::new(detections, config.engine()).await?;
+    let overrides = match &config.detection.overrides_path {
+        Some(p) => Overrides::load(p).map_err(RunError::Detections)?,
+        None => Overrides::default(),
+    };
     let checkpoint_path = config.detection.checkpoint_path.as_path();
     let mut checkpoint = match Checkpoint::load(checkpoint_path, &config.kafka.group_id)? {
         Some(c) => {
@@ -320,7 +327,8 @@ pub async fn run(
                 config.detection.allowed_lateness_secs,
             ));
         }
-        let signals = outcome.signals;
+        let mut signals = outcome.signals;
+        signals.iter_mut().for_each(|s| overrides.apply(s));
 
         send_to_quarantine(
             &producer,

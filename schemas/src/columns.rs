@@ -176,6 +176,7 @@ const STRINGS: usize = 18;
 /// Arrow builders for a batch of events.
 #[derive(Debug)]
 pub struct EventColumns {
+    capacity: usize,
     strings: Vec<StringBuilder>,
     timestamp: TimestampMicrosecondBuilder,
     pid: UInt32Builder,
@@ -193,8 +194,15 @@ impl EventColumns {
     /// Builders sized for about `n` events.
     pub fn with_capacity(n: usize) -> Self {
         Self {
+            capacity: n,
+            // message and original (string columns 15 and 16) are long; the rest are short.
             strings: (0..STRINGS)
-                .map(|_| StringBuilder::with_capacity(n, n * 16))
+                .map(|i| {
+                    StringBuilder::with_capacity(
+                        n,
+                        n * if (15..17).contains(&i) { 128 } else { 16 },
+                    )
+                })
                 .collect(),
             timestamp: TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC"),
             pid: UInt32Builder::with_capacity(n),
@@ -276,7 +284,8 @@ impl EventColumns {
             next(),
             next(),
         ];
-        self.len = 0;
+        // Finished builders are empty with no capacity; start the next batch at full size.
+        *self = Self::with_capacity(self.capacity);
         RecordBatch::try_new(events_schema(), columns).expect("columns match events_schema")
     }
 }

@@ -20,18 +20,25 @@ pub use columns::{events_schema, EventColumns, EventRef, EventRows, EVENT_COLUMN
 pub use event::{Category, Event, Outcome};
 pub use ids::{event_id, event_id_into, hex_digest};
 pub use quarantine::{QuarantineReason, Quarantined};
-pub use signal::{MitreTechnique, RiskFactor, Severity, Signal};
+pub use signal::{AppliedOverride, MitreTechnique, RiskFactor, Severity, Signal};
 pub use tenant::{TenantError, TenantId};
 
 /// ClickHouse DDL migrations, in the order they must be applied: (version, name, SQL).
 ///
 /// Each file holds one statement per `;`-terminated block and is idempotent (`IF NOT EXISTS`), so applying
 /// them again is harmless. `{db}` is replaced by the configured database name.
-pub const CLICKHOUSE_MIGRATIONS: &[(u32, &str, &str)] = &[(
-    1,
-    "001_events_signals",
-    include_str!("../clickhouse/001_events_signals.sql"),
-)];
+pub const CLICKHOUSE_MIGRATIONS: &[(u32, &str, &str)] = &[
+    (
+        1,
+        "001_events_signals",
+        include_str!("../clickhouse/001_events_signals.sql"),
+    ),
+    (
+        2,
+        "002_signal_overrides",
+        include_str!("../clickhouse/002_signal_overrides.sql"),
+    ),
+];
 
 /// JSON Schema of one normalized event as `sentra normalize` prints it.
 pub const EVENT_JSON_SCHEMA: &str = include_str!("../json/event.schema.json");

@@ -102,4 +102,21 @@ pub struct Signal {
     pub recommendation: String,
     /// Sample evidence event ids (first few, in event order).
     pub evidence: Vec<String>,
+    /// Set by an analyst override: kept and stored, but not routed to responders.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub suppressed: bool,
+    /// The override that changed this signal, if any.
+    #[serde(default, rename = "override", skip_serializing_if = "Option::is_none")]
+    pub override_applied: Option<AppliedOverride>,
+}
+
+/// Which analyst override touched a signal, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppliedOverride {
+    /// The override's id.
+    pub id: String,
+    /// `suppress` or `downgrade`.
+    pub action: String,
+    /// The override's reason.
+    pub reason: String,
 }

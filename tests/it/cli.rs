@@ -177,3 +177,146 @@ fn user_errors_say_what_to_do_and_exit_non_zero() {
     let out = sentra(&["validate", "--config", cfg.to_str().unwrap()]);
     assert!(out.status.success(), "{}", stderr(&out));
 }
+
+#[test]
+fn the_example_config_is_valid() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/sentra.example.toml");
+    let out = sentra(&["validate", "--config", example]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+#[test]
+fn detections_list_and_test() {
+    let out = sentra(&["detections", "list"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let list = stdout(&out);
+    for name in [
+        "ssh_brute_force",
+        "ssh_password_spray",
+        "sudo_abuse",
+        "privileged_group_add",
+    ] {
+        assert!(list.contains(name), "{name} missing from {list}");
+    }
+    assert!(list.contains("T1110.001") && list.contains("Credential Access"));
+
+    let out = sentra(&["detections", "test", "--year", "2026", SAMPLE]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report = stdout(&out);
+    assert!(report.contains("ssh_brute_force: 1 signal(s)"), "{report}");
+    assert!(report.contains("ssh_root_login: 0 signal(s)"), "{report}");
+
+    // A user's own detection joins the catalog; a broken one is reported by file and the run fails.
+    let dir = tempfile::tempdir().unwrap();
+    let mine = fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/detections/ssh_root_login.toml"
+    ))
+    .unwrap()
+    .replace("name = \"ssh_root_login\"", "name = \"any_ssh_login\"")
+    .replace(
+        "outcome = 'success' AND user_name = 'root'",
+        "outcome = 'success'",
+    );
+    fs::write(dir.path().join("mine.toml"), mine).unwrap();
+    let folder = dir.path().to_str().unwrap();
+    let out = sentra(&[
+        "detections",
+        "test",
+        "--year",
+        "2026",
+        "--detections",
+        folder,
+        SAMPLE,
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("any_ssh_login: 2 signal(s)"),
+        "{}",
+        stdout(&out)
+    );
+    fs::write(
+        dir.path().join("broken.toml"),
+        "name = \"x\"\nfilter = \"(\"",
+    )
+    .unwrap();
+    let out = sentra(&["detections", "list", "--detections", folder]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("broken.toml"), "{}", stderr(&out));
+}
+
+#[test]
+fn overrides_mark_signals_without_deleting_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let overrides = dir.path().join("overrides.json");
+    fs::write(
+        &overrides,
+        r#"{"overrides":[
+            {"id":"pentest","action":"suppress","reason":"Authorised penetration test (CHG-77)",
+             "match":{"detection":"ssh_brute_force","source_cidr":"203.0.113.0/24"}},
+            {"id":"onboarding","action":"downgrade","severity":"LOW","reason":"Planned onboarding",
+             "match":{"tenant":"acme","user":"svc-report"}}]}"#,
+    )
+    .unwrap();
+    let out = sentra(&[
+        "replay",
+        "--no-store",
+        "--tenant",
+        "acme",
+        "--year",
+        "2026",
+        "--overrides",
+        overrides.to_str().unwrap(),
+        SAMPLE,
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let signals: Vec<serde_json::Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(signals.len(), 6, "overridden signals are still emitted");
+    let brute = signals
+        .iter()
+        .find(|s| s["signal"] == "ssh_brute_force")
+        .unwrap();
+    assert_eq!(brute["suppressed"], true);
+    assert_eq!(
+        brute["override"]["reason"],
+        "Authorised penetration test (CHG-77)"
+    );
+    assert_eq!(brute["severity"], "HIGH");
+    for s in signals.iter().filter(|s| s["user"] == "svc-report") {
+        assert_eq!(
+            (s["severity"].as_str(), s["override"]["id"].as_str()),
+            (Some("LOW"), Some("onboarding")),
+            "{s}"
+        );
+        assert!(s["risk_score"].as_f64().unwrap() < 0.3);
+    }
+    let spray = signals
+        .iter()
+        .find(|s| s["signal"] == "ssh_password_spray")
+        .unwrap();
+    assert!(spray.get("override").is_none() && spray.get("suppressed").is_none());
+
+    fs::write(
+        &overrides,
+        r#"{"overrides":[{"id":"x","action":"suppress","reason":"","match":{}}]}"#,
+    )
+    .unwrap();
+    let out = sentra(&[
+        "replay",
+        "--no-store",
+        "--tenant",
+        "acme",
+        "--overrides",
+        overrides.to_str().unwrap(),
+        SAMPLE,
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("reason is required"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -71,7 +71,12 @@ pub struct Detection {
     pub group_by: Vec<String>,
     /// Event-time window.
     pub window: WindowSpec,
-    /// Extra aggregates, each a DataFusion SQL aggregate with how partial results merge.
+    /// After a window fires, windows of the same entity starting within this many seconds stay quiet: a
+    /// sustained attack is one signal per period, not one per window.
+    #[serde(default = "default_repeat_after")]
+    pub repeat_after_secs: u64,
+    /// Extra aggregates, each a DataFusion SQL aggregate with how partial results merge. A `union` aggregate
+    /// must be `array_agg(DISTINCT column)`, optionally with `FILTER (WHERE condition)`.
     #[serde(default)]
     pub aggregates: Vec<AggregateSpec>,
     /// All must hold for a window to fire; each may list alternatives joined by ` or `.
@@ -89,6 +94,10 @@ pub struct Detection {
     pub narrative: String,
     /// Recommendation template (same placeholders).
     pub recommendation: String,
+}
+
+fn default_repeat_after() -> u64 {
+    3600
 }
 
 /// Event-time window.
@@ -336,7 +345,16 @@ impl Detection {
             {
                 p.push(format!("aggregate name {:?} must be snake_case", a.name));
             }
+            if a.merge == Merge::Union && crate::detect::engine::parse_distinct(&a.sql).is_none() {
+                p.push(format!(
+                    "aggregate {:?}: a union must be array_agg(DISTINCT column) [FILTER (WHERE condition)]",
+                    a.name
+                ));
+            }
             names.push(&a.name);
+        }
+        if self.repeat_after_secs > 7 * 86_400 {
+            p.push("repeat_after_secs must be at most a week".into());
         }
         if self.conditions.is_empty() {
             p.push("conditions must not be empty".into());

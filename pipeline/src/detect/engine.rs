@@ -109,7 +109,12 @@ impl Value {
             (Int(a), Int(b), Merge::Sum) => Int(a + b),
             (Int(a), Int(b), Merge::Min) => Int(*a.min(b)),
             (Int(a), Int(b), Merge::Max) => Int(*a.max(b)),
-            (Set(a), Set(b), _) => Set(a.union(b).cloned().collect()),
+            (Set(_), Set(b), _) => {
+                if let Set(a) = self {
+                    a.extend(b.iter().cloned());
+                }
+                return;
+            }
             (a, b, how) => {
                 let (x, y) = (a.num().unwrap_or(0.0), b.num().unwrap_or(0.0));
                 Float(match how {
@@ -127,7 +132,76 @@ impl Value {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 struct Partial {
     values: Vec<Value>,
-    evidence: Vec<String>,
+    /// The earliest event (time, id) of each combination of dimension values (host, distinct columns):
+    /// exact whatever the batching, and one sample per distinct host/user/… combination.
+    /// Keyed by a stable hash of the combination; only the `EVIDENCE_KEPT` earliest combinations are kept,
+    /// which is enough for the earliest [`MAX_EVIDENCE`] of any window to be exact.
+    evidence: BTreeMap<u64, (i64, String)>,
+}
+
+/// Evidence combinations kept per pane.
+const EVIDENCE_KEPT: usize = 4 * MAX_EVIDENCE;
+
+/// FNV-1a over the combination's values: stable across runs and platforms (checkpoints keep it).
+fn combo_hash<'a>(values: impl Iterator<Item = Option<&'a str>>) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for v in values {
+        for b in v.unwrap_or("\u{0}").bytes().chain([0x1f]) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    h
+}
+
+impl Partial {
+    fn new(n: usize) -> Self {
+        Self {
+            values: vec![Value::Null; n],
+            evidence: BTreeMap::new(),
+        }
+    }
+
+    fn merge(&mut self, other: &Partial, merges: &[Merge]) {
+        for ((acc, v), how) in self.values.iter_mut().zip(&other.values).zip(merges) {
+            acc.merge(v, *how);
+        }
+        for (&combo, (time, id)) in &other.evidence {
+            self.add_evidence(combo, *time, id);
+        }
+    }
+
+    fn add_evidence(&mut self, combo: u64, time: i64, id: &str) {
+        match self.evidence.get_mut(&combo) {
+            Some(have) if (time, id) < (have.0, have.1.as_str()) => *have = (time, id.to_owned()),
+            Some(_) => {}
+            None => {
+                if self.evidence.len() >= EVIDENCE_KEPT {
+                    // Full: keep only the earliest combinations.
+                    let (&latest_key, latest) = self
+                        .evidence
+                        .iter()
+                        .max_by(|a, b| a.1.cmp(b.1))
+                        .expect("non-empty");
+                    if (time, id) >= (latest.0, latest.1.as_str()) {
+                        return;
+                    }
+                    self.evidence.remove(&latest_key);
+                }
+                self.evidence.insert(combo, (time, id.to_owned()));
+            }
+        }
+    }
+
+    /// The first [`MAX_EVIDENCE`] samples in event order.
+    fn evidence_ids(&self) -> Vec<String> {
+        let mut all: Vec<&(i64, String)> = self.evidence.values().collect();
+        all.sort();
+        all.into_iter()
+            .take(MAX_EVIDENCE)
+            .map(|(_, id)| id.clone())
+            .collect()
+    }
 }
 
 /// Window state of one (detection, tenant, entity).
@@ -136,7 +210,7 @@ struct EntityState {
     panes: BTreeMap<i64, Partial>,
     /// Next window end to evaluate.
     next_end: i64,
-    /// End of the last window that fired (windows overlapping it do not fire again).
+    /// Windows starting before this stay quiet (set when a window fires).
     fired_until: i64,
 }
 
@@ -188,8 +262,41 @@ struct Planned {
     /// Names of the values in a [`Partial`], in order (builtins first).
     value_names: Vec<String>,
     merges: Vec<Merge>,
+    /// Where each value comes from in the plan's output.
+    sources: Vec<ValueSource>,
+    /// Output columns of the grouping dimensions (for evidence samples).
+    dims: Vec<usize>,
+    /// Output column of `first_seen`.
+    first_seen_col: usize,
     size_us: i64,
     slide_us: i64,
+    repeat_after_us: i64,
+}
+
+/// How a partial value is read from a plan's output row.
+#[derive(Debug, Clone, Copy)]
+enum ValueSource {
+    /// A native aggregate in this output column.
+    Column(usize),
+    /// A distinct set: the grouping dimension in column `dim`, counted only when the optional filter-count
+    /// column is above zero.
+    Dimension { dim: usize, filter: Option<usize> },
+}
+
+/// `array_agg(DISTINCT col)` with an optional `FILTER (WHERE cond)`: (column, condition).
+pub fn parse_distinct(sql: &str) -> Option<(String, Option<String>)> {
+    let rest = sql.trim().strip_prefix("array_agg(DISTINCT ")?;
+    let close = rest.find(')')?;
+    let col = rest[..close].trim();
+    if col.is_empty() || !col.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        return None;
+    }
+    let tail = rest[close + 1..].trim();
+    if tail.is_empty() {
+        return Some((col.to_owned(), None));
+    }
+    let cond = tail.strip_prefix("FILTER (WHERE ")?.strip_suffix(')')?;
+    Some((col.to_owned(), Some(cond.to_owned())))
 }
 
 /// What one batch produced.
@@ -254,32 +361,68 @@ impl Engine {
                 source: e,
             };
             let (size_us, slide_us) = d.window.size_slide_us();
-            let keys = d.group_by.join(", ");
-            let mut select = vec![
-                "tenant".to_owned(),
-                keys.clone(),
-                format!(
-                    "date_bin(INTERVAL '{} seconds', timestamp, TIMESTAMP '1970-01-01T00:00:00Z') AS __pane",
-                    slide_us / 1_000_000
-                ),
-                "array_agg(event_id) AS __evidence".to_owned(),
-            ];
+            // Output columns: tenant, keys…, pane, evidence, then dimensions, native aggregates and filter counts.
+            // Distinct sets are not aggregated as lists (slow, row-by-row in DataFusion) but added to the
+            // GROUP BY as dimensions; the engine collects their values into sets while merging.
+            let mut group_cols: Vec<String> = vec!["tenant".into()];
+            group_cols.extend(d.group_by.iter().cloned());
+            let mut select: Vec<String> = group_cols.clone();
+            select.push(format!(
+                "date_bin(INTERVAL '{} seconds', timestamp, TIMESTAMP '1970-01-01T00:00:00Z') AS __pane",
+                slide_us / 1_000_000
+            ));
+            select.push("first_value(event_id ORDER BY timestamp, event_id) AS __evidence".into());
             let mut value_names = Vec::new();
             let mut merges = Vec::new();
+            let mut sources = Vec::new();
+            let mut extra_group: Vec<String> = Vec::new();
+            let mut distinct = |col: &str, filter: Option<&str>, select: &mut Vec<String>| {
+                let dim = select.len();
+                select.push(format!("{col} AS __d{dim}"));
+                if !group_cols.iter().any(|g| g == col) && !extra_group.iter().any(|g| g == col) {
+                    extra_group.push(col.to_owned());
+                }
+                let filter = filter.map(|cond| {
+                    select.push(format!(
+                        "count(*) FILTER (WHERE {cond}) AS __f{}",
+                        select.len()
+                    ));
+                    select.len() - 1
+                });
+                ValueSource::Dimension { dim, filter }
+            };
             for (name, sql, merge) in BUILTIN_SQL {
-                select.push(format!("{sql} AS {name}"));
+                let source = if name == "hosts" {
+                    distinct("host", None, &mut select)
+                } else {
+                    select.push(format!("{sql} AS {name}"));
+                    ValueSource::Column(select.len() - 1)
+                };
                 value_names.push(name.to_owned());
                 merges.push(merge);
+                sources.push(source);
             }
             for a in &d.aggregates {
-                select.push(format!("{} AS {}", a.sql, a.name));
+                let source = match (a.merge, parse_distinct(&a.sql)) {
+                    (Merge::Union, Some((col, cond))) => {
+                        distinct(&col, cond.as_deref(), &mut select)
+                    }
+                    _ => {
+                        select.push(format!("{} AS {}", a.sql, a.name));
+                        ValueSource::Column(select.len() - 1)
+                    }
+                };
                 value_names.push(a.name.clone());
                 merges.push(a.merge);
+                sources.push(source);
             }
+            group_cols.push("__pane".into());
+            group_cols.extend(extra_group);
             let sql = format!(
-                "SELECT {} FROM events WHERE ({}) GROUP BY tenant, {keys}, __pane",
+                "SELECT {} FROM events WHERE ({}) GROUP BY {}",
                 select.join(", "),
-                d.filter
+                d.filter,
+                group_cols.join(", ")
             );
             let df = ctx.sql(&sql).await.map_err(plan_err)?;
             let plan = df.create_physical_plan().await.map_err(plan_err)?;
@@ -288,14 +431,30 @@ impl Engine {
                 .iter()
                 .map(|c| parse_condition(c).unwrap_or_default())
                 .collect();
+            let repeat_after_us = d.repeat_after_secs as i64 * 1_000_000;
+            let dims = sources
+                .iter()
+                .filter_map(|s| match s {
+                    ValueSource::Dimension { dim, .. } => Some(*dim),
+                    ValueSource::Column(_) => None,
+                })
+                .collect();
+            let first_seen_col = match sources[2] {
+                ValueSource::Column(c) => c,
+                ValueSource::Dimension { dim, .. } => dim,
+            };
             planned.push(Planned {
                 detection: d,
                 plan,
                 conditions,
                 value_names,
                 merges,
+                sources,
+                dims,
+                first_seen_col,
                 size_us,
                 slide_us,
+                repeat_after_us,
             });
         }
         Ok(Self {
@@ -391,22 +550,25 @@ impl Engine {
         let tenants = batch.column(0).as_string::<i32>();
         let panes = to_micros(batch.column(1 + n_keys).as_ref());
         let panes = panes.as_primitive::<TimestampMicrosecondType>();
-        let evidence = batch.column(2 + n_keys).as_list::<i32>();
-        let first_value = 3 + n_keys;
+        let evidence = batch.column(2 + n_keys).as_string::<i32>();
+        // Timestamps in one unit, cast once per batch rather than per value.
+        let columns: Vec<arrow::array::ArrayRef> = batch
+            .columns()
+            .iter()
+            .map(|c| match c.data_type() {
+                DataType::Timestamp(_, _) => to_micros(c.as_ref()),
+                _ => c.clone(),
+            })
+            .collect();
+        let key_cols: Vec<&arrow::array::StringArray> = (0..n_keys)
+            .map(|k| batch.column(1 + k).as_string::<i32>())
+            .collect();
         for row in 0..batch.num_rows() {
-            let tenant = tenants.value(row).to_owned();
-            let keys: Vec<Option<String>> = (0..n_keys)
-                .map(|k| string_at(batch.column(1 + k).as_ref(), row))
+            let keys: Vec<Option<String>> = key_cols
+                .iter()
+                .map(|c| (!c.is_null(row)).then(|| c.value(row).to_owned()))
                 .collect();
-            let values: Vec<Value> = (0..p.value_names.len())
-                .map(|v| value_at(batch.column(first_value + v).as_ref(), row))
-                .collect();
-            let ev_list = evidence.value(row);
-            let ev = ev_list.as_string::<i32>();
-            let ev: Vec<String> = (0..ev.len().min(MAX_EVIDENCE))
-                .map(|i| ev.value(i).to_owned())
-                .collect();
-            let key = (det, tenant, keys);
+            let key = (det, tenants.value(row).to_owned(), keys);
             if !self.state.contains_key(&key) {
                 let count = self.entities_per_tenant.entry(key.1.clone()).or_default();
                 if *count >= self.config.max_entities_per_tenant {
@@ -422,15 +584,39 @@ impl Engine {
             });
             // An earlier pane (out of order, within lateness) must still have its windows evaluated.
             entity.next_end = entity.next_end.min(pane + p.slide_us);
-            let partial = entity.panes.entry(pane).or_insert_with(|| Partial {
-                values: vec![Value::Null; values.len()],
-                evidence: Vec::new(),
-            });
-            for ((acc, v), m) in partial.values.iter_mut().zip(&values).zip(&p.merges) {
-                acc.merge(v, *m);
+            let partial = entity
+                .panes
+                .entry(pane)
+                .or_insert_with(|| Partial::new(p.sources.len()));
+            for ((acc, source), m) in partial.values.iter_mut().zip(&p.sources).zip(&p.merges) {
+                match *source {
+                    ValueSource::Column(c) => acc.merge(&value_at(columns[c].as_ref(), row), *m),
+                    ValueSource::Dimension { dim, filter } => {
+                        let counted = filter.is_none_or(|f| {
+                            value_at(columns[f].as_ref(), row).num().unwrap_or(0.0) > 0.0
+                        });
+                        if let (true, Some(v)) = (counted, string_at(columns[dim].as_ref(), row)) {
+                            match acc {
+                                Value::Set(set) => {
+                                    set.insert(v);
+                                }
+                                other => *other = Value::Set(BTreeSet::from([v])),
+                            }
+                        }
+                    }
+                }
             }
-            let room = MAX_EVIDENCE.saturating_sub(partial.evidence.len());
-            partial.evidence.extend(ev.into_iter().take(room));
+            if !evidence.is_null(row) {
+                let combo = combo_hash(p.dims.iter().map(|&d| {
+                    let c = columns[d].as_string::<i32>();
+                    (!c.is_null(row)).then(|| c.value(row))
+                }));
+                let first_seen = match value_at(columns[p.first_seen_col].as_ref(), row) {
+                    Value::Int(t) => t,
+                    _ => i64::MIN,
+                };
+                partial.add_evidence(combo, first_seen, evidence.value(row));
+            }
         }
     }
 
@@ -460,23 +646,25 @@ impl Engine {
                     break;
                 }
                 let start = end - p.size_us;
-                let mut merged: Option<Partial> = None;
-                for (_, part) in entity.panes.range(start..end) {
-                    let m = merged.get_or_insert_with(|| Partial {
-                        values: vec![Value::Null; part.values.len()],
-                        evidence: Vec::new(),
-                    });
-                    for ((acc, v), how) in m.values.iter_mut().zip(&part.values).zip(&p.merges) {
-                        acc.merge(v, *how);
+                let in_window = || entity.panes.range(start..end).map(|(_, part)| part);
+                // Quiet windows (within an episode that already fired) are not evaluated at all; the others
+                // are checked on borrowed values first and merged for real only when they fire.
+                let fires = start >= entity.fired_until
+                    && in_window().next().is_some()
+                    && holds(
+                        &p.conditions,
+                        &p.value_names,
+                        &window_numbers(in_window(), &p.merges),
+                    );
+                if fires {
+                    let mut m = Partial::new(p.sources.len());
+                    for part in in_window() {
+                        m.merge(part, &p.merges);
                     }
-                    let room = MAX_EVIDENCE.saturating_sub(m.evidence.len());
-                    m.evidence.extend(part.evidence.iter().take(room).cloned());
-                }
-                if let Some(m) = merged {
-                    if start >= entity.fired_until
-                        && holds(&p.conditions, &p.value_names, &m.values)
                     {
-                        entity.fired_until = end;
+                        // One signal per episode: overlapping windows, and windows starting within
+                        // `repeat_after_secs` of this one, stay quiet.
+                        entity.fired_until = end.max(start + p.repeat_after_us);
                         let offset = self
                             .config
                             .tenant_utc_offsets_min
@@ -606,6 +794,9 @@ fn value_at(col: &dyn Array, row: usize) -> Value {
         DataType::Int64 => Value::Int(col.as_primitive::<Int64Type>().value(row)),
         DataType::UInt64 => Value::Int(col.as_primitive::<UInt64Type>().value(row) as i64),
         DataType::Float64 => Value::Float(col.as_primitive::<Float64Type>().value(row)),
+        DataType::Timestamp(arrow::datatypes::TimeUnit::Microsecond, _) => {
+            Value::Int(col.as_primitive::<TimestampMicrosecondType>().value(row))
+        }
         DataType::Timestamp(_, _) => Value::Int(
             to_micros(&col.slice(row, 1))
                 .as_primitive::<TimestampMicrosecondType>()
@@ -626,17 +817,49 @@ fn value_at(col: &dyn Array, row: usize) -> Value {
     }
 }
 
-fn term(t: &Term, names: &[String], values: &[Value]) -> Option<f64> {
+/// The numeric view of a window's merged values (sets as their distinct size), without copying any string.
+fn window_numbers<'a>(
+    panes: impl Iterator<Item = &'a Partial>,
+    merges: &[Merge],
+) -> Vec<Option<f64>> {
+    let mut nums: Vec<Option<f64>> = vec![None; merges.len()];
+    let mut sets: Vec<BTreeSet<&str>> = vec![BTreeSet::new(); merges.len()];
+    for part in panes {
+        for (i, v) in part.values.iter().enumerate() {
+            match v {
+                Value::Null => {}
+                Value::Set(s) => sets[i].extend(s.iter().map(String::as_str)),
+                other => {
+                    let x = other.num().unwrap_or(0.0);
+                    nums[i] = Some(match (nums[i], merges[i]) {
+                        (None, _) => x,
+                        (Some(a), Merge::Min) => a.min(x),
+                        (Some(a), Merge::Max) => a.max(x),
+                        (Some(a), _) => a + x,
+                    });
+                }
+            }
+        }
+    }
+    for (i, m) in merges.iter().enumerate() {
+        if *m == Merge::Union && nums[i].is_none() {
+            nums[i] = Some(sets[i].len() as f64);
+        }
+    }
+    nums
+}
+
+fn term(t: &Term, names: &[String], values: &[Option<f64>]) -> Option<f64> {
     match &t.name {
         None => Some(t.factor),
         Some(n) => {
             let i = names.iter().position(|x| x == n)?;
-            Some(t.factor * values[i].num()?)
+            Some(t.factor * values[i]?)
         }
     }
 }
 
-fn holds(conditions: &[Condition], names: &[String], values: &[Value]) -> bool {
+fn holds(conditions: &[Condition], names: &[String], values: &[Option<f64>]) -> bool {
     conditions.iter().all(|alts| {
         alts.iter().any(
             |c| match (term(&c.lhs, names, values), term(&c.rhs, names, values)) {
@@ -726,6 +949,8 @@ fn build_signal(
         intent: d.intent.clone(),
         narrative: render(&d.narrative),
         recommendation: render(&d.recommendation),
-        evidence: m.evidence.clone(),
+        evidence: m.evidence_ids(),
+        suppressed: false,
+        override_applied: None,
     }
 }

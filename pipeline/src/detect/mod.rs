@@ -7,10 +7,12 @@
 pub mod catalog;
 pub mod definition;
 pub mod engine;
+pub mod overrides;
 pub mod risk;
 
 pub use definition::Detection;
 pub use engine::{BatchOutcome, Engine, EngineConfig, EngineError, EngineState};
+pub use overrides::Overrides;
 
 #[cfg(test)]
 mod tests;
