@@ -132,8 +132,8 @@ impl Value {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 struct Partial {
     values: Vec<Value>,
-    /// The earliest event (time, id) of each combination of dimension values (host, distinct columns):
-    /// exact whatever the batching, and one sample per distinct host/user/… combination.
+    /// One sample event per combination of dimension values (host, distinct columns): the smallest event
+    /// id, with the combination's first event time for ordering. Exact whatever the batching.
     /// Keyed by a stable hash of the combination; only the `EVIDENCE_KEPT` earliest combinations are kept,
     /// which is enough for the earliest [`MAX_EVIDENCE`] of any window to be exact.
     evidence: BTreeMap<u64, (i64, String)>,
@@ -171,26 +171,29 @@ impl Partial {
         }
     }
 
+    /// Adds a (first time, smallest id) candidate for a combination; both merge by minimum, so the result
+    /// is the same however the events were batched.
     fn add_evidence(&mut self, combo: u64, time: i64, id: &str) {
-        match self.evidence.get_mut(&combo) {
-            Some(have) if (time, id) < (have.0, have.1.as_str()) => *have = (time, id.to_owned()),
-            Some(_) => {}
-            None => {
-                if self.evidence.len() >= EVIDENCE_KEPT {
-                    // Full: keep only the earliest combinations.
-                    let (&latest_key, latest) = self
-                        .evidence
-                        .iter()
-                        .max_by(|a, b| a.1.cmp(b.1))
-                        .expect("non-empty");
-                    if (time, id) >= (latest.0, latest.1.as_str()) {
-                        return;
-                    }
-                    self.evidence.remove(&latest_key);
-                }
-                self.evidence.insert(combo, (time, id.to_owned()));
+        if let Some(have) = self.evidence.get_mut(&combo) {
+            have.0 = have.0.min(time);
+            if id < have.1.as_str() {
+                have.1 = id.to_owned();
             }
+            return;
         }
+        if self.evidence.len() >= EVIDENCE_KEPT {
+            // Full: keep only the earliest combinations.
+            let (&latest_key, latest) = self
+                .evidence
+                .iter()
+                .max_by(|a, b| a.1.cmp(b.1))
+                .expect("non-empty");
+            if (time, id) >= (latest.0, latest.1.as_str()) {
+                return;
+            }
+            self.evidence.remove(&latest_key);
+        }
+        self.evidence.insert(combo, (time, id.to_owned()));
     }
 
     /// The first [`MAX_EVIDENCE`] samples in event order.
@@ -215,6 +218,36 @@ struct EntityState {
 }
 
 type Key = (usize, String, Vec<Option<String>>);
+
+fn key_value(c: &arrow::array::StringArray, row: usize) -> Option<&str> {
+    (!c.is_null(row)).then(|| c.value(row))
+}
+
+/// Encodes (detection, tenant, keys) as one string, so a lookup needs no allocation.
+fn encode_key<'a>(
+    buf: &mut String,
+    det: usize,
+    tenant: &str,
+    keys: impl Iterator<Item = Option<&'a str>>,
+) {
+    use std::fmt::Write as _;
+    buf.clear();
+    let _ = write!(buf, "{det}\u{1e}{tenant}");
+    for k in keys {
+        buf.push('\u{1f}');
+        match k {
+            Some(k) => buf.push_str(k),
+            None => buf.push('\u{0}'),
+        }
+    }
+}
+
+/// One entity's identity and window state.
+#[derive(Debug)]
+struct Entity {
+    key: Key,
+    state: EntityState,
+}
 
 /// The window state of one entity, as saved in a checkpoint.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -314,7 +347,8 @@ pub struct Engine {
     ctx: SessionContext,
     slot: Arc<Mutex<Vec<RecordBatch>>>,
     planned: Vec<Planned>,
-    state: HashMap<Key, EntityState>,
+    /// Entities by [`encode_key`].
+    state: HashMap<String, Entity>,
     max_event_us: HashMap<String, i64>,
     entities_per_tenant: HashMap<String, usize>,
     state_overflow: u64,
@@ -371,7 +405,9 @@ impl Engine {
                 "date_bin(INTERVAL '{} seconds', timestamp, TIMESTAMP '1970-01-01T00:00:00Z') AS __pane",
                 slide_us / 1_000_000
             ));
-            select.push("first_value(event_id ORDER BY timestamp, event_id) AS __evidence".into());
+            // The smallest id per group: a native aggregate (an ordered first_value costs several times more), and
+            // exact under merging, so samples do not depend on batching.
+            select.push("min(event_id) AS __evidence".into());
             let mut value_names = Vec::new();
             let mut merges = Vec::new();
             let mut sources = Vec::new();
@@ -563,25 +599,47 @@ impl Engine {
         let key_cols: Vec<&arrow::array::StringArray> = (0..n_keys)
             .map(|k| batch.column(1 + k).as_string::<i32>())
             .collect();
+        let mut buf = String::new();
         for row in 0..batch.num_rows() {
-            let keys: Vec<Option<String>> = key_cols
-                .iter()
-                .map(|c| (!c.is_null(row)).then(|| c.value(row).to_owned()))
-                .collect();
-            let key = (det, tenants.value(row).to_owned(), keys);
-            if !self.state.contains_key(&key) {
-                let count = self.entities_per_tenant.entry(key.1.clone()).or_default();
+            let tenant = tenants.value(row);
+            encode_key(
+                &mut buf,
+                det,
+                tenant,
+                key_cols.iter().map(|c| key_value(c, row)),
+            );
+            let pane = panes.value(row);
+            if !self.state.contains_key(buf.as_str()) {
+                let count = self
+                    .entities_per_tenant
+                    .entry(tenant.to_owned())
+                    .or_default();
                 if *count >= self.config.max_entities_per_tenant {
                     self.state_overflow += 1;
                     continue;
                 }
                 *count += 1;
+                let keys = key_cols
+                    .iter()
+                    .map(|c| key_value(c, row).map(str::to_owned))
+                    .collect();
+                let state = EntityState {
+                    next_end: pane + p.slide_us,
+                    ..EntityState::default()
+                };
+                self.state.insert(
+                    buf.clone(),
+                    Entity {
+                        key: (det, tenant.to_owned(), keys),
+                        state,
+                    },
+                );
             }
-            let pane = panes.value(row);
-            let entity = self.state.entry(key).or_insert_with(|| EntityState {
-                next_end: pane + p.slide_us,
-                ..EntityState::default()
-            });
+            let entity = &mut self
+                .state
+                .get_mut(buf.as_str())
+                .expect("inserted above")
+                .state;
             // An earlier pane (out of order, within lateness) must still have its windows evaluated.
             entity.next_end = entity.next_end.min(pane + p.slide_us);
             let partial = entity
@@ -595,12 +653,16 @@ impl Engine {
                         let counted = filter.is_none_or(|f| {
                             value_at(columns[f].as_ref(), row).num().unwrap_or(0.0) > 0.0
                         });
-                        if let (true, Some(v)) = (counted, string_at(columns[dim].as_ref(), row)) {
+                        let col = columns[dim].as_string::<i32>();
+                        if counted && !col.is_null(row) {
+                            let v = col.value(row);
                             match acc {
                                 Value::Set(set) => {
-                                    set.insert(v);
+                                    if !set.contains(v) {
+                                        set.insert(v.to_owned());
+                                    }
                                 }
-                                other => *other = Value::Set(BTreeSet::from([v])),
+                                other => *other = Value::Set(BTreeSet::from([v.to_owned()])),
                             }
                         }
                     }
@@ -625,8 +687,8 @@ impl Engine {
     fn close(&mut self, everything: bool) -> Vec<Signal> {
         let mut fired: Vec<(i64, usize, Signal)> = Vec::new();
         let mut emptied = Vec::new();
-        for (key, entity) in self.state.iter_mut() {
-            let (det, tenant, keys) = key;
+        for (encoded, Entity { key, state: entity }) in self.state.iter_mut() {
+            let (det, tenant, keys) = &*key;
             let p = &self.planned[*det];
             let wm = if everything {
                 i64::MAX
@@ -687,13 +749,14 @@ impl Engine {
                 }
             }
             if entity.panes.is_empty() && entity.fired_until.saturating_add(p.size_us) <= wm {
-                emptied.push(key.clone());
+                emptied.push(encoded.clone());
             }
         }
-        for key in emptied {
-            self.state.remove(&key);
-            if let Some(c) = self.entities_per_tenant.get_mut(&key.1) {
-                *c = c.saturating_sub(1);
+        for encoded in emptied {
+            if let Some(e) = self.state.remove(&encoded) {
+                if let Some(c) = self.entities_per_tenant.get_mut(&e.key.1) {
+                    *c = c.saturating_sub(1);
+                }
             }
         }
         fired.sort_by(|a, b| {
@@ -716,7 +779,11 @@ impl Engine {
     /// The engine's state, for checkpoints.
     pub fn snapshot(&self) -> EngineState {
         let mut entities: BTreeMap<String, Vec<SavedEntity>> = BTreeMap::new();
-        for ((det, tenant, keys), e) in &self.state {
+        for Entity {
+            key: (det, tenant, keys),
+            state: e,
+        } in self.state.values()
+        {
             entities
                 .entry(tenant.clone())
                 .or_default()
@@ -755,8 +822,21 @@ impl Engine {
                     continue;
                 };
                 *self.entities_per_tenant.entry(tenant.clone()).or_default() += 1;
-                self.state
-                    .insert((det, tenant.clone(), saved.keys), saved.state);
+                let mut encoded = String::new();
+                encode_key(
+                    &mut encoded,
+                    det,
+                    &tenant,
+                    saved.keys.iter().map(Option::as_deref),
+                );
+                let key = (det, tenant.clone(), saved.keys);
+                self.state.insert(
+                    encoded,
+                    Entity {
+                        key,
+                        state: saved.state,
+                    },
+                );
             }
         }
         self.state_overflow = s.state_overflow;

@@ -2,7 +2,7 @@
 //! technique and risk band, stays silent on benign look-alikes, and results do not depend on batching,
 //! restarts or (within lateness) arrival order.
 
-use arrow::array::AsArray;
+use arrow::array::{Array, AsArray};
 use sentra_schemas::{EventColumns, Severity, Signal};
 
 use super::*;
@@ -127,13 +127,15 @@ fn brute_force() {
         (sum - b.risk_score).abs() < 1e-9,
         "factors explain the score"
     );
-    // One sample per (host, user) combination, earliest first.
-    let first_id = crate::detect::tests::batches(&lines[..1], 1)[0]
-        .column(1)
-        .as_string::<i32>()
-        .value(0)
+    // One sample per (host, user) combination: the smallest event id among the failures.
+    let all = batches(&lines, 100);
+    let ids = all[0].column(1).as_string::<i32>();
+    let smallest = (0..ids.len())
+        .map(|i| ids.value(i))
+        .min()
+        .unwrap()
         .to_owned();
-    assert_eq!(b.evidence, [first_id]);
+    assert_eq!(b.evidence, [smallest]);
 }
 
 #[test]
