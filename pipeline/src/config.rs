@@ -24,6 +24,8 @@ use std::path::Path;
 use sentra_schemas::TenantId;
 use serde::Deserialize;
 
+use sentra_sinks::clickhouse::ClickHouseConfig;
+
 use crate::detect::EngineConfig;
 
 /// The whole configuration.
@@ -33,7 +35,7 @@ pub struct Config {
     /// Kafka source and quarantine topic.
     pub kafka: KafkaConfig,
     /// ClickHouse sink.
-    pub clickhouse: ClickHouseSection,
+    pub clickhouse: ClickHouseConfig,
     /// Tenant policy.
     pub tenants: TenantsConfig,
     /// Detection settings.
@@ -78,42 +80,6 @@ impl Default for KafkaConfig {
             batch_max_messages: 5000,
             batch_max_wait_ms: 500,
             properties: BTreeMap::new(),
-        }
-    }
-}
-
-/// `[clickhouse]`
-#[derive(Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ClickHouseSection {
-    /// HTTP(S) endpoint.
-    pub url: String,
-    /// Database for Sentra's tables.
-    pub database: String,
-    /// User.
-    pub user: String,
-    /// Password; prefer `SENTRA_CLICKHOUSE_PASSWORD` over writing it in the file.
-    pub password: String,
-}
-
-impl std::fmt::Debug for ClickHouseSection {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClickHouseSection")
-            .field("url", &self.url)
-            .field("database", &self.database)
-            .field("user", &self.user)
-            .field("password", &"***")
-            .finish()
-    }
-}
-
-impl Default for ClickHouseSection {
-    fn default() -> Self {
-        Self {
-            url: "http://127.0.0.1:8123".into(),
-            database: "sentra".into(),
-            user: "default".into(),
-            password: String::new(),
         }
     }
 }

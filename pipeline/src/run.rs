@@ -22,7 +22,7 @@ use rdkafka::message::{Header, Headers, Message, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 use sentra_schemas::{EventColumns, Quarantined};
-use sentra_sinks::clickhouse::{ClickHouseConfig, ClickHouseSink};
+use sentra_sinks::clickhouse::ClickHouseSink;
 use sentra_sinks::SinkError;
 use serde::Deserialize;
 use serde::Serialize;
@@ -199,12 +199,7 @@ pub async fn run(
     config: &Config,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<RunStats, RunError> {
-    let sink = ClickHouseSink::new(ClickHouseConfig {
-        url: config.clickhouse.url.clone(),
-        database: config.clickhouse.database.clone(),
-        user: config.clickhouse.user.clone(),
-        password: config.clickhouse.password.clone(),
-    });
+    let sink = ClickHouseSink::new(config.clickhouse.clone());
     with_retry("ClickHouse", &mut shutdown, || sink.migrate()).await?;
     ensure_topic(config, &config.kafka.quarantine_topic).await?;
 

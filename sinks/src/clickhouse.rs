@@ -13,8 +13,9 @@ use crate::SinkError;
 
 const STORE: &str = "ClickHouse";
 
-/// Connection settings for the ClickHouse sink.
-#[derive(Clone)]
+/// Connection settings for the ClickHouse sink (`[clickhouse]` in `sentra.toml`).
+#[derive(Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct ClickHouseConfig {
     /// HTTP(S) endpoint, e.g. `http://127.0.0.1:8123`.
     pub url: String,
@@ -22,8 +23,19 @@ pub struct ClickHouseConfig {
     pub database: String,
     /// User name.
     pub user: String,
-    /// Password (never logged).
+    /// Password (never logged); prefer `SENTRA_CLICKHOUSE_PASSWORD` over writing it in a file.
     pub password: String,
+}
+
+impl Default for ClickHouseConfig {
+    fn default() -> Self {
+        Self {
+            url: "http://127.0.0.1:8123".into(),
+            database: "sentra".into(),
+            user: "default".into(),
+            password: String::new(),
+        }
+    }
 }
 
 impl std::fmt::Debug for ClickHouseConfig {
@@ -288,12 +300,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn migrations_split_into_create_statements() {
-        for (_, _, sql) in CLICKHOUSE_MIGRATIONS {
+    fn migrations_split_into_ddl_statements() {
+        for (_, name, sql) in CLICKHOUSE_MIGRATIONS {
             let stmts = statements(sql);
-            assert!(stmts
-                .iter()
-                .all(|s| s.starts_with("CREATE") && !s.ends_with(';')));
+            assert!(!stmts.is_empty(), "{name} has no statement");
+            for s in &stmts {
+                assert!(s.starts_with("CREATE") || s.starts_with("ALTER"), "{name}: {s}");
+                assert!(!s.ends_with(';') && !s.contains("--"), "{name}: {s}");
+            }
         }
     }
 
