@@ -305,7 +305,10 @@ mod tests {
             let stmts = statements(sql);
             assert!(!stmts.is_empty(), "{name} has no statement");
             for s in &stmts {
-                assert!(s.starts_with("CREATE") || s.starts_with("ALTER"), "{name}: {s}");
+                assert!(
+                    s.starts_with("CREATE") || s.starts_with("ALTER"),
+                    "{name}: {s}"
+                );
                 assert!(!s.ends_with(';') && !s.contains("--"), "{name}: {s}");
             }
         }
