@@ -328,12 +328,7 @@ fn dispatch(cli: Cli) -> Result<()> {
                         std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?
                     }
                 };
-                let name = match &source {
-                    Source::Stdin => "stdin".to_owned(),
-                    Source::Path(p) => p
-                        .file_name()
-                        .map_or(f.clone(), |n| n.to_string_lossy().into_owned()),
-                };
+                let name = source.name();
                 let mut n = Normalizer::new(NormalizeConfig {
                     year: year_policy(year),
                     ..NormalizeConfig::default()
