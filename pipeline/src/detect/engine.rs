@@ -291,7 +291,9 @@ impl PartitionStream for Slot {
 struct Planned {
     detection: Detection,
     plan: Arc<dyn ExecutionPlan>,
-    conditions: Vec<Condition>,
+    /// Conditions over counts and times only (cheap), and those that need a distinct set's size.
+    numeric_conditions: Vec<Condition>,
+    set_conditions: Vec<Condition>,
     /// Names of the values in a [`Partial`], in order (builtins first).
     value_names: Vec<String>,
     merges: Vec<Merge>,
@@ -462,11 +464,20 @@ impl Engine {
             );
             let df = ctx.sql(&sql).await.map_err(plan_err)?;
             let plan = df.create_physical_plan().await.map_err(plan_err)?;
-            let conditions = d
+            let (set_conditions, numeric_conditions): (Vec<Condition>, Vec<Condition>) = d
                 .conditions
                 .iter()
                 .map(|c| parse_condition(c).unwrap_or_default())
-                .collect();
+                .partition(|c| {
+                    c.iter().flat_map(|cmp| [&cmp.lhs, &cmp.rhs]).any(|t| {
+                        t.name.as_ref().is_some_and(|n| {
+                            value_names
+                                .iter()
+                                .position(|v| v == n)
+                                .is_some_and(|i| merges[i] == Merge::Union)
+                        })
+                    })
+                });
             let repeat_after_us = d.repeat_after_secs as i64 * 1_000_000;
             let dims = sources
                 .iter()
@@ -482,7 +493,8 @@ impl Engine {
             planned.push(Planned {
                 detection: d,
                 plan,
-                conditions,
+                numeric_conditions,
+                set_conditions,
                 value_names,
                 merges,
                 sources,
@@ -711,13 +723,18 @@ impl Engine {
                 let in_window = || entity.panes.range(start..end).map(|(_, part)| part);
                 // Quiet windows (within an episode that already fired) are not evaluated at all; the others
                 // are checked on borrowed values first and merged for real only when they fire.
-                let fires = start >= entity.fired_until
-                    && in_window().next().is_some()
-                    && holds(
-                        &p.conditions,
-                        &p.value_names,
-                        &window_numbers(in_window(), &p.merges),
-                    );
+                // Conditions on counts and times are checked first; distinct sets are only unioned when
+                // those pass and a condition needs them.
+                let fires = start >= entity.fired_until && in_window().next().is_some() && {
+                    let nums = window_numbers(in_window(), &p.merges, false);
+                    holds(&p.numeric_conditions, &p.value_names, &nums)
+                        && (p.set_conditions.is_empty()
+                            || holds(
+                                &p.set_conditions,
+                                &p.value_names,
+                                &window_numbers(in_window(), &p.merges, true),
+                            ))
+                };
                 if fires {
                     let mut m = Partial::new(p.sources.len());
                     for part in in_window() {
@@ -901,6 +918,7 @@ fn value_at(col: &dyn Array, row: usize) -> Value {
 fn window_numbers<'a>(
     panes: impl Iterator<Item = &'a Partial>,
     merges: &[Merge],
+    with_sets: bool,
 ) -> Vec<Option<f64>> {
     let mut nums: Vec<Option<f64>> = vec![None; merges.len()];
     let mut sets: Vec<BTreeSet<&str>> = vec![BTreeSet::new(); merges.len()];
@@ -908,7 +926,8 @@ fn window_numbers<'a>(
         for (i, v) in part.values.iter().enumerate() {
             match v {
                 Value::Null => {}
-                Value::Set(s) => sets[i].extend(s.iter().map(String::as_str)),
+                Value::Set(s) if with_sets => sets[i].extend(s.iter().map(String::as_str)),
+                Value::Set(_) => {}
                 other => {
                     let x = other.num().unwrap_or(0.0);
                     nums[i] = Some(match (nums[i], merges[i]) {
@@ -922,7 +941,7 @@ fn window_numbers<'a>(
         }
     }
     for (i, m) in merges.iter().enumerate() {
-        if *m == Merge::Union && nums[i].is_none() {
+        if with_sets && *m == Merge::Union && nums[i].is_none() {
             nums[i] = Some(sets[i].len() as f64);
         }
     }
