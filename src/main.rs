@@ -471,9 +471,6 @@ fn cpu_and_peak_rss() -> (f64, i64) {
 
 fn bench(file: &std::path::Path, tenant: Option<String>, year: i32) -> Result<()> {
     check_tenant(&tenant)?;
-    let lines = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let n_lines = lines.iter().filter(|&&b| b == b'\n').count() as f64;
-    drop(lines);
     let tenant_from_host = tenant.is_none();
     let opts = ReplayOptions {
         sources: vec![Source::Path(file.to_owned())],
@@ -493,6 +490,7 @@ fn bench(file: &std::path::Path, tenant: Option<String>, year: i32) -> Result<()
     let (summary, wall) = replay_with_progress(&opts, &mut sink)?;
     let (cpu1, rss) = cpu_and_peak_rss();
     let cpu = cpu1 - cpu0;
+    let n_lines = (summary.counts.read + summary.counts.blank) as f64;
     println!("workload        {}", file.display());
     println!("lines           {n_lines:.0}");
     println!("events          {}", summary.counts.normalized);

@@ -376,6 +376,9 @@ pub async fn run(
 
 /// Produces each quarantined record's original bytes to `topic`, with why and where from in headers, and
 /// waits for the broker to acknowledge every one (retrying transient failures).
+/// Names the quarantine topic in retry logs and errors.
+const QUARANTINE: &str = "the quarantine topic";
+
 async fn send_to_quarantine(
     producer: &FutureProducer,
     topic: &str,
@@ -392,8 +395,7 @@ async fn send_to_quarantine(
             .unwrap_or_default()
             .strip_prefix("kafka:")
             .unwrap_or_default();
-        let mut delay = Duration::from_millis(200);
-        loop {
+        let deliver = || async {
             let mut headers = OwnedHeaders::new()
                 .insert(Header {
                     key: "sentra.reason",
@@ -424,18 +426,17 @@ async fn send_to_quarantine(
             let record = FutureRecord::<[u8], [u8]>::to(topic)
                 .payload(&q.original)
                 .headers(headers);
-            match producer.send(record, Duration::from_secs(30)).await {
-                Ok(_) => break,
-                Err((e, _)) => {
-                    warn!(error = %e, topic, "quarantine delivery failed; retrying");
-                    tokio::select! {
-                        _ = tokio::time::sleep(delay) => {}
-                        _ = shutdown.changed() => return Err(RunError::Interrupted("the quarantine topic")),
-                    }
-                    delay = (delay * 2).min(Duration::from_secs(30));
-                }
-            }
-        }
+            // Any producer failure is worth retrying: the message is still ours until delivered.
+            producer
+                .send(record, Duration::from_secs(30))
+                .await
+                .map(|_| ())
+                .map_err(|(e, _)| SinkError::Unavailable {
+                    store: QUARANTINE,
+                    detail: e.to_string(),
+                })
+        };
+        with_retry(QUARANTINE, shutdown, deliver).await?;
     }
     Ok(())
 }

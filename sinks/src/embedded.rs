@@ -17,8 +17,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, AsArray, BooleanArray, Float64Builder, StringArray, StringBuilder,
-    TimestampMicrosecondBuilder, UInt64Builder,
+    ArrayRef, AsArray, BooleanArray, Float64Builder, StringBuilder, TimestampMicrosecondBuilder,
+    UInt64Builder,
 };
 use arrow::compute::filter_record_batch;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
@@ -155,8 +155,9 @@ impl EmbeddedStore {
     pub fn write_events(&self, events: &RecordBatch) -> Result<(), SinkError> {
         let tenants = events.column(0).as_string::<i32>();
         let distinct: BTreeSet<&str> = tenants.iter().flatten().collect();
+        let single = distinct.len() == 1;
         for tenant in distinct {
-            let part = if distinct_len(tenants) == 1 {
+            let part = if single {
                 events.clone()
             } else {
                 let mask = BooleanArray::from_iter(tenants.iter().map(|t| Some(t == Some(tenant))));
@@ -239,16 +240,6 @@ impl EmbeddedStore {
         f.sync_all().map_err(io_err(&tmp))?;
         fs::rename(&tmp, path).map_err(io_err(path))?;
         Ok(())
-    }
-}
-
-/// Number of distinct values, stopping at two.
-fn distinct_len(a: &StringArray) -> usize {
-    let first = a.iter().next().flatten();
-    if a.iter().all(|t| t == first) {
-        1
-    } else {
-        2
     }
 }
 

@@ -429,29 +429,25 @@ impl Engine {
                 });
                 ValueSource::Dimension { dim, filter }
             };
-            for (name, sql, merge) in BUILTIN_SQL {
-                let source = if name == "hosts" {
-                    distinct("host", None, &mut select)
-                } else {
-                    select.push(format!("{sql} AS {name}"));
-                    ValueSource::Column(select.len() - 1)
-                };
-                value_names.push(name.to_owned());
-                merges.push(merge);
-                sources.push(source);
-            }
-            for a in &d.aggregates {
-                let source = match (a.merge, parse_distinct(&a.sql)) {
+            let builtins = BUILTIN_SQL
+                .iter()
+                .map(|&(name, sql, merge)| (name, sql, merge));
+            let own = d
+                .aggregates
+                .iter()
+                .map(|a| (a.name.as_str(), a.sql.as_str(), a.merge));
+            for (name, sql, merge) in builtins.chain(own) {
+                let source = match (merge, parse_distinct(sql)) {
                     (Merge::Union, Some((col, cond))) => {
                         distinct(&col, cond.as_deref(), &mut select)
                     }
                     _ => {
-                        select.push(format!("{} AS {}", a.sql, a.name));
+                        select.push(format!("{sql} AS {name}"));
                         ValueSource::Column(select.len() - 1)
                     }
                 };
-                value_names.push(a.name.clone());
-                merges.push(a.merge);
+                value_names.push(name.to_owned());
+                merges.push(merge);
                 sources.push(source);
             }
             group_cols.push("__pane".into());
