@@ -80,6 +80,16 @@ enum Command {
         #[arg(long)]
         year: Option<i32>,
     },
+    /// Apply the ClickHouse schema (versioned, idempotent; `run` does it on start too), or print the SQL
+    /// giving one tenant read-only, row-policy-scoped access.
+    Migrate {
+        /// Configuration file (TOML); SENTRA_<SECTION>_<KEY> environment variables override it.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Print the access SQL for this tenant (role, grants, row policies) instead of migrating.
+        #[arg(long, value_name = "TENANT")]
+        tenant_access: Option<String>,
+    },
     /// Consume Kafka, normalize, detect, and store in ClickHouse, committing offsets only after storage.
     Run {
         /// Configuration file (TOML); SENTRA_<SECTION>_<KEY> environment variables override it.
@@ -382,13 +392,49 @@ fn dispatch(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
-        Command::Run { config } => {
-            let c = Config::load(config.as_deref(), std::env::vars()).map_err(|e| {
+        Command::Migrate {
+            config,
+            tenant_access,
+        } => {
+            let c = load_config(config.as_deref())?;
+            if let Some(tenant) = tenant_access {
+                let tenant = sentra_schemas::TenantId::new(&tenant)
+                    .map_err(|e| anyhow::anyhow!("--tenant-access: {e}"))?;
+                print!(
+                    "{}",
+                    sentra_sinks::clickhouse::tenant_access_sql(
+                        &tenant,
+                        &c.clickhouse.database,
+                        &c.clickhouse.user
+                    )
+                );
+                return Ok(());
+            }
+            let sink = sentra_sinks::clickhouse::ClickHouseSink::new(c.clickhouse.clone());
+            let rt = tokio::runtime::Runtime::new()?;
+            let applied = rt.block_on(sink.migrate()).map_err(|e| {
                 anyhow::anyhow!(
-                    "configuration is not usable:\n  - {}",
-                    e.problems.join("\n  - ")
+                    "{e}\n(ClickHouse at {}, database {}: check clickhouse.url and the credentials)",
+                    c.clickhouse.url,
+                    c.clickhouse.database
                 )
             })?;
+            if applied.is_empty() {
+                println!(
+                    "ClickHouse schema is current (database {}).",
+                    c.clickhouse.database
+                );
+            } else {
+                println!(
+                    "Applied to database {}: {}",
+                    c.clickhouse.database,
+                    applied.join(", ")
+                );
+            }
+            Ok(())
+        }
+        Command::Run { config } => {
+            let c = load_config(config.as_deref())?;
             let rt = tokio::runtime::Runtime::new()?;
             rt.block_on(async {
                 let (tx, rx) = tokio::sync::watch::channel(false);
@@ -402,6 +448,16 @@ fn dispatch(cli: Cli) -> Result<()> {
             })
         }
     }
+}
+
+/// Loads and validates the configuration, listing every problem.
+fn load_config(path: Option<&std::path::Path>) -> Result<Config> {
+    Config::load(path, std::env::vars()).map_err(|e| {
+        anyhow::anyhow!(
+            "configuration is not usable:\n  - {}",
+            e.problems.join("\n  - ")
+        )
+    })
 }
 
 /// Checks the inputs exist and turns them into sources.

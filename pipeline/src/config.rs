@@ -11,6 +11,8 @@
 //! [clickhouse]
 //! url = "http://127.0.0.1:8123"
 //! database = "sentra"
+//! [elasticsearch]                # optional forensics store
+//! url = "http://127.0.0.1:9200"
 //! [tenants]
 //! allow = ["acme", "globex"]     # optional allow-list
 //! [detection]
@@ -25,6 +27,7 @@ use sentra_schemas::TenantId;
 use serde::Deserialize;
 
 use sentra_sinks::clickhouse::ClickHouseConfig;
+use sentra_sinks::elasticsearch::ElasticsearchConfig;
 
 use crate::detect::EngineConfig;
 
@@ -34,8 +37,10 @@ use crate::detect::EngineConfig;
 pub struct Config {
     /// Kafka source and quarantine topic.
     pub kafka: KafkaConfig,
-    /// ClickHouse sink.
+    /// ClickHouse sink (analytics).
     pub clickhouse: ClickHouseConfig,
+    /// Elasticsearch sink (forensics); disabled while its `url` is empty.
+    pub elasticsearch: ElasticsearchConfig,
     /// Tenant policy.
     pub tenants: TenantsConfig,
     /// Detection settings.
@@ -150,7 +155,7 @@ pub struct ConfigError {
     pub problems: Vec<String>,
 }
 
-const SECTIONS: &[&str] = &["kafka", "clickhouse", "tenants", "input"];
+const SECTIONS: &[&str] = &["kafka", "clickhouse", "elasticsearch", "tenants", "input"];
 
 impl Config {
     /// Reads `path` (if given), applies `env` overrides, and validates.
@@ -188,12 +193,15 @@ impl Config {
                 continue;
             }
             // Typed values (numbers, lists) parse as TOML; anything else is a plain string.
+            // Credentials and names stay strings even when they look like numbers.
+            let always_text = matches!(field, "password" | "api_key" | "user" | "url" | "database");
             let parsed = toml::from_str::<toml::Table>(&format!("v = {value}"))
                 .ok()
                 .and_then(|mut t| t.remove("v"))
+                .filter(|_| !always_text)
                 .unwrap_or_else(|| toml::Value::String(value.clone()));
             let parsed = match (field, parsed) {
-                ("topics" | "allow", toml::Value::String(s)) => toml::Value::Array(
+                ("topics" | "allow" | "categories", toml::Value::String(s)) => toml::Value::Array(
                     s.split(',')
                         .map(|t| toml::Value::String(t.trim().to_owned()))
                         .collect(),
@@ -271,6 +279,7 @@ impl Config {
                 c.database
             ));
         }
+        p.extend(self.elasticsearch.problems());
         if let Some(allow) = &self.tenants.allow {
             for t in allow {
                 if let Err(e) = TenantId::new(t) {

@@ -22,7 +22,9 @@ use rdkafka::message::{Header, Headers, Message, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 use sentra_schemas::{EventColumns, Quarantined};
+use sentra_schemas::{EventRef, EventRows, QuarantineReason, Signal};
 use sentra_sinks::clickhouse::ClickHouseSink;
+use sentra_sinks::elasticsearch::{document, Document, ElasticsearchSink};
 use sentra_sinks::SinkError;
 use serde::Deserialize;
 use serde::Serialize;
@@ -49,6 +51,8 @@ pub struct RunStats {
     pub late: u64,
     /// Offset commits that succeeded.
     pub commits: u64,
+    /// Documents indexed in the forensics store (Elasticsearch), evidence fetched back included.
+    pub indexed: u64,
 }
 
 /// Why `sentra run` stopped with an error.
@@ -150,19 +154,19 @@ fn now_us() -> i64 {
 
 /// Retries `op` with exponential backoff (200 ms doubling to 30 s) while the error is retryable and no
 /// shutdown was requested.
-async fn with_retry<F, Fut>(
+async fn with_retry<T, F, Fut>(
     store: &'static str,
     shutdown: &mut watch::Receiver<bool>,
     mut op: F,
-) -> Result<(), RunError>
+) -> Result<T, RunError>
 where
     F: FnMut() -> Fut,
-    Fut: Future<Output = Result<(), SinkError>>,
+    Fut: Future<Output = Result<T, SinkError>>,
 {
     let mut delay = Duration::from_millis(200);
     loop {
         match op().await {
-            Ok(()) => return Ok(()),
+            Ok(v) => return Ok(v),
             Err(e) if e.is_retryable() => {
                 warn!(store, error = %e, retry_in_ms = delay.as_millis() as u64, "write failed; retrying");
                 tokio::select! {
@@ -200,7 +204,18 @@ pub async fn run(
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<RunStats, RunError> {
     let sink = ClickHouseSink::new(config.clickhouse.clone());
-    with_retry("ClickHouse", &mut shutdown, || sink.migrate()).await?;
+    let applied = with_retry("ClickHouse", &mut shutdown, || sink.migrate()).await?;
+    if !applied.is_empty() {
+        info!(migrations = ?applied, "ClickHouse schema migrated");
+    }
+    let forensics = match config.elasticsearch.enabled() {
+        true => {
+            let es = ElasticsearchSink::new(config.elasticsearch.clone())?;
+            with_retry("Elasticsearch", &mut shutdown, || es.ensure_template()).await?;
+            Some(es)
+        }
+        false => None,
+    };
     ensure_topic(config, &config.kafka.quarantine_topic).await?;
 
     let consumer: StreamConsumer = client_config(config)
@@ -325,6 +340,18 @@ pub async fn run(
         let mut signals = outcome.signals;
         signals.iter_mut().for_each(|s| overrides.apply(s));
 
+        let refused =
+            with_retry("ClickHouse", &mut shutdown, || sink.write_events(&events)).await?;
+        let rows = EventRows::new(&events);
+        for r in &refused {
+            quarantined.push(refused_record(&rows.get(r.row), "ClickHouse", &r.detail));
+        }
+        if let Some(es) = &forensics {
+            let (indexed, refused) =
+                index_forensics(es, &sink, &events, &signals, &mut shutdown).await?;
+            stats.indexed += indexed;
+            quarantined.extend(refused);
+        }
         send_to_quarantine(
             &producer,
             &config.kafka.quarantine_topic,
@@ -332,7 +359,10 @@ pub async fn run(
             &mut shutdown,
         )
         .await?;
-        with_retry("ClickHouse", &mut shutdown, || sink.write_events(&events)).await?;
+        with_retry("ClickHouse", &mut shutdown, || {
+            sink.write_quarantine(&quarantined)
+        })
+        .await?;
         with_retry("ClickHouse", &mut shutdown, || sink.write_signals(&signals)).await?;
 
         for ((topic, partition), next) in &next_offsets {
@@ -372,6 +402,75 @@ pub async fn run(
     }
     info!(?stats, "stopped");
     Ok(stats)
+}
+
+/// A stored event a store refused, as a quarantine record carrying the store's reason.
+fn refused_record(e: &EventRef<'_>, store: &str, detail: &str) -> Quarantined {
+    Quarantined {
+        reason: QuarantineReason::Rejected,
+        detail: format!("{store} refused event {}: {detail}", e.id),
+        tenant: Some(e.tenant.to_owned()),
+        source: e.source.to_owned(),
+        original: e.original.as_bytes().to_vec(),
+    }
+}
+
+/// Indexes the batch's forensics documents: events of the configured categories, plus every evidence event
+/// of this batch's signals (fetched back from ClickHouse, tenant-scoped, when it was stored in an earlier
+/// batch). Returns how many were indexed and the refused ones as quarantine records.
+async fn index_forensics(
+    es: &ElasticsearchSink,
+    clickhouse: &ClickHouseSink,
+    events: &arrow::array::RecordBatch,
+    signals: &[Signal],
+    shutdown: &mut watch::Receiver<bool>,
+) -> Result<(u64, Vec<Quarantined>), RunError> {
+    let rows = EventRows::new(events);
+    let mut evidence: BTreeMap<&str, std::collections::BTreeSet<&str>> = BTreeMap::new();
+    for s in signals {
+        evidence
+            .entry(s.tenant.as_str())
+            .or_default()
+            .extend(s.evidence.iter().map(String::as_str));
+    }
+    let mut docs: Vec<Document> = Vec::new();
+    let mut origins: Vec<Quarantined> = Vec::new();
+    let mut keep = |e: &EventRef<'_>, docs: &mut Vec<Document>| {
+        docs.push(document(es, e));
+        origins.push(refused_record(e, "Elasticsearch", ""));
+    };
+    for e in rows.iter() {
+        let is_evidence = evidence
+            .get_mut(e.tenant)
+            .is_some_and(|ids| ids.remove(e.id));
+        if is_evidence || es.config().indexes_category(e.category) {
+            keep(&e, &mut docs);
+        }
+    }
+    for (tenant, ids) in &evidence {
+        if ids.is_empty() {
+            continue;
+        }
+        let ids: Vec<&str> = ids.iter().copied().collect();
+        let stored = with_retry("ClickHouse", shutdown, || {
+            clickhouse.events_by_id(tenant, &ids)
+        })
+        .await?;
+        for e in &stored {
+            keep(&e.as_event_ref(), &mut docs);
+        }
+    }
+    let refused = with_retry("Elasticsearch", shutdown, || es.index(&docs)).await?;
+    let indexed = (docs.len() - refused.len()) as u64;
+    let quarantined = refused
+        .into_iter()
+        .map(|r| {
+            let mut q = origins[r.position].clone();
+            q.detail = format!("{}(HTTP {}) {}", q.detail, r.status, r.detail);
+            q
+        })
+        .collect();
+    Ok((indexed, quarantined))
 }
 
 /// Produces each quarantined record's original bytes to `topic`, with why and where from in headers, and

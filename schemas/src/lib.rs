@@ -25,8 +25,9 @@ pub use tenant::{TenantError, TenantId};
 
 /// ClickHouse DDL migrations, in the order they must be applied: (version, name, SQL).
 ///
-/// Each file holds one statement per `;`-terminated block and is idempotent (`IF NOT EXISTS`), so applying
-/// them again is harmless. `{db}` is replaced by the configured database name.
+/// Each file holds one statement per `;`-terminated block. Applied versions are recorded in the
+/// `schema_migrations` table, so each runs once; the statements are idempotent anyway (`IF NOT EXISTS`,
+/// id-keyed states), so two instances migrating at the same moment do no harm.
 pub const CLICKHOUSE_MIGRATIONS: &[(u32, &str, &str)] = &[
     (
         1,
@@ -38,7 +39,16 @@ pub const CLICKHOUSE_MIGRATIONS: &[(u32, &str, &str)] = &[
         "002_signal_overrides",
         include_str!("../clickhouse/002_signal_overrides.sql"),
     ),
+    (
+        3,
+        "003_quarantine_rollups",
+        include_str!("../clickhouse/003_quarantine_rollups.sql"),
+    ),
 ];
+
+/// Per-tenant read-only access in ClickHouse (role, grants, row policies, user), as a template:
+/// `{db}`, `{tenant}` and `{password_sha256}` are filled in by `sentra migrate --tenant-access`.
+pub const CLICKHOUSE_TENANT_ACCESS: &str = include_str!("../clickhouse/tenant_access.sql");
 
 /// JSON Schema of one normalized event as `sentra normalize` prints it.
 pub const EVENT_JSON_SCHEMA: &str = include_str!("../json/event.schema.json");

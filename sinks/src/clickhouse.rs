@@ -6,7 +6,7 @@
 
 use arrow::array::RecordBatch;
 use clickhouse::{Client, Row};
-use sentra_schemas::{EventRows, Signal, CLICKHOUSE_MIGRATIONS};
+use sentra_schemas::{EventRows, Quarantined, Signal, CLICKHOUSE_MIGRATIONS};
 use serde::Serialize;
 
 use crate::SinkError;
@@ -25,6 +25,9 @@ pub struct ClickHouseConfig {
     pub user: String,
     /// Password (never logged); prefer `SENTRA_CLICKHOUSE_PASSWORD` over writing it in a file.
     pub password: String,
+    /// Days to keep events and quarantined input (ClickHouse TTL); 0 keeps them forever. Rollups and
+    /// signals are kept regardless. Applied by `migrate`, which changes the TTL only when it differs.
+    pub events_ttl_days: u32,
 }
 
 impl Default for ClickHouseConfig {
@@ -34,6 +37,7 @@ impl Default for ClickHouseConfig {
             database: "sentra".into(),
             user: "default".into(),
             password: String::new(),
+            events_ttl_days: 0,
         }
     }
 }
@@ -48,6 +52,7 @@ impl std::fmt::Debug for ClickHouseConfig {
                 "password",
                 &if self.password.is_empty() { "" } else { "***" },
             )
+            .field("events_ttl_days", &self.events_ttl_days)
             .finish()
     }
 }
@@ -109,12 +114,139 @@ struct SignalRow<'a> {
     override_reason: &'a str,
 }
 
+#[derive(Row, Serialize)]
+struct QuarantineRow<'a> {
+    tenant: &'a str,
+    quarantine_id: String,
+    received_at: i64,
+    reason: &'a str,
+    detail: &'a str,
+    source: &'a str,
+    #[serde(with = "serde_bytes_as_string")]
+    original: &'a [u8],
+}
+
+/// ClickHouse `String` columns hold arbitrary bytes; RowBinary writes them as length-prefixed bytes.
+mod serde_bytes_as_string {
+    pub fn serialize<S: serde::Serializer>(b: &&[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(b)
+    }
+}
+
+/// An event as stored in the `events` table (what [`ClickHouseSink::events_by_id`] returns).
+#[derive(Debug, Clone, Row, serde::Deserialize)]
+#[allow(missing_docs)]
+pub struct StoredEvent {
+    pub tenant: String,
+    pub timestamp: i64,
+    pub event_id: String,
+    pub host: String,
+    pub process_name: String,
+    pub process_pid: Option<u32>,
+    pub dataset: String,
+    pub category: String,
+    pub event_type: String,
+    pub action: String,
+    pub outcome: String,
+    pub user_name: String,
+    pub target_user: String,
+    pub group_name: String,
+    pub source_ip: String,
+    pub source_port: Option<u16>,
+    pub auth_method: String,
+    pub command: String,
+    pub message: String,
+    pub original: String,
+    pub source: String,
+}
+
+impl StoredEvent {
+    /// The event as the pipeline's borrowed view (empty strings become absent optional fields).
+    pub fn as_event_ref(&self) -> sentra_schemas::EventRef<'_> {
+        fn some(s: &str) -> Option<&str> {
+            (!s.is_empty()).then_some(s)
+        }
+        sentra_schemas::EventRef {
+            id: &self.event_id,
+            tenant: &self.tenant,
+            timestamp_us: self.timestamp,
+            host: &self.host,
+            process_name: &self.process_name,
+            process_pid: self.process_pid,
+            dataset: &self.dataset,
+            category: &self.category,
+            event_type: &self.event_type,
+            action: &self.action,
+            outcome: &self.outcome,
+            user: some(&self.user_name),
+            target_user: some(&self.target_user),
+            group: some(&self.group_name),
+            source_ip: some(&self.source_ip),
+            source_port: self.source_port,
+            auth_method: some(&self.auth_method),
+            command: some(&self.command),
+            message: &self.message,
+            original: &self.original,
+            source: &self.source,
+        }
+    }
+}
+
+/// The idempotency key of a quarantined record: the same input from the same place for the same reason.
+fn quarantine_id(q: &Quarantined) -> String {
+    sentra_schemas::hex_digest(
+        &[
+            q.source.as_bytes(),
+            q.reason.as_str().as_bytes(),
+            &q.original,
+        ],
+        32,
+    )
+}
+
+fn now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64)
+}
+
+/// Renders [`sentra_schemas::CLICKHOUSE_TENANT_ACCESS`] for `tenant` (validated) in `database`, with
+/// `service_user` as Sentra's own (unrestricted) user.
+pub fn tenant_access_sql(
+    tenant: &sentra_schemas::TenantId,
+    database: &str,
+    service_user: &str,
+) -> String {
+    let quote = |s: &str| s.replace('`', "``");
+    sentra_schemas::CLICKHOUSE_TENANT_ACCESS
+        .replace("{db}", &format!("`{}`", quote(database)))
+        .replace("{tenant}", tenant.as_str())
+        .replace("{service_user}", &quote(service_user))
+}
+
 fn opt(s: &Option<String>) -> &str {
     s.as_deref().unwrap_or("")
 }
 
+/// ClickHouse error codes that mean "this data is unacceptable" (a value, not the request, is at fault):
+/// CANNOT_PARSE_TEXT 6, CANNOT_PARSE_INPUT_ASSERTION_FAILED 27, CANNOT_PARSE_DATE 38, CANNOT_PARSE_DATETIME 41,
+/// TYPE_MISMATCH 53, ARGUMENT_OUT_OF_BOUND 69, CANNOT_CONVERT_TYPE 70, CANNOT_PARSE_NUMBER 72,
+/// TOO_LARGE_STRING_SIZE 131, VALUE_IS_OUT_OF_RANGE_OF_DATA_TYPE 321, VIOLATED_CONSTRAINT 469.
+const ROW_LEVEL_CODES: [&str; 11] = [
+    "6", "27", "38", "41", "53", "69", "70", "72", "131", "321", "469",
+];
+
+/// Codes worth retrying: TIMEOUT_EXCEEDED 159, TOO_MANY_SIMULTANEOUS_QUERIES 202, SOCKET_TIMEOUT 209,
+/// NETWORK_ERROR 210, MEMORY_LIMIT_EXCEEDED 241, TABLE_IS_READ_ONLY 242, TOO_MANY_PARTS 252.
+const RETRYABLE_CODES: [&str; 7] = ["159", "202", "209", "210", "241", "242", "252"];
+
+fn has_code(text: &str, codes: &[&str]) -> bool {
+    codes.iter().any(|c| text.contains(&format!("Code: {c}.")))
+}
+
 /// Maps a client error to whose fault it is: transport trouble and server-side overload are retryable,
-/// anything the server rejected on its merits is not.
+/// a value ClickHouse cannot accept is the data's fault, anything else the server rejected on its merits
+/// is not retryable.
 fn classify(e: clickhouse::error::Error) -> SinkError {
     use clickhouse::error::Error as E;
     let detail = e.to_string();
@@ -123,18 +255,14 @@ fn classify(e: clickhouse::error::Error) -> SinkError {
             store: STORE,
             detail,
         },
-        // Codes worth retrying: TIMEOUT_EXCEEDED 159, TOO_MANY_SIMULTANEOUS_QUERIES 202, SOCKET_TIMEOUT 209,
-        // NETWORK_ERROR 210, MEMORY_LIMIT_EXCEEDED 241, TABLE_IS_READ_ONLY 242, TOO_MANY_PARTS 252.
-        E::BadResponse(ref text)
-            if ["159", "202", "209", "210", "241", "242", "252"]
-                .iter()
-                .any(|c| text.contains(&format!("Code: {c}."))) =>
-        {
-            SinkError::Unavailable {
-                store: STORE,
-                detail,
-            }
-        }
+        E::BadResponse(ref text) if has_code(text, &RETRYABLE_CODES) => SinkError::Unavailable {
+            store: STORE,
+            detail,
+        },
+        E::BadResponse(ref text) if has_code(text, &ROW_LEVEL_CODES) => SinkError::Invalid {
+            store: STORE,
+            detail,
+        },
         E::BadResponse(ref text)
             if text.starts_with("5") || text.contains("Service Unavailable") =>
         {
@@ -149,6 +277,19 @@ fn classify(e: clickhouse::error::Error) -> SinkError {
         },
     }
 }
+
+/// One row a store refused, by its index in the written batch, with the store's reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RejectedRow {
+    /// Row index in the batch that was written.
+    pub row: usize,
+    /// The store's reason.
+    pub detail: String,
+}
+
+/// Rejecting more than this share of a batch row by row looks like a schema or configuration problem,
+/// not bad rows: the write fails as a whole instead of quarantining most of the input.
+const MAX_REJECTED_SHARE: f64 = 0.5;
 
 impl ClickHouseSink {
     /// A sink for `config` (no I/O yet).
@@ -166,8 +307,10 @@ impl ClickHouseSink {
         &self.client
     }
 
-    /// Creates the database and applies every migration in `schemas/clickhouse`, idempotently.
-    pub async fn migrate(&self) -> Result<(), SinkError> {
+    /// Creates the database, applies every migration in `schemas/clickhouse` not yet recorded in
+    /// `schema_migrations`, then sets the events TTL from the config. Returns the names of the migrations
+    /// applied now (empty when the schema was current). Safe to run from several instances at once.
+    pub async fn migrate(&self) -> Result<Vec<&'static str>, SinkError> {
         let root = Client::default()
             .with_url(&self.config.url)
             .with_user(&self.config.user)
@@ -177,7 +320,26 @@ impl ClickHouseSink {
             .execute()
             .await
             .map_err(classify)?;
-        for (_version, _name, sql) in CLICKHOUSE_MIGRATIONS {
+        self.client
+            .query(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version UInt32, name String, \
+                 checksum String, applied_at DateTime64(3, 'UTC') DEFAULT now64(3)) \
+                 ENGINE = ReplacingMergeTree ORDER BY version",
+            )
+            .execute()
+            .await
+            .map_err(classify)?;
+        let done: Vec<u32> = self
+            .client
+            .query("SELECT DISTINCT version FROM schema_migrations")
+            .fetch_all()
+            .await
+            .map_err(classify)?;
+        let mut applied = Vec::new();
+        for &(version, name, sql) in CLICKHOUSE_MIGRATIONS {
+            if done.contains(&version) {
+                continue;
+            }
             for stmt in statements(sql) {
                 self.client
                     .query_raw(&stmt)
@@ -185,16 +347,92 @@ impl ClickHouseSink {
                     .await
                     .map_err(classify)?;
             }
+            let checksum = sentra_schemas::hex_digest(&[sql.as_bytes()], 64);
+            self.client
+                .query("INSERT INTO schema_migrations (version, name, checksum) VALUES (?, ?, ?)")
+                .bind(version)
+                .bind(name)
+                .bind(checksum)
+                .execute()
+                .await
+                .map_err(classify)?;
+            applied.push(name);
         }
-        Ok(())
+        self.apply_ttl("events", "timestamp").await?;
+        self.apply_ttl("quarantine", "received_at").await?;
+        Ok(applied)
+    }
+
+    /// Makes `table`'s TTL match `events_ttl_days` (on `column`), touching it only when it differs,
+    /// because changing a TTL rewrites existing parts.
+    async fn apply_ttl(&self, table: &str, column: &str) -> Result<(), SinkError> {
+        let engine: String = self
+            .client
+            .query("SELECT engine_full FROM system.tables WHERE database = ? AND name = ?")
+            .bind(&self.config.database)
+            .bind(table)
+            .fetch_one()
+            .await
+            .map_err(classify)?;
+        let days = self.config.events_ttl_days;
+        let want = format!("TTL toDateTime({column}) + toIntervalDay({days})");
+        let stmt = match (days, engine.contains(" TTL ")) {
+            (0, false) => return Ok(()),
+            (0, true) => format!("ALTER TABLE {table} REMOVE TTL"),
+            (_, _) if engine.contains(&want) => return Ok(()),
+            (_, _) => {
+                format!("ALTER TABLE {table} MODIFY TTL toDateTime({column}) + INTERVAL {days} DAY")
+            }
+        };
+        self.client
+            .query_raw(&stmt)
+            .execute()
+            .await
+            .map_err(classify)
     }
 
     /// Inserts a batch of events (with [`sentra_schemas::events_schema`]); returns once ClickHouse
-    /// acknowledged the whole batch.
-    pub async fn write_events(&self, events: &RecordBatch) -> Result<(), SinkError> {
-        if events.num_rows() == 0 {
-            return Ok(());
+    /// acknowledged every row it accepted. When ClickHouse refuses a value, the batch is split in halves
+    /// until the refused rows are isolated; those are returned (for quarantine) and the rest are stored.
+    /// Re-inserting the halves that had succeeded is harmless: rows are keyed by event id.
+    pub async fn write_events(&self, events: &RecordBatch) -> Result<Vec<RejectedRow>, SinkError> {
+        let n = events.num_rows();
+        let mut rejected = Vec::new();
+        let mut pending = vec![(0, n)];
+        while let Some((offset, len)) = pending.pop() {
+            if len == 0 {
+                continue;
+            }
+            match self.insert_events(&events.slice(offset, len)).await {
+                Ok(()) => {}
+                Err(SinkError::Invalid { detail, .. }) if len == 1 => rejected.push(RejectedRow {
+                    row: offset,
+                    detail,
+                }),
+                Err(SinkError::Invalid { .. }) => {
+                    let half = len / 2;
+                    pending.push((offset + half, len - half));
+                    pending.push((offset, half));
+                }
+                Err(e) => return Err(e),
+            }
+            if n > 1 && rejected.len() as f64 > MAX_REJECTED_SHARE * n as f64 {
+                return Err(SinkError::Rejected {
+                    store: STORE,
+                    detail: format!(
+                        "refused {} of {n} rows, which points at the schema or configuration rather than \
+                         the data; first refusal: {}",
+                        rejected.len(),
+                        rejected[0].detail
+                    ),
+                });
+            }
         }
+        rejected.sort_by_key(|r| r.row);
+        Ok(rejected)
+    }
+
+    async fn insert_events(&self, events: &RecordBatch) -> Result<(), SinkError> {
         let mut insert = self
             .client
             .insert::<EventRow<'_>>("events")
@@ -227,6 +465,55 @@ impl ClickHouseSink {
             insert.write(&row).await.map_err(classify)?;
         }
         insert.end().await.map_err(classify)
+    }
+
+    /// Stores quarantined input (keyed by source, reason and bytes, so a re-read stores it once); returns
+    /// once ClickHouse acknowledged it. Records without a tenant are stored with tenant `""`.
+    pub async fn write_quarantine(&self, items: &[Quarantined]) -> Result<(), SinkError> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        let received_at = now_us();
+        let mut insert = self
+            .client
+            .insert::<QuarantineRow<'_>>("quarantine")
+            .await
+            .map_err(classify)?;
+        for q in items {
+            let row = QuarantineRow {
+                tenant: q.tenant.as_deref().unwrap_or(""),
+                quarantine_id: quarantine_id(q),
+                received_at,
+                reason: q.reason.as_str(),
+                detail: &q.detail,
+                source: &q.source,
+                original: &q.original,
+            };
+            insert.write(&row).await.map_err(classify)?;
+        }
+        insert.end().await.map_err(classify)
+    }
+
+    /// Fetches stored events of `tenant` by id (for evidence that was stored in an earlier batch). The
+    /// tenant predicate is always part of the query.
+    pub async fn events_by_id(
+        &self,
+        tenant: &str,
+        ids: &[&str],
+    ) -> Result<Vec<StoredEvent>, SinkError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.client
+            .query(
+                "SELECT ?fields FROM events WHERE tenant = ? AND event_id IN ? \
+                 ORDER BY timestamp, event_id LIMIT 1 BY event_id",
+            )
+            .bind(tenant)
+            .bind(ids)
+            .fetch_all()
+            .await
+            .map_err(classify)
     }
 
     /// Inserts `signals`; returns once ClickHouse acknowledged the whole batch.
@@ -306,7 +593,7 @@ mod tests {
             assert!(!stmts.is_empty(), "{name} has no statement");
             for s in &stmts {
                 assert!(
-                    s.starts_with("CREATE") || s.starts_with("ALTER"),
+                    s.starts_with("CREATE") || s.starts_with("ALTER") || s.starts_with("INSERT"),
                     "{name}: {s}"
                 );
                 assert!(!s.ends_with(';') && !s.contains("--"), "{name}: {s}");
@@ -321,6 +608,7 @@ mod tests {
             database: "d".into(),
             user: "u".into(),
             password: "hunter2".into(),
+            events_ttl_days: 0,
         };
         assert!(!format!("{c:?}").contains("hunter2"));
     }

@@ -3,9 +3,11 @@
 //!
 //! - [`embedded`]: the no-services default: Parquet files per tenant under a data directory, readable by
 //!   DataFusion, plus a quarantine file.
-//! - [`clickhouse`]: analytics store (events and signals tables), idempotent by stable ids.
+//! - [`clickhouse`]: analytics store (events, signals, quarantine, rollups), idempotent by stable ids.
+//! - [`elasticsearch`]: forensics store (ECS documents per tenant and month), idempotent by `_id`.
 
 pub mod clickhouse;
+pub mod elasticsearch;
 pub mod embedded;
 
 /// A sink failure, saying whose fault it is and whether retrying can help.
@@ -22,6 +24,15 @@ pub enum SinkError {
     /// The store rejected the request (schema, permissions, bad data): retrying will not help.
     #[error("{store} rejected the write: {detail}")]
     Rejected {
+        /// Which store.
+        store: &'static str,
+        /// What it said.
+        detail: String,
+    },
+    /// The store refused a value in this write (a type, range or constraint violation): the rows at
+    /// fault should be quarantined with this reason and the rest written.
+    #[error("{store} refused the data: {detail}")]
+    Invalid {
         /// Which store.
         store: &'static str,
         /// What it said.
