@@ -222,6 +222,10 @@ write_env() {
     echo "export SENTRA_TEST_CLICKHOUSE_URL=http://127.0.0.1:$(service_port clickhouse)"
     echo "export SENTRA_TEST_ES_URL=http://127.0.0.1:$(service_port es)"
     echo "export SENTRA_TANSU_BIN=$TANSU_BIN"
+    # For tests that start private instances (to stop and restart them without disturbing others).
+    echo "export SENTRA_TEST_PYTHON=$PY"
+    echo "export SENTRA_TEST_CHDB_HTTP=$CHDB_HTTP"
+    echo "export SENTRA_TEST_OSMEM_BIN=$(osmem_bin)"
   } >"$RUN_DIR/env.tmp"
   mv -f "$RUN_DIR/env.tmp" "$RUN_DIR/env"
 }

@@ -410,6 +410,52 @@ impl ElasticsearchSink {
         Ok(refused)
     }
 
+    /// Searches `tenant`'s documents: `query` (Elasticsearch query DSL) is combined with the tenant filter,
+    /// never trusted to carry it. Returns up to `size` hits' `_source`, newest first.
+    pub async fn search(
+        &self,
+        tenant: &str,
+        query: Value,
+        size: usize,
+    ) -> Result<Vec<Value>, SinkError> {
+        let body = json!({
+            "size": size,
+            "sort": [{"@timestamp": "desc"}],
+            "query": {"bool": {
+                "filter": [{"term": {"organization.id": tenant}}],
+                "must": [query],
+            }},
+        });
+        let response = self
+            .client
+            .search(elasticsearch::SearchParts::Index(&[
+                &self.tenant_pattern(tenant)
+            ]))
+            .allow_no_indices(true)
+            .ignore_unavailable(true)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| unavailable(e.to_string()))?;
+        let status = response.status_code();
+        let body: Value = response
+            .json()
+            .await
+            .map_err(|e| unavailable(e.to_string()))?;
+        if !status.is_success() {
+            let detail = format!("search: HTTP {status}: {}", excerpt(&body.to_string()));
+            return Err(if retryable(status) {
+                unavailable(detail)
+            } else {
+                rejected(detail)
+            });
+        }
+        Ok(body["hits"]["hits"]
+            .as_array()
+            .map(|hits| hits.iter().map(|h| h["_source"].clone()).collect())
+            .unwrap_or_default())
+    }
+
     /// Counts the documents of `tenant` (every query Sentra issues is tenant-scoped: by index pattern and
     /// by `organization.id`).
     pub async fn count(&self, tenant: &str) -> Result<u64, SinkError> {

@@ -17,21 +17,23 @@ use tokio::sync::watch;
 
 use crate::support::{service, unique};
 
-struct Env {
-    brokers: String,
-    clickhouse: String,
-    topic: String,
-    quarantine: String,
-    group: String,
-    database: String,
-    checkpoint: std::path::PathBuf,
-    batch_max_messages: usize,
-    lateness_secs: u64,
+pub(crate) struct Env {
+    pub(crate) brokers: String,
+    pub(crate) clickhouse: String,
+    pub(crate) topic: String,
+    pub(crate) quarantine: String,
+    pub(crate) group: String,
+    pub(crate) database: String,
+    pub(crate) checkpoint: std::path::PathBuf,
+    pub(crate) batch_max_messages: usize,
+    pub(crate) lateness_secs: u64,
+    /// More configuration appended to the generated file (e.g. an `[elasticsearch]` section).
+    pub(crate) extra_toml: String,
     _dir: tempfile::TempDir,
 }
 
 impl Env {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let id = unique("it");
         let dir = tempfile::tempdir().unwrap();
         Self {
@@ -44,11 +46,12 @@ impl Env {
             checkpoint: dir.path().join("checkpoint.json"),
             batch_max_messages: 5000,
             lateness_secs: 0,
+            extra_toml: String::new(),
             _dir: dir,
         }
     }
 
-    fn config(&self) -> Config {
+    pub(crate) fn config(&self) -> Config {
         let toml = format!(
             r#"
             [kafka]
@@ -68,6 +71,7 @@ impl Env {
             [detection]
             allowed_lateness_secs = {lateness}
             checkpoint_path = "{checkpoint}"
+            {extra}
             "#,
             brokers = self.brokers,
             group = self.group,
@@ -77,32 +81,40 @@ impl Env {
             lateness = self.lateness_secs,
             clickhouse = self.clickhouse,
             database = self.database,
-            checkpoint = self.checkpoint.display()
+            checkpoint = self.checkpoint.display(),
+            extra = self.extra_toml,
         );
-        Config::from_toml(&toml, Vec::new()).expect("test config is valid")
+        Config::from_toml(&toml, crate::support::credentials()).expect("test config is valid")
     }
 
-    fn clickhouse(&self) -> Client {
-        Client::default()
+    pub(crate) fn clickhouse(&self) -> Client {
+        let env = |k: &str| std::env::var(k).unwrap_or_default();
+        let mut client = Client::default()
             .with_url(&self.clickhouse)
-            .with_database(&self.database)
+            .with_database(&self.database);
+        if !env("SENTRA_CLICKHOUSE_USER").is_empty() {
+            client = client
+                .with_user(env("SENTRA_CLICKHOUSE_USER"))
+                .with_password(env("SENTRA_CLICKHOUSE_PASSWORD"));
+        }
+        client
     }
 }
 
 /// One message to produce: payload and optional tenant header.
-struct Msg {
-    payload: Vec<u8>,
-    tenant: Option<&'static str>,
+pub(crate) struct Msg {
+    pub(crate) payload: Vec<u8>,
+    pub(crate) tenant: Option<&'static str>,
 }
 
-fn raw(tenant: &'static str, line: &str) -> Msg {
+pub(crate) fn raw(tenant: &'static str, line: &str) -> Msg {
     Msg {
         payload: line.as_bytes().to_vec(),
         tenant: Some(tenant),
     }
 }
 
-async fn create_topic(brokers: &str, topic: &str) {
+pub(crate) async fn create_topic(brokers: &str, topic: &str) {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .create()
@@ -117,7 +129,7 @@ async fn create_topic(brokers: &str, topic: &str) {
     });
 }
 
-async fn produce(brokers: &str, topic: &str, msgs: &[Msg]) {
+pub(crate) async fn produce(brokers: &str, topic: &str, msgs: &[Msg]) {
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .create()
@@ -161,7 +173,7 @@ struct SignalRow {
     mitre: Vec<String>,
 }
 
-async fn count(ch: &Client, table: &str) -> u64 {
+pub(crate) async fn count(ch: &Client, table: &str) -> u64 {
     ch.query(&format!("SELECT count() FROM {table}"))
         .fetch_one::<u64>()
         .await
@@ -169,7 +181,7 @@ async fn count(ch: &Client, table: &str) -> u64 {
 }
 
 /// Runs the pipeline until `done` says the stores hold what they should, then shuts it down.
-async fn run_until(config: &Config, ch: &Client, events: u64, signals: u64) -> RunStats {
+pub(crate) async fn run_until(config: &Config, ch: &Client, events: u64, signals: u64) -> RunStats {
     let (tx, rx) = watch::channel(false);
     let cfg = config.clone();
     let task = tokio::spawn(async move { run(&cfg, rx).await });

@@ -5,4 +5,5 @@
 
 mod cli;
 mod kafka_clickhouse;
+mod stores;
 mod support;

@@ -3,10 +3,33 @@
 use std::process::{Command, Output};
 
 /// The address of a service the test harness started, or a panic saying how to start it.
+///
+/// Opt-in real servers: `CLICKHOUSE_URL` (e.g. `http://user:password@host:8123`) replaces the chDB front
+/// end and `ES_URL` replaces osmem in every test that uses the shared instances (the outage test always
+/// starts its own private chDB and osmem, since it stops them).
 pub fn service(var: &str) -> String {
+    let real = match var {
+        "SENTRA_TEST_CLICKHOUSE_URL" => std::env::var("CLICKHOUSE_URL").ok(),
+        "SENTRA_TEST_ES_URL" => std::env::var("ES_URL").ok(),
+        _ => None,
+    };
+    if let Some(url) = real.filter(|u| !u.is_empty()) {
+        return url;
+    }
     std::env::var(var).unwrap_or_else(|_| {
         panic!("{var} is not set: run the suite with scripts/test.sh (or `eval \"$(scripts/services.sh up)\"` first)")
     })
+}
+
+/// Credentials for opt-in real servers, as the pipeline reads them (`SENTRA_CLICKHOUSE_USER`,
+/// `SENTRA_CLICKHOUSE_PASSWORD`, `SENTRA_ELASTICSEARCH_USER`, `SENTRA_ELASTICSEARCH_PASSWORD`,
+/// `SENTRA_ELASTICSEARCH_API_KEY`); empty with the local test services.
+pub fn credentials() -> Vec<(String, String)> {
+    std::env::vars()
+        .filter(|(k, _)| {
+            k.starts_with("SENTRA_CLICKHOUSE_") || k.starts_with("SENTRA_ELASTICSEARCH_")
+        })
+        .collect()
 }
 
 /// A name no other test run uses.

@@ -11,8 +11,9 @@ the ClickHouse HTTP protocol that the Rust `clickhouse` crate (0.15.x) uses:
 * ``POST /?query=INSERT INTO t(cols) FORMAT RowBinary[WithNamesAndTypes]&
   decompress=1`` with the rows in a (chunked) body, optionally framed in
   ClickHouse's native compressed blocks (CityHash128 checksum + LZ4/none).
-  The rows are streamed into chDB through its native streaming-insert API
-  (``Connection.send_insert``), so every input format chDB knows works.
+  The rows are passed to chDB inline after ``FORMAT name\n`` (not through its
+  streaming-insert API, which drops constraint-violating blocks silently), so
+  every input format chDB knows works and every insert error is reported.
 * Responses are chDB's bytes verbatim.  ``compress=1`` frames them in native
   LZ4 blocks; otherwise, like ClickHouse >= 25.10, the body is sent with
   ``Content-Encoding: lz4`` (LZ4 frame) / gzip / deflate when the client's
@@ -501,16 +502,13 @@ class Engine:
                         touched.append(name)
                         self.conn.query(f"SET {name} = {quote_string(value)}")
                 if insert is not None:
+                    # chDB's streaming-insert API (send_insert) silently drops a block that fails a
+                    # CHECK constraint (seen with chdb-core 26.9) while reporting it written, so the
+                    # rows go inline in one query, which reports every error as ClickHouse would.
                     head, fmt, data = insert
-                    inserter = self.conn.send_insert(head, fmt)
-                    try:
-                        if data:
-                            inserter.append(data)
-                    except BaseException:
-                        inserter.cancel()
-                        raise
-                    res = inserter.finish()
-                    summary = {"written_rows": res.rows_written, "written_bytes": res.bytes_written}
+                    query = head.encode("utf-8") + b" FORMAT " + fmt.encode() + b"\n" + data
+                    res = self.conn._conn.query(query, default_format, params=params)
+                    summary = {"written_rows": res.rows_written(), "written_bytes": res.bytes_written()}
                     return b"", default_format, summary, started
                 try:
                     sql = sql_bytes.decode("utf-8")

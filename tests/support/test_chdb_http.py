@@ -376,6 +376,19 @@ class ProtocolTest(ServerCase):
             "database": "sentra_test", "query": "INSERT INTO events(id) FORMAT RowBinary"})
         self.assertEqual(resp.getheader("X-ClickHouse-Exception-Code"), "33")
         self.assertIn(b"Code: 33. DB::Exception", data)
+        # A constraint violation in a RowBinary insert is an error, and no row of the block lands
+        # (chDB's streaming-insert API would report it written and drop it).
+        self.ok("CREATE TABLE IF NOT EXISTS sentra_test.checked (u String) ENGINE = MergeTree ORDER BY u")
+        self.ok("ALTER TABLE sentra_test.checked ADD CONSTRAINT no_m CHECK u != 'mallory'")
+        status, resp, data = self.request(rb_string("alice") + rb_string("mallory"), {
+            "database": "sentra_test", "query": "INSERT INTO checked(u) FORMAT RowBinary"})
+        self.assertEqual(resp.getheader("X-ClickHouse-Exception-Code"), "469", data)
+        self.assertEqual(self.scalar("SELECT count() FROM sentra_test.checked"), "0")
+        # Row data may start with whitespace bytes (here the lengths 10 = '\\n' and 32 = ' ').
+        status, _, data = self.request(rb_string("0123456789") + rb_string("x" * 32), {
+            "database": "sentra_test", "query": "INSERT INTO checked(u) FORMAT RowBinary"})
+        self.assertEqual(status, 200, data)
+        self.assertEqual(self.scalar("SELECT count() FROM sentra_test.checked WHERE length(u) IN (10, 32)"), "2")
         # The connection is still usable after errors (keep-alive).
         self.assertEqual(self.scalar("SELECT 'alive'"), "alive")
 
