@@ -4,6 +4,7 @@
 //! read their addresses from `SENTRA_TEST_KAFKA` and `SENTRA_TEST_CLICKHOUSE_URL`.
 
 mod cli;
+mod docker;
 mod kafka_clickhouse;
 mod stores;
 mod support;
