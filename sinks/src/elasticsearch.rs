@@ -3,7 +3,8 @@
 //! `_id` = event id so a replay overwrites instead of duplicating.
 //!
 //! Indexing is selective (Elasticsearch is far slower than the rest of the pipeline): the caller chooses the
-//! events, by category and as evidence of signals. Bulk requests are bounded in size and in flight; a
+//! events, by category and as evidence of signals. Bulk requests are gzip-compressed and bounded in size
+//! and in flight; a
 //! document Elasticsearch refuses is returned with its reason (for quarantine) while its neighbours are
 //! stored, and overload (429, 5xx, timeouts) is reported as retryable.
 
@@ -224,6 +225,7 @@ impl ElasticsearchSink {
             .map_err(|e| rejected(format!("elasticsearch.url is not a URL: {e}")))?;
         let mut transport = TransportBuilder::new(SingleNodeConnectionPool::new(url))
             .timeout(Duration::from_secs(config.timeout_secs))
+            .request_body_compression(true)
             .disable_proxy();
         if !config.api_key.is_empty() {
             transport = transport.auth(match config.api_key.split_once(':') {
