@@ -90,6 +90,11 @@ enum Command {
         #[arg(long, value_name = "TENANT")]
         tenant_access: Option<String>,
     },
+    /// The SOAR hand-off: inspect and re-send signals that could not be delivered.
+    Soar {
+        #[command(subcommand)]
+        command: SoarCommand,
+    },
     /// Consume Kafka, normalize, detect, and store in ClickHouse, committing offsets only after storage.
     Run {
         /// Configuration file (TOML); SENTRA_<SECTION>_<KEY> environment variables override it.
@@ -433,6 +438,40 @@ fn dispatch(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        Command::Soar {
+            command: SoarCommand::Dlq { command },
+        } => {
+            let rt = tokio::runtime::Runtime::new()?;
+            match command {
+                DlqCommand::List { config } => {
+                    let c = load_config(config.as_deref())?;
+                    let letters = rt.block_on(sentra_pipeline::run::soar_dlq_list(&c))?;
+                    for l in &letters {
+                        println!("{}", serde_json::to_string(l)?);
+                    }
+                    eprintln!("{} pending dead letter(s)", letters.len());
+                    Ok(())
+                }
+                DlqCommand::Replay { config } => {
+                    let c = load_config(config.as_deref())?;
+                    let (tx, rx) = tokio::sync::watch::channel(false);
+                    let (delivered, failed) = rt.block_on(async {
+                        tokio::spawn(async move {
+                            shutdown_signal().await;
+                            let _ = tx.send(true);
+                        });
+                        sentra_pipeline::run::soar_dlq_replay(&c, rx).await
+                    })?;
+                    println!("replayed: {delivered} delivered, {failed} failed again (still in the dead-letter queue)");
+                    if failed > 0 {
+                        anyhow::bail!(
+                            "{failed} signal(s) could not be delivered; see `sentra soar dlq list`"
+                        );
+                    }
+                    Ok(())
+                }
+            }
+        }
         Command::Run { config } => {
             let c = load_config(config.as_deref())?;
             let rt = tokio::runtime::Runtime::new()?;
@@ -448,6 +487,33 @@ fn dispatch(cli: Cli) -> Result<()> {
             })
         }
     }
+}
+
+/// `sentra soar …`
+#[derive(Subcommand)]
+enum SoarCommand {
+    /// The dead-letter queue: signals a destination did not accept within the retry budget.
+    Dlq {
+        #[command(subcommand)]
+        command: DlqCommand,
+    },
+}
+
+/// `sentra soar dlq …`
+#[derive(Subcommand)]
+enum DlqCommand {
+    /// List the dead letters not yet replayed (JSON lines).
+    List {
+        /// Configuration file (TOML).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Re-send every pending dead letter to its destination; ones that fail again are queued again.
+    Replay {
+        /// Configuration file (TOML).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
 }
 
 /// Loads and validates the configuration, listing every problem.

@@ -28,6 +28,7 @@ use serde::Deserialize;
 
 use sentra_sinks::clickhouse::ClickHouseConfig;
 use sentra_sinks::elasticsearch::ElasticsearchConfig;
+use sentra_soar::SoarConfig;
 
 use crate::detect::EngineConfig;
 
@@ -41,6 +42,8 @@ pub struct Config {
     pub clickhouse: ClickHouseConfig,
     /// Elasticsearch sink (forensics); disabled while its `url` is empty.
     pub elasticsearch: ElasticsearchConfig,
+    /// Hand-off of high-risk signals to SOAR webhooks and chat; disabled without destinations.
+    pub soar: SoarConfig,
     /// Tenant policy.
     pub tenants: TenantsConfig,
     /// Detection settings.
@@ -155,7 +158,14 @@ pub struct ConfigError {
     pub problems: Vec<String>,
 }
 
-const SECTIONS: &[&str] = &["kafka", "clickhouse", "elasticsearch", "tenants", "input"];
+const SECTIONS: &[&str] = &[
+    "kafka",
+    "clickhouse",
+    "elasticsearch",
+    "soar",
+    "tenants",
+    "input",
+];
 
 impl Config {
     /// Reads `path` (if given), applies `env` overrides, and validates.
@@ -194,7 +204,10 @@ impl Config {
             }
             // Typed values (numbers, lists) parse as TOML; anything else is a plain string.
             // Credentials and names stay strings even when they look like numbers.
-            let always_text = matches!(field, "password" | "api_key" | "user" | "url" | "database");
+            let always_text = matches!(
+                field,
+                "password" | "api_key" | "user" | "url" | "database" | "webhook" | "signing_secret"
+            );
             let parsed = toml::from_str::<toml::Table>(&format!("v = {value}"))
                 .ok()
                 .and_then(|mut t| t.remove("v"))
@@ -280,6 +293,17 @@ impl Config {
             ));
         }
         p.extend(self.elasticsearch.problems());
+        p.extend(self.soar.problems());
+        if self.soar.enabled()
+            && [&self.soar.topic, &self.soar.dlq_topic]
+                .iter()
+                .any(|t| k.topics.contains(t) || **t == k.quarantine_topic)
+        {
+            p.push(
+                "soar.topic and soar.dlq_topic must differ from the input and quarantine topics"
+                    .into(),
+            );
+        }
         if let Some(allow) = &self.tenants.allow {
             for t in allow {
                 if let Err(e) = TenantId::new(t) {

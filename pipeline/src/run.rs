@@ -53,6 +53,8 @@ pub struct RunStats {
     pub commits: u64,
     /// Documents indexed in the forensics store (Elasticsearch), evidence fetched back included.
     pub indexed: u64,
+    /// Signals put on the SOAR delivery queue.
+    pub queued_for_soar: u64,
 }
 
 /// Why `sentra run` stopped with an error.
@@ -67,6 +69,9 @@ pub enum RunError {
     /// Shutdown was requested while a write was still being retried; offsets were not committed.
     #[error("stopped while {0} was unavailable; the batch's offsets were not committed and will be re-read")]
     Interrupted(&'static str),
+    /// The configuration cannot be used (e.g. a destination's secret is not in the environment).
+    #[error("configuration: {0}")]
+    Config(String),
     /// The detections could not be loaded or planned.
     #[error("detections: {0}")]
     Detections(String),
@@ -134,6 +139,41 @@ impl Checkpoint {
         };
         write().map_err(|e| err(e.to_string()))
     }
+}
+
+/// The SOAR dead letters not yet replayed (`sentra soar dlq list`).
+pub async fn soar_dlq_list(
+    config: &Config,
+) -> Result<Vec<sentra_soar::queue::DeadLetter>, RunError> {
+    sentra_soar::queue::dlq_list(
+        &client_config(config),
+        &config.kafka.group_id,
+        &config.soar,
+        Duration::from_secs(3),
+    )
+    .await
+    .map_err(|e| RunError::Config(e.to_string()))
+}
+
+/// Re-sends the pending SOAR dead letters (`sentra soar dlq replay`): (delivered, failed again).
+pub async fn soar_dlq_replay(
+    config: &Config,
+    shutdown: watch::Receiver<bool>,
+) -> Result<(u64, u64), RunError> {
+    let destinations = config
+        .soar
+        .resolve(|k| std::env::var(k).ok())
+        .map_err(|p| RunError::Config(p.join("; ")))?;
+    sentra_soar::queue::dlq_replay(
+        &client_config(config),
+        &config.kafka.group_id,
+        &config.soar,
+        &destinations,
+        Duration::from_secs(3),
+        shutdown,
+    )
+    .await
+    .map_err(|e| RunError::Config(e.to_string()))
 }
 
 /// Builds the librdkafka client settings shared by consumer, producer and admin client.
@@ -217,6 +257,31 @@ pub async fn run(
         false => None,
     };
     ensure_topic(config, &config.kafka.quarantine_topic).await?;
+    let destinations = config
+        .soar
+        .resolve(|k| std::env::var(k).ok())
+        .map_err(|p| RunError::Config(p.join("; ")))?;
+    let mut workers = Vec::new();
+    if config.soar.enabled() {
+        ensure_topic(config, &config.soar.topic).await?;
+        ensure_topic(config, &config.soar.dlq_topic).await?;
+        for d in &destinations {
+            let (client, soar, rx) = (client_config(config), config.soar.clone(), shutdown.clone());
+            let prefix = config.kafka.group_id.clone();
+            let deliverer = sentra_soar::Deliverer::new(d.clone(), &config.soar);
+            workers.push(tokio::spawn(async move {
+                let name = deliverer.destination().name.clone();
+                let r =
+                    sentra_soar::queue::deliver(&client, &prefix, &soar, &deliverer, rx, |_, _| {})
+                        .await;
+                match &r {
+                    Ok(stats) => info!(destination = %name, ?stats, "delivery stopped"),
+                    Err(e) => warn!(destination = %name, error = %e, "delivery stopped"),
+                }
+                r
+            }));
+        }
+    }
 
     let consumer: StreamConsumer = client_config(config)
         .set("group.id", &config.kafka.group_id)
@@ -364,6 +429,12 @@ pub async fn run(
         })
         .await?;
         with_retry("ClickHouse", &mut shutdown, || sink.write_signals(&signals)).await?;
+        if config.soar.enabled() {
+            let queued =
+                sentra_soar::queue::enqueue(&producer, &config.soar.topic, &signals, &destinations)
+                    .await?;
+            stats.queued_for_soar += queued as u64;
+        }
 
         for ((topic, partition), next) in &next_offsets {
             let done = checkpoint
@@ -399,6 +470,9 @@ pub async fn run(
             signals = signals.len(),
             "batch stored, checkpointed and committed"
         );
+    }
+    for w in workers {
+        let _ = w.await;
     }
     info!(?stats, "stopped");
     Ok(stats)

@@ -52,5 +52,7 @@ pub const CLICKHOUSE_TENANT_ACCESS: &str = include_str!("../clickhouse/tenant_ac
 
 /// JSON Schema of one normalized event as `sentra normalize` prints it.
 pub const EVENT_JSON_SCHEMA: &str = include_str!("../json/event.schema.json");
+/// JSON Schema of the envelope POSTed to SOAR webhooks (the contract SOAR stories depend on).
+pub const SOAR_ENVELOPE_JSON_SCHEMA: &str = include_str!("../json/soar_envelope.schema.json");
 /// JSON Schema of one signal as `sentra replay` prints it.
 pub const SIGNAL_JSON_SCHEMA: &str = include_str!("../json/signal.schema.json");

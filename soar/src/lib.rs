@@ -1,0 +1,19 @@
+//! Sentra hands high-risk signals to responders: SOAR platforms (Tines, Shuffle) and chat.
+//!
+//! - [`envelope`]: the webhook contract (`schemas/json/soar_envelope.schema.json`) and the Slack text.
+//! - [`signing`]: HMAC-SHA256 signatures with a timestamp, so receivers can verify and reject replays.
+//! - [`config`]: destinations, per-tenant routing, retry budget, rate limits (`[soar]` in `sentra.toml`).
+//! - [`delivery`]: one signal to one destination: retries with exponential backoff and jitter, `Retry-After`,
+//!   a rate limit per destination (`governor`).
+//! - [`queue`]: durability through Kafka: `sentra run` enqueues signals on a topic before committing its
+//!   input; one consumer group per destination delivers them and commits only after delivery or after
+//!   moving the signal to the dead-letter topic, which `sentra soar dlq list|replay` inspects and re-sends.
+
+pub mod config;
+pub mod delivery;
+pub mod envelope;
+pub mod queue;
+pub mod signing;
+
+pub use config::{Destination, DestinationKind, SoarConfig};
+pub use delivery::{Deliverer, Outcome};
