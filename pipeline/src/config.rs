@@ -374,10 +374,9 @@ mod tests {
                 ("SENTRA_KAFKA_TOPICS", "t1, t2"),
                 ("SENTRA_KAFKA_BATCH_MAX_MESSAGES", "10"),
                 ("SENTRA_CLICKHOUSE_PASSWORD", "s3cret"),
-                (
-                    "SENTRA_SOAR_WEBHOOK",
-                    "ignored: not a section of this config",
-                ),
+                ("SENTRA_SOAR_WEBHOOK", "https://tines.example/webhook/t0ken"),
+                ("SENTRA_SOAR_API_KEY", "12345"),
+                ("SENTRA_NOPE_X", "ignored: not a section of this config"),
                 ("HOME", "/root"),
             ]),
         )
@@ -387,7 +386,10 @@ mod tests {
         assert_eq!(c.kafka.batch_max_messages, 10);
         assert_eq!(c.clickhouse.database, "x");
         assert_eq!(c.clickhouse.password, "s3cret");
-        assert!(!format!("{c:?}").contains("s3cret"));
+        assert_eq!(c.soar.webhook, "https://tines.example/webhook/t0ken");
+        assert_eq!(c.soar.api_key, "12345", "secrets stay text even when numeric");
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("s3cret") && !shown.contains("t0ken") && !shown.contains("12345"));
     }
 
     #[test]

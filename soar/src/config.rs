@@ -234,7 +234,7 @@ impl SoarConfig {
             });
         }
         for d in &out {
-            if !(d.url.starts_with("http://") || d.url.starts_with("https://")) && !d.url.is_empty()
+            if !(d.url.starts_with("http://") || d.url.starts_with("https://") || d.url.is_empty())
             {
                 problems.push(format!(
                     "soar destination {:?}: URL must start with http:// or https://",

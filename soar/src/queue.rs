@@ -14,6 +14,7 @@ use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{Offset, TopicPartitionList};
 use sentra_schemas::Signal;
 use serde::Serialize;
 use tokio::sync::watch;
@@ -127,17 +128,29 @@ pub struct DeadLetter {
     pub tenant: String,
 }
 
+/// Why and where a signal was not delivered (the dead-letter headers).
+struct Failure<'a> {
+    destination: &'a str,
+    reason: &'a str,
+    attempts: u32,
+    signal_id: &'a str,
+    tenant: &'a str,
+}
+
 /// Records `payload` (a signal) on the dead-letter topic with why and where it was going.
 async fn dead_letter(
     producer: &FutureProducer,
     topic: &str,
     payload: &[u8],
-    destination: &str,
-    reason: &str,
-    attempts: u32,
-    signal_id: &str,
-    tenant: &str,
-) -> Result<(), KafkaError> {
+    f: Failure<'_>,
+) -> Result<(i32, i64), KafkaError> {
+    let Failure {
+        destination,
+        reason,
+        attempts,
+        signal_id,
+        tenant,
+    } = f;
     let attempts = attempts.to_string();
     let headers = OwnedHeaders::new()
         .insert(Header {
@@ -166,7 +179,7 @@ async fn dead_letter(
     producer
         .send(record, Duration::from_secs(30))
         .await
-        .map(|_| ())
+        .map(|d| (d.partition, d.offset))
         .map_err(|(e, _)| e)
 }
 
@@ -199,11 +212,13 @@ pub async fn deliver(
                     &producer,
                     &config.dlq_topic,
                     payload,
-                    &destination.name,
-                    &reason,
-                    0,
-                    "",
-                    &header(&m, "tenant"),
+                    Failure {
+                        destination: &destination.name,
+                        reason: &reason,
+                        attempts: 0,
+                        signal_id: "",
+                        tenant: &header(&m, "tenant"),
+                    },
                 )
                 .await?;
                 stats.dead_lettered += 1;
@@ -224,11 +239,13 @@ pub async fn deliver(
                             &producer,
                             &config.dlq_topic,
                             payload,
-                            &destination.name,
-                            &reason,
-                            attempts,
-                            &signal.id,
-                            signal.tenant.as_str(),
+                            Failure {
+                                destination: &destination.name,
+                                reason: &reason,
+                                attempts,
+                                signal_id: &signal.id,
+                                tenant: signal.tenant.as_str(),
+                            },
                         )
                         .await?;
                         stats.dead_lettered += 1;
@@ -241,22 +258,57 @@ pub async fn deliver(
     Ok(stats)
 }
 
+/// A consumer of every partition of `topic`, positioned at `group`'s committed offsets (the beginning where
+/// none), without joining the group: reading the dead-letter queue needs no rebalance and cannot take
+/// partitions from anyone.
+fn assigned(client: &ClientConfig, group: &str, topic: &str) -> Result<StreamConsumer, KafkaError> {
+    let c: StreamConsumer = client
+        .clone()
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("enable.partition.eof", "false")
+        .create()?;
+    let metadata = c.fetch_metadata(Some(topic), Duration::from_secs(10))?;
+    let mut all = TopicPartitionList::new();
+    for t in metadata.topics() {
+        for p in t.partitions() {
+            all.add_partition(topic, p.id());
+        }
+    }
+    let committed = c.committed_offsets(all, Duration::from_secs(10))?;
+    let mut start = TopicPartitionList::new();
+    for e in committed.elements() {
+        let offset = match e.offset() {
+            Offset::Offset(o) => Offset::Offset(o),
+            _ => Offset::Beginning,
+        };
+        start.add_partition_offset(topic, e.partition(), offset)?;
+    }
+    c.assign(&start)?;
+    Ok(c)
+}
+
 /// The group that tracks which dead letters were replayed.
 fn dlq_group(group_prefix: &str) -> String {
     format!("{group_prefix}-soar-dlq")
 }
 
-/// Reads the dead letters not yet replayed (until the topic has been quiet for `idle`), committing
-/// nothing; `handle` sees each with its payload.
+/// Reads the dead letters not yet replayed until the topic has been quiet for `idle` or `handle` says
+/// stop (returns false); `handle` sees each with its payload.
 async fn read_pending(
     consumer: &StreamConsumer,
     idle: Duration,
-    mut handle: impl AsyncFnMut(&rdkafka::message::BorrowedMessage<'_>) -> Result<(), QueueError>,
+    mut handle: impl AsyncFnMut(&rdkafka::message::BorrowedMessage<'_>) -> Result<bool, QueueError>,
 ) -> Result<(), QueueError> {
     loop {
         match tokio::time::timeout(idle, consumer.recv()).await {
             Err(_) => return Ok(()),
-            Ok(m) => handle(&m?).await?,
+            Ok(m) => {
+                if !handle(&m?).await? {
+                    return Ok(());
+                }
+            }
         }
     }
 }
@@ -280,11 +332,11 @@ pub async fn dlq_list(
     config: &SoarConfig,
     idle: Duration,
 ) -> Result<Vec<DeadLetter>, QueueError> {
-    let consumer = consumer(client, &dlq_group(group_prefix), &config.dlq_topic)?;
+    let consumer = assigned(client, &dlq_group(group_prefix), &config.dlq_topic)?;
     let mut out = Vec::new();
     read_pending(&consumer, idle, async |m| {
         out.push(as_dead_letter(m));
-        Ok(())
+        Ok(true)
     })
     .await?;
     Ok(out)
@@ -301,10 +353,15 @@ pub async fn dlq_replay(
     idle: Duration,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(u64, u64), QueueError> {
-    let consumer = consumer(client, &dlq_group(group_prefix), &config.dlq_topic)?;
+    let consumer = assigned(client, &dlq_group(group_prefix), &config.dlq_topic)?;
     let producer: FutureProducer = client.clone().set("message.timeout.ms", "30000").create()?;
     let (mut delivered, mut failed) = (0u64, 0u64);
+    // Letters that fail again are appended to the same topic: stop on reaching the first of them.
+    let mut requeued_at: Option<(i32, i64)> = None;
     read_pending(&consumer, idle, async |m| {
+        if requeued_at.is_some_and(|(p, o)| m.partition() == p && m.offset() >= o) {
+            return Ok(false);
+        }
         let letter = as_dead_letter(m);
         let payload = m.payload().unwrap_or_default();
         let target = destinations.iter().find(|d| d.name == letter.destination);
@@ -329,22 +386,25 @@ pub async fn dlq_replay(
         match outcome {
             Outcome::Delivered { .. } => delivered += 1,
             Outcome::GaveUp { attempts, reason } => {
-                dead_letter(
+                let at = dead_letter(
                     &producer,
                     &config.dlq_topic,
                     payload,
-                    &letter.destination,
-                    &reason,
-                    attempts,
-                    &letter.signal_id,
-                    &letter.tenant,
+                    Failure {
+                        destination: &letter.destination,
+                        reason: &reason,
+                        attempts,
+                        signal_id: &letter.signal_id,
+                        tenant: &letter.tenant,
+                    },
                 )
                 .await?;
+                requeued_at.get_or_insert(at);
                 failed += 1;
             }
         }
         consumer.commit_message(m, CommitMode::Sync)?;
-        Ok(())
+        Ok(true)
     })
     .await?;
     Ok((delivered, failed))

@@ -6,5 +6,6 @@
 mod cli;
 mod docker;
 mod kafka_clickhouse;
+mod soar;
 mod stores;
 mod support;
