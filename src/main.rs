@@ -95,6 +95,21 @@ enum Command {
         #[command(subcommand)]
         command: SoarCommand,
     },
+    /// Playbooks: run the engine (exactly one per deployment), or check the playbook files.
+    Playbooks {
+        #[command(subcommand)]
+        command: PlaybooksCommand,
+    },
+    /// Decide playbook runs waiting for approval.
+    Approvals {
+        #[command(subcommand)]
+        command: ApprovalsCommand,
+    },
+    /// The tamper-evident audit trail: verify the hash chains, or bundle a period for auditors.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Consume Kafka, normalize, detect, and store in ClickHouse, committing offsets only after storage.
     Run {
         /// Configuration file (TOML); SENTRA_<SECTION>_<KEY> environment variables override it.
@@ -472,6 +487,86 @@ fn dispatch(cli: Cli) -> Result<()> {
                 }
             }
         }
+        Command::Playbooks { command } => match command {
+            PlaybooksCommand::Run { config } => {
+                let c = load_config(config.as_deref())?;
+                let stats = with_shutdown(async |rx| {
+                    Ok(sentra_pipeline::respond::run_playbooks(&c, rx).await?)
+                })?;
+                eprintln!("{}", serde_json::to_string(&stats)?);
+                Ok(())
+            }
+            PlaybooksCommand::Check { config } => {
+                let c = load_config(config.as_deref())?;
+                let playbooks = sentra_pipeline::respond::load_playbooks(&c)?;
+                for p in &playbooks {
+                    println!("{}\t{}\t{} step(s)", p.id, p.name, p.steps.len());
+                }
+                eprintln!("{} playbook(s) valid", playbooks.len());
+                Ok(())
+            }
+        },
+        Command::Approvals { command } => {
+            let rt = tokio::runtime::Runtime::new()?;
+            match command {
+                ApprovalsCommand::List { config, all } => {
+                    let c = load_config(config.as_deref())?;
+                    let runs = rt.block_on(sentra_pipeline::respond::runs(&c))?;
+                    let shown: Vec<_> = runs
+                        .iter()
+                        .filter(|r| {
+                            all || r.state
+                                == sentra_soar::playbooks::run::RunState::AwaitingApproval
+                        })
+                        .collect();
+                    for r in &shown {
+                        println!("{}", serde_json::to_string(r)?);
+                    }
+                    eprintln!("{} run(s)", shown.len());
+                    Ok(())
+                }
+                ApprovalsCommand::Approve {
+                    id,
+                    by,
+                    reason,
+                    config,
+                } => decide(&rt, config, &id, true, &by, &reason),
+                ApprovalsCommand::Reject {
+                    id,
+                    by,
+                    reason,
+                    config,
+                } => decide(&rt, config, &id, false, &by, &reason),
+            }
+        }
+        Command::Audit { command } => {
+            let rt = tokio::runtime::Runtime::new()?;
+            match command {
+                AuditCommand::Verify { config, tenant } => {
+                    let c = load_config(config.as_deref())?;
+                    for line in rt.block_on(sentra_pipeline::respond::audit_verify(&c, &tenant))? {
+                        println!("{line}");
+                    }
+                    Ok(())
+                }
+                AuditCommand::Bundle {
+                    config,
+                    tenant,
+                    from,
+                    to,
+                    out,
+                } => {
+                    let c = load_config(config.as_deref())?;
+                    let (from, to) = (parse_time(&from)?, parse_time(&to)?);
+                    anyhow::ensure!(from < to, "--from must be before --to");
+                    let path = rt.block_on(sentra_pipeline::respond::audit_bundle(
+                        &c, &tenant, from, to, &out,
+                    ))?;
+                    println!("{}", path.display());
+                    Ok(())
+                }
+            }
+        }
         Command::Run { config } => {
             let c = load_config(config.as_deref())?;
             let rt = tokio::runtime::Runtime::new()?;
@@ -514,6 +609,151 @@ enum DlqCommand {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+}
+
+/// `sentra playbooks …`
+#[derive(Subcommand)]
+enum PlaybooksCommand {
+    /// Run the playbook engine: follow signals and decisions, execute runs, expire old approvals.
+    Run {
+        /// Configuration file (TOML).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Check the playbook files in soar.playbooks_dir and list them.
+    Check {
+        /// Configuration file (TOML).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+}
+
+/// `sentra approvals …`
+#[derive(Subcommand)]
+enum ApprovalsCommand {
+    /// Runs waiting for a decision (JSON lines); `--all` lists every run with its state and step log.
+    List {
+        /// Configuration file (TOML).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Every run, not only those awaiting approval.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Approve a run: the engine then executes it.
+    Approve {
+        /// The run id.
+        id: String,
+        /// Who decides (recorded in the audit trail).
+        #[arg(long)]
+        by: String,
+        /// Why (recorded in the audit trail).
+        #[arg(long)]
+        reason: String,
+        /// Configuration file (TOML).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Reject a run: it never executes.
+    Reject {
+        /// The run id.
+        id: String,
+        /// Who decides.
+        #[arg(long)]
+        by: String,
+        /// Why.
+        #[arg(long)]
+        reason: String,
+        /// Configuration file (TOML).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+}
+
+/// `sentra audit …`
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Re-compute every tenant's hash chain (or the named ones); exits non-zero at the first broken record.
+    Verify {
+        /// Configuration file (TOML).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Only these tenants.
+        #[arg(long)]
+        tenant: Vec<String>,
+    },
+    /// Write a zip for auditors: signals, decisions, playbook runs, audit records and their verification.
+    Bundle {
+        /// Configuration file (TOML).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// The tenant.
+        #[arg(long)]
+        tenant: String,
+        /// Start (UTC), e.g. 2026-03-01 or 2026-03-01T00:00:00Z.
+        #[arg(long)]
+        from: String,
+        /// End (UTC, exclusive).
+        #[arg(long)]
+        to: String,
+        /// Folder for the zip.
+        #[arg(long, default_value = ".")]
+        out: PathBuf,
+    },
+}
+
+/// `2026-03-01` or an RFC 3339 time, as epoch microseconds.
+fn parse_time(s: &str) -> Result<i64> {
+    let full = if s.len() == 10 {
+        format!("{s}T00:00:00Z")
+    } else {
+        s.to_owned()
+    };
+    match sentra_schemas::time::parse_iso8601_prefix(full.as_bytes()) {
+        Some((us, n)) if n == full.len() => Ok(us),
+        _ => anyhow::bail!(
+            "{s:?} is not a date (2026-03-01) or an RFC 3339 time (2026-03-01T12:00:00Z)"
+        ),
+    }
+}
+
+/// `sentra approvals approve|reject`.
+fn decide(
+    rt: &tokio::runtime::Runtime,
+    config: Option<PathBuf>,
+    id: &str,
+    approve: bool,
+    by: &str,
+    reason: &str,
+) -> Result<()> {
+    let c = load_config(config.as_deref())?;
+    let run = rt.block_on(sentra_pipeline::respond::decide(
+        &c, id, approve, by, reason,
+    ))?;
+    println!(
+        "{} run {} (playbook {}, tenant {}, signal {}); the playbook engine acts on it",
+        if approve { "approved" } else { "rejected" },
+        run.id,
+        run.playbook,
+        run.tenant,
+        run.signal.id
+    );
+    Ok(())
+}
+
+/// A runtime with Ctrl-C/SIGTERM turned into a shutdown signal.
+fn with_shutdown<T>(
+    f: impl AsyncFnOnce(tokio::sync::watch::Receiver<bool>) -> Result<T>,
+) -> Result<T> {
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(async {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            let _ = tx.send(true);
+        });
+        f(rx).await
+    })
 }
 
 /// Loads and validates the configuration, listing every problem.

@@ -44,6 +44,8 @@ pub struct Config {
     pub elasticsearch: ElasticsearchConfig,
     /// Hand-off of high-risk signals to SOAR webhooks and chat; disabled without destinations.
     pub soar: SoarConfig,
+    /// The audit trail.
+    pub audit: AuditConfig,
     /// Tenant policy.
     pub tenants: TenantsConfig,
     /// Detection settings.
@@ -88,6 +90,22 @@ impl Default for KafkaConfig {
             batch_max_messages: 5000,
             batch_max_wait_ms: 500,
             properties: BTreeMap::new(),
+        }
+    }
+}
+
+/// `[audit]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// Kafka topic carrying audit events to the chainer (one partition keeps each tenant's order simple).
+    pub topic: String,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            topic: "sentra.audit".into(),
         }
     }
 }
@@ -163,6 +181,7 @@ const SECTIONS: &[&str] = &[
     "clickhouse",
     "elasticsearch",
     "soar",
+    "audit",
     "tenants",
     "input",
 ];
@@ -387,7 +406,10 @@ mod tests {
         assert_eq!(c.clickhouse.database, "x");
         assert_eq!(c.clickhouse.password, "s3cret");
         assert_eq!(c.soar.webhook, "https://tines.example/webhook/t0ken");
-        assert_eq!(c.soar.api_key, "12345", "secrets stay text even when numeric");
+        assert_eq!(
+            c.soar.api_key, "12345",
+            "secrets stay text even when numeric"
+        );
         let shown = format!("{c:?}");
         assert!(!shown.contains("s3cret") && !shown.contains("t0ken") && !shown.contains("12345"));
     }

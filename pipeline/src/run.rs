@@ -177,7 +177,7 @@ pub async fn soar_dlq_replay(
 }
 
 /// Builds the librdkafka client settings shared by consumer, producer and admin client.
-fn client_config(config: &Config) -> ClientConfig {
+pub(crate) fn client_config(config: &Config) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", &config.kafka.brokers);
     for (k, v) in &config.kafka.properties {
@@ -221,7 +221,7 @@ where
 }
 
 /// Creates `topic` with one partition unless it exists.
-async fn ensure_topic(config: &Config, topic: &str) -> Result<(), RunError> {
+pub(crate) async fn ensure_topic(config: &Config, topic: &str) -> Result<(), RunError> {
     let admin: AdminClient<DefaultClientContext> = client_config(config).create()?;
     let new = NewTopic::new(topic, 1, TopicReplication::Fixed(1));
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
@@ -262,18 +262,42 @@ pub async fn run(
         .resolve(|k| std::env::var(k).ok())
         .map_err(|p| RunError::Config(p.join("; ")))?;
     let mut workers = Vec::new();
+    ensure_topic(config, &config.audit.topic).await?;
+    let audit = sentra_soar::audit::AuditLog::new(&client_config(config), &config.audit.topic)?;
+    {
+        let (client, topic, rx) = (
+            client_config(config),
+            config.audit.topic.clone(),
+            shutdown.clone(),
+        );
+        let group = format!("{}-audit", config.kafka.group_id);
+        let store = sink.clone();
+        tokio::spawn(async move {
+            match sentra_soar::audit::chain(&client, &group, &topic, &store, rx).await {
+                Ok(n) => info!(chained = n, "audit chainer stopped"),
+                Err(e) => warn!(error = %e, "audit chainer stopped"),
+            }
+        });
+    }
     if config.soar.enabled() {
         ensure_topic(config, &config.soar.topic).await?;
         ensure_topic(config, &config.soar.dlq_topic).await?;
         for d in &destinations {
             let (client, soar, rx) = (client_config(config), config.soar.clone(), shutdown.clone());
+            let audit = audit.clone();
             let prefix = config.kafka.group_id.clone();
             let deliverer = sentra_soar::Deliverer::new(d.clone(), &config.soar);
             workers.push(tokio::spawn(async move {
                 let name = deliverer.destination().name.clone();
-                let r =
-                    sentra_soar::queue::deliver(&client, &prefix, &soar, &deliverer, rx, |_, _| {})
-                        .await;
+                let r = sentra_soar::queue::deliver(
+                    &client,
+                    &prefix,
+                    &soar,
+                    &deliverer,
+                    rx,
+                    Some(&audit),
+                )
+                .await;
                 match &r {
                     Ok(stats) => info!(destination = %name, ?stats, "delivery stopped"),
                     Err(e) => warn!(destination = %name, error = %e, "delivery stopped"),
@@ -429,6 +453,7 @@ pub async fn run(
         })
         .await?;
         with_retry("ClickHouse", &mut shutdown, || sink.write_signals(&signals)).await?;
+        audit.record(&signal_audit(&signals)).await?;
         if config.soar.enabled() {
             let queued =
                 sentra_soar::queue::enqueue(&producer, &config.soar.topic, &signals, &destinations)
@@ -476,6 +501,34 @@ pub async fn run(
     }
     info!(?stats, "stopped");
     Ok(stats)
+}
+
+/// Audit events for emitted signals (and the overrides applied to them). Their time is the signal's window
+/// end, so a batch re-read after a crash yields the same record ids and is chained once.
+fn signal_audit(signals: &[Signal]) -> Vec<sentra_schemas::audit::AuditEvent> {
+    use sentra_schemas::audit::AuditEvent;
+    let mut out = Vec::new();
+    for s in signals {
+        out.push(AuditEvent::new(
+            s.tenant.as_str(),
+            s.window_end,
+            "sentra",
+            "signal.emitted",
+            &s.id,
+            serde_json::json!({"signal": s.signal, "risk_score": s.risk_score, "severity": s.severity.as_str(), "suppressed": s.suppressed}),
+        ));
+        if let Some(o) = &s.override_applied {
+            out.push(AuditEvent::new(
+                s.tenant.as_str(),
+                s.window_end,
+                "sentra",
+                "override.applied",
+                &s.id,
+                serde_json::json!({"override": o.id, "action": o.action, "reason": o.reason}),
+            ));
+        }
+    }
+    out
 }
 
 /// A stored event a store refused, as a quarantine record carrying the store's reason.

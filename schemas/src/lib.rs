@@ -3,11 +3,13 @@
 //! - [`TenantId`]: a validated tenant identifier; every event, signal and query is scoped by one.
 //! - [`Event`]: one normalized, ECS-shaped security event ([`Event::to_ecs_json`] renders ECS JSON).
 //! - [`Signal`]: a calm, explainable detection result with a stable id.
+//! - [`audit`]: hash-chained audit records per tenant.
 //! - [`Quarantined`]: input that could not be accepted, kept with the reason and its original bytes.
 //!
 //! The JSON Schemas and ClickHouse DDL live beside this crate (`schemas/json`, `schemas/clickhouse`) and are
 //! embedded here so the binary carries exactly the schema it was tested with.
 
+pub mod audit;
 mod columns;
 mod event;
 mod ids;
@@ -44,6 +46,7 @@ pub const CLICKHOUSE_MIGRATIONS: &[(u32, &str, &str)] = &[
         "003_quarantine_rollups",
         include_str!("../clickhouse/003_quarantine_rollups.sql"),
     ),
+    (4, "004_audit", include_str!("../clickhouse/004_audit.sql")),
 ];
 
 /// Per-tenant read-only access in ClickHouse (role, grants, row policies, user), as a template:

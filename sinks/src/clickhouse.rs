@@ -6,6 +6,7 @@
 
 use arrow::array::RecordBatch;
 use clickhouse::{Client, Row};
+use sentra_schemas::audit::AuditRecord;
 use sentra_schemas::{EventRows, Quarantined, Signal, CLICKHOUSE_MIGRATIONS};
 use serde::Serialize;
 
@@ -556,6 +557,138 @@ impl ClickHouseSink {
             insert.write(&row).await.map_err(classify)?;
         }
         insert.end().await.map_err(classify)
+    }
+}
+
+#[derive(Row, Serialize, serde::Deserialize)]
+struct AuditRow {
+    tenant: String,
+    seq: u64,
+    record_id: String,
+    at: i64,
+    actor: String,
+    action: String,
+    subject: String,
+    details: String,
+    prev_hash: String,
+    hash: String,
+}
+
+impl From<AuditRow> for AuditRecord {
+    fn from(r: AuditRow) -> Self {
+        AuditRecord {
+            tenant: r.tenant,
+            seq: r.seq,
+            record_id: r.record_id,
+            at_us: r.at,
+            actor: r.actor,
+            action: r.action,
+            subject: r.subject,
+            details: r.details,
+            prev_hash: r.prev_hash,
+            hash: r.hash,
+        }
+    }
+}
+
+impl ClickHouseSink {
+    /// Appends chained audit records; returns once ClickHouse acknowledged them.
+    pub async fn write_audit(&self, records: &[AuditRecord]) -> Result<(), SinkError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let mut insert = self
+            .client
+            .insert::<AuditRow>("audit")
+            .await
+            .map_err(classify)?;
+        for r in records {
+            let row = AuditRow {
+                tenant: r.tenant.clone(),
+                seq: r.seq,
+                record_id: r.record_id.clone(),
+                at: r.at_us,
+                actor: r.actor.clone(),
+                action: r.action.clone(),
+                subject: r.subject.clone(),
+                details: r.details.clone(),
+                prev_hash: r.prev_hash.clone(),
+                hash: r.hash.clone(),
+            };
+            insert.write(&row).await.map_err(classify)?;
+        }
+        insert.end().await.map_err(classify)
+    }
+
+    /// The last audit record of each of `tenants` that has one (where its chain continues).
+    pub async fn audit_heads(&self, tenants: &[&str]) -> Result<Vec<AuditRecord>, SinkError> {
+        let rows: Vec<AuditRow> = self
+            .client
+            .query(
+                "SELECT ?fields FROM audit WHERE tenant IN ? ORDER BY tenant, seq DESC LIMIT 1 BY tenant",
+            )
+            .bind(tenants)
+            .fetch_all()
+            .await
+            .map_err(classify)?;
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+
+    /// Which of `record_ids` are already in `tenant`'s chain.
+    pub async fn audit_known(
+        &self,
+        tenant: &str,
+        record_ids: &[&str],
+    ) -> Result<Vec<String>, SinkError> {
+        self.client
+            .query("SELECT record_id FROM audit WHERE tenant = ? AND record_id IN ?")
+            .bind(tenant)
+            .bind(record_ids)
+            .fetch_all()
+            .await
+            .map_err(classify)
+    }
+
+    /// `tenant`'s whole audit chain in seq order (what `verify` needs).
+    pub async fn audit_records(&self, tenant: &str) -> Result<Vec<AuditRecord>, SinkError> {
+        let rows: Vec<AuditRow> = self
+            .client
+            .query("SELECT ?fields FROM audit WHERE tenant = ? ORDER BY seq")
+            .bind(tenant)
+            .fetch_all()
+            .await
+            .map_err(classify)?;
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+
+    /// Every tenant with an audit chain.
+    pub async fn audit_tenants(&self) -> Result<Vec<String>, SinkError> {
+        self.client
+            .query("SELECT DISTINCT tenant FROM audit ORDER BY tenant")
+            .fetch_all()
+            .await
+            .map_err(classify)
+    }
+
+    /// `tenant`'s signals whose window ends within `[from_us, to_us)`, as their JSON documents.
+    pub async fn signal_docs(
+        &self,
+        tenant: &str,
+        from_us: i64,
+        to_us: i64,
+    ) -> Result<Vec<String>, SinkError> {
+        self.client
+            .query(
+                "SELECT doc FROM signals FINAL WHERE tenant = ? \
+                 AND window_end >= fromUnixTimestamp64Micro(?) AND window_end < fromUnixTimestamp64Micro(?) \
+                 ORDER BY window_end, signal_id",
+            )
+            .bind(tenant)
+            .bind(from_us)
+            .bind(to_us)
+            .fetch_all()
+            .await
+            .map_err(classify)
     }
 }
 

@@ -94,6 +94,12 @@ pub struct SoarConfig {
     pub rate_per_second: u32,
     /// More destinations.
     pub destinations: Vec<DestinationConfig>,
+    /// Kafka topic recording playbook runs (their state survives restarts there).
+    pub runs_topic: String,
+    /// Folder of playbook files (`*.yaml`) for `sentra playbooks run`.
+    pub playbooks_dir: Option<std::path::PathBuf>,
+    /// The script repository: the only place script steps may run from.
+    pub scripts_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for SoarConfig {
@@ -111,6 +117,9 @@ impl Default for SoarConfig {
             timeout_secs: 10,
             rate_per_second: 10,
             destinations: Vec::new(),
+            runs_topic: "sentra.playbook.runs".into(),
+            playbooks_dir: None,
+            scripts_dir: None,
         }
     }
 }

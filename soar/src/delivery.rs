@@ -51,6 +51,8 @@ pub struct Attempt {
     pub status: Option<u16>,
     /// A short description of the result.
     pub detail: String,
+    /// When it was made, epoch microseconds.
+    pub at_us: i64,
 }
 
 /// Delivers signals to one destination: its HTTP client, rate limiter and retry budget.
@@ -128,6 +130,9 @@ impl Deliverer {
                 number,
                 status,
                 detail: detail.clone(),
+                at_us: std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_micros() as i64),
             });
             match verdict {
                 Verdict::Done(status) => {

@@ -5,13 +5,17 @@
 //! - [`config`]: destinations, per-tenant routing, retry budget, rate limits (`[soar]` in `sentra.toml`).
 //! - [`delivery`]: one signal to one destination: retries with exponential backoff and jitter, `Retry-After`,
 //!   a rate limit per destination (`governor`).
+//! - [`audit`]: the tamper-evident audit trail (events on Kafka, chained per tenant into ClickHouse).
+//! - [`playbooks`]: playbook files, runs with approval gates, the engine.
 //! - [`queue`]: durability through Kafka: `sentra run` enqueues signals on a topic before committing its
 //!   input; one consumer group per destination delivers them and commits only after delivery or after
 //!   moving the signal to the dead-letter topic, which `sentra soar dlq list|replay` inspects and re-sends.
 
+pub mod audit;
 pub mod config;
 pub mod delivery;
 pub mod envelope;
+pub mod playbooks;
 pub mod queue;
 pub mod signing;
 

@@ -20,8 +20,10 @@ use serde::Serialize;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
+use crate::audit::AuditLog;
 use crate::config::{Destination, SoarConfig};
 use crate::delivery::{Attempt, Deliverer, Interrupted, Outcome};
+use sentra_schemas::audit::AuditEvent;
 
 /// Why the queue could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -184,14 +186,14 @@ async fn dead_letter(
 }
 
 /// Delivers `deliverer`'s destination's signals from the signals topic until `shutdown`, committing each
-/// offset only after delivery or dead-lettering. `on_attempt` sees every HTTP attempt.
+/// offset only after delivery or dead-lettering, and after every HTTP attempt is on the audit trail.
 pub async fn deliver(
     client: &ClientConfig,
     group_prefix: &str,
     config: &SoarConfig,
     deliverer: &Deliverer,
     mut shutdown: watch::Receiver<bool>,
-    mut on_attempt: impl FnMut(&Signal, &Attempt),
+    audit: Option<&AuditLog>,
 ) -> Result<WorkerStats, QueueError> {
     let destination = deliverer.destination();
     let group = group_for(group_prefix, &destination.name);
@@ -225,12 +227,27 @@ pub async fn deliver(
             }
             Ok(signal) if !destination.wants(&signal) => stats.skipped += 1,
             Ok(signal) => {
+                let mut attempts: Vec<Attempt> = Vec::new();
                 let outcome = deliverer
-                    .deliver(&signal, &mut shutdown, |a| {
-                        stats.attempts += 1;
-                        on_attempt(&signal, a)
-                    })
+                    .deliver(&signal, &mut shutdown, |a| attempts.push(a.clone()))
                     .await?;
+                stats.attempts += attempts.len() as u64;
+                if let Some(audit) = audit {
+                    let events: Vec<AuditEvent> = attempts
+                        .iter()
+                        .map(|a| {
+                            AuditEvent::new(
+                                signal.tenant.as_str(),
+                                a.at_us,
+                                &format!("destination:{}", destination.name),
+                                "delivery.attempt",
+                                &signal.id,
+                                serde_json::json!({"attempt": a.number, "status": a.status, "detail": a.detail}),
+                            )
+                        })
+                        .collect();
+                    audit.record(&events).await?;
+                }
                 match outcome {
                     Outcome::Delivered { .. } => stats.delivered += 1,
                     Outcome::GaveUp { attempts, reason } => {

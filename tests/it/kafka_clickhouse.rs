@@ -71,6 +71,8 @@ impl Env {
             [detection]
             allowed_lateness_secs = {lateness}
             checkpoint_path = "{checkpoint}"
+            [audit]
+            topic = "audit-{topic}"
             {extra}
             "#,
             brokers = self.brokers,

@@ -173,7 +173,7 @@ impl Setup {
         let (client, group, config) =
             (self.client.clone(), self.group.clone(), self.config.clone());
         let task = tokio::spawn(async move {
-            queue::deliver(&client, &group, &config, &deliverer, rx, |_, _| {}).await
+            queue::deliver(&client, &group, &config, &deliverer, rx, None).await
         });
         (tx, task)
     }

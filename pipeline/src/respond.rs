@@ -1,0 +1,235 @@
+//! The responder side of `sentra`: the playbook engine, approvals, and the audit trail's checks and bundles.
+//! Thin wiring from the configuration to `sentra_soar`; the logic lives there.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use sentra_schemas::audit::verify;
+use sentra_sinks::clickhouse::ClickHouseSink;
+use sentra_soar::audit::AuditLog;
+use sentra_soar::playbooks::definition;
+use sentra_soar::playbooks::engine::{self, EngineConfig, EngineStats};
+use sentra_soar::playbooks::run::Run;
+use sentra_soar::playbooks::steps::Executor;
+use sentra_soar::Deliverer;
+use tokio::sync::watch;
+
+use crate::config::Config;
+use crate::run::{client_config, ensure_topic, RunError};
+
+fn err(e: impl std::fmt::Display) -> RunError {
+    RunError::Config(e.to_string())
+}
+
+/// Loads the playbooks named by `soar.playbooks_dir`, checked against the configured destinations.
+pub fn load_playbooks(config: &Config) -> Result<Vec<definition::Playbook>, RunError> {
+    let dir = config.soar.playbooks_dir.as_deref().ok_or_else(|| {
+        err("soar.playbooks_dir is not set: point it at a folder of playbook *.yaml files")
+    })?;
+    let destinations = config
+        .soar
+        .resolve(|k| std::env::var(k).ok())
+        .map_err(|p| err(p.join("; ")))?;
+    let names: Vec<&str> = destinations.iter().map(|d| d.name.as_str()).collect();
+    definition::load(dir, &names).map_err(|p| err(p.join("\n  - ")))
+}
+
+/// Runs the playbook engine until `shutdown` (`sentra playbooks run`).
+pub async fn run_playbooks(
+    config: &Config,
+    shutdown: watch::Receiver<bool>,
+) -> Result<EngineStats, RunError> {
+    let playbooks = load_playbooks(config)?;
+    let destinations = config
+        .soar
+        .resolve(|k| std::env::var(k).ok())
+        .map_err(|p| err(p.join("; ")))?;
+    for topic in [
+        &config.soar.topic,
+        &config.soar.runs_topic,
+        &config.audit.topic,
+    ] {
+        ensure_topic(config, topic).await?;
+    }
+    let client = client_config(config);
+    let executor = Executor::new(
+        destinations
+            .into_iter()
+            .map(|d| Deliverer::new(d, &config.soar))
+            .collect(),
+        config.soar.scripts_dir.clone(),
+    );
+    let audit = AuditLog::new(&client, &config.audit.topic)?;
+    let engine_config = EngineConfig {
+        client,
+        group: format!("{}-playbooks", config.kafka.group_id),
+        signals_topic: config.soar.topic.clone(),
+        runs_topic: config.soar.runs_topic.clone(),
+    };
+    engine::run_engine(&engine_config, playbooks, executor, Some(audit), shutdown)
+        .await
+        .map_err(err)
+}
+
+/// Every playbook run, oldest first (`sentra approvals list` shows those awaiting approval).
+pub async fn runs(config: &Config) -> Result<Vec<Run>, RunError> {
+    let runs = engine::load_runs(
+        &client_config(config),
+        &config.soar.runs_topic,
+        Duration::from_secs(2),
+    )
+    .await?;
+    let mut all: Vec<Run> = runs.all().cloned().collect();
+    all.sort_by_key(|r| (r.created_us, r.id.clone()));
+    Ok(all)
+}
+
+/// Approves or rejects run `id` (`sentra approvals approve|reject`).
+pub async fn decide(
+    config: &Config,
+    id: &str,
+    approve: bool,
+    by: &str,
+    reason: &str,
+) -> Result<Run, RunError> {
+    let client = client_config(config);
+    let audit = AuditLog::new(&client, &config.audit.topic)?;
+    engine::decide(
+        &client,
+        &config.soar.runs_topic,
+        Some(&audit),
+        id,
+        approve,
+        by,
+        reason,
+    )
+    .await
+    .map_err(err)
+}
+
+/// Verifies the audit chains (`sentra audit verify`): one line per tenant; an error names the first broken
+/// record.
+pub async fn audit_verify(config: &Config, tenants: &[String]) -> Result<Vec<String>, RunError> {
+    let store = ClickHouseSink::new(config.clickhouse.clone());
+    let results = sentra_soar::audit::verify_chains(&store, tenants).await?;
+    let mut lines = Vec::new();
+    let mut broken = Vec::new();
+    for (tenant, r) in results {
+        match r {
+            Ok(n) => lines.push(format!("{tenant}: {n} records, chain intact")),
+            Err(b) => broken.push(b.to_string()),
+        }
+    }
+    if broken.is_empty() {
+        Ok(lines)
+    } else {
+        Err(err(broken.join("\n")))
+    }
+}
+
+/// Writes an auditor's zip for `tenant` between `from_us` and `to_us` into `out_dir`; returns its path.
+pub async fn audit_bundle(
+    config: &Config,
+    tenant: &str,
+    from_us: i64,
+    to_us: i64,
+    out_dir: &Path,
+) -> Result<PathBuf, RunError> {
+    sentra_schemas::TenantId::check(tenant).map_err(err)?;
+    let store = ClickHouseSink::new(config.clickhouse.clone());
+    let chain = store.audit_records(tenant).await?;
+    let verification = match verify(&chain) {
+        Ok(n) => format!(
+            "INTACT: all {n} audit records of tenant {tenant} verify (hash chain from record 1)."
+        ),
+        Err(b) => format!("BROKEN: {b}"),
+    };
+    let in_range = |at: i64| at >= from_us && at < to_us;
+    let signals = store.signal_docs(tenant, from_us, to_us).await?;
+    let runs: Vec<Run> = runs(config)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|r| r.tenant == tenant && in_range(r.created_us))
+        .collect();
+    let records: Vec<_> = chain.iter().filter(|r| in_range(r.at_us)).collect();
+    let decisions: Vec<_> = records
+        .iter()
+        .filter(|r| r.action.starts_with("approval.") || r.action == "override.applied")
+        .collect();
+
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64);
+    let stamp = |us: i64| sentra_schemas::time::format_rfc3339_us(us)[..19].replace(':', "");
+    let path = out_dir.join(format!(
+        "sentra-audit-{tenant}-{}-{}-generated-{}.zip",
+        stamp(from_us),
+        stamp(to_us),
+        stamp(now)
+    ));
+    let lines = |items: Vec<String>| items.join("\n") + "\n";
+    let json_lines = |v: Vec<serde_json::Value>| lines(v.iter().map(|x| x.to_string()).collect());
+    let readme = format!(
+        "Sentra audit bundle\n===================\n\nTenant: {tenant}\nPeriod: {} to {} (UTC)\nGenerated: {}\n\n\
+         verification.txt   result of re-computing the tenant's whole audit hash chain\n\
+         audit.jsonl        the audit records of the period (each with seq, prev_hash, hash)\n\
+         decisions.jsonl    approvals requested and decided, overrides applied (subset of audit.jsonl)\n\
+         signals.jsonl      the signals of the period, as Sentra emitted them\n\
+         playbook_runs.jsonl playbook runs created in the period, with their step logs\n\n\
+         To check a record: hash = SHA-256 over length-prefixed prev_hash, seq, tenant, record_id, at, actor,\n\
+         action, subject, details (see sentra_schemas::audit); `sentra audit verify --tenant {tenant}` re-checks\n\
+         the live chain.\n",
+        sentra_schemas::time::format_rfc3339_us(from_us),
+        sentra_schemas::time::format_rfc3339_us(to_us),
+        sentra_schemas::time::format_rfc3339_us(now),
+    );
+    let files: Vec<(&str, String)> = vec![
+        ("README.txt", readme),
+        ("verification.txt", verification + "\n"),
+        (
+            "audit.jsonl",
+            json_lines(
+                records
+                    .iter()
+                    .map(|r| serde_json::to_value(r).unwrap_or_default())
+                    .collect(),
+            ),
+        ),
+        (
+            "decisions.jsonl",
+            json_lines(
+                decisions
+                    .iter()
+                    .map(|r| serde_json::to_value(r).unwrap_or_default())
+                    .collect(),
+            ),
+        ),
+        ("signals.jsonl", lines(signals)),
+        (
+            "playbook_runs.jsonl",
+            json_lines(
+                runs.iter()
+                    .map(|r| serde_json::to_value(r).unwrap_or_default())
+                    .collect(),
+            ),
+        ),
+    ];
+    let write = || -> std::io::Result<()> {
+        std::fs::create_dir_all(out_dir)?;
+        let tmp = path.with_extension("zip.tmp");
+        let mut zip = zip::ZipWriter::new(std::fs::File::create(&tmp)?);
+        let options = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated);
+        for (name, body) in &files {
+            zip.start_file(*name, options)
+                .map_err(std::io::Error::other)?;
+            zip.write_all(body.as_bytes())?;
+        }
+        zip.finish().map_err(std::io::Error::other)?.sync_all()?;
+        std::fs::rename(&tmp, &path)
+    };
+    write().map_err(|e| err(format!("writing {}: {e}", path.display())))?;
+    Ok(path)
+}
