@@ -6,6 +6,7 @@
 mod cli;
 mod docker;
 mod kafka_clickhouse;
+mod playbooks;
 mod soar;
 mod stores;
 mod support;

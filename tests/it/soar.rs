@@ -23,7 +23,7 @@ use crate::support::{service, unique};
 
 /// One request the receiver got.
 #[derive(Clone, Debug)]
-struct Received {
+pub(crate) struct Received {
     at: Instant,
     status: u16,
     headers: BTreeMap<String, String>,
@@ -32,13 +32,13 @@ struct Received {
 
 /// What the receiver answers: first the planned responses in order, then `otherwise`.
 #[derive(Default)]
-struct Script {
+pub(crate) struct Script {
     plan: VecDeque<(u16, Option<&'static str>)>,
     otherwise: u16,
     got: Vec<Received>,
 }
 
-type Receiver = Arc<Mutex<Script>>;
+pub(crate) type Receiver = Arc<Mutex<Script>>;
 
 async fn receive(State(r): State<Receiver>, headers: HeaderMap, body: Bytes) -> impl IntoResponse {
     let mut s = r.lock().unwrap();
@@ -59,7 +59,7 @@ async fn receive(State(r): State<Receiver>, headers: HeaderMap, body: Bytes) -> 
     (StatusCode::from_u16(status).unwrap(), out, "ok")
 }
 
-async fn receiver(otherwise: u16) -> (String, Receiver) {
+pub(crate) async fn receiver(otherwise: u16) -> (String, Receiver) {
     let state: Receiver = Arc::new(Mutex::new(Script {
         otherwise,
         ..Default::default()
@@ -74,7 +74,7 @@ async fn receiver(otherwise: u16) -> (String, Receiver) {
 }
 
 /// Signal ids the receiver acknowledged with 2xx.
-fn delivered(r: &Receiver) -> BTreeSet<String> {
+pub(crate) fn delivered(r: &Receiver) -> BTreeSet<String> {
     r.lock()
         .unwrap()
         .got
@@ -84,7 +84,7 @@ fn delivered(r: &Receiver) -> BTreeSet<String> {
         .collect()
 }
 
-fn signal(n: u32, tenant: &str, risk: f64) -> Signal {
+pub(crate) fn signal(n: u32, tenant: &str, risk: f64) -> Signal {
     Signal {
         id: format!("{n:012x}"),
         signal: "ssh_brute_force".into(),
@@ -419,4 +419,59 @@ async fn the_pipeline_hands_its_high_risk_signals_to_the_webhook() {
     let body: Value = serde_json::from_slice(&rx.lock().unwrap().got[0].body).unwrap();
     assert_eq!(body["data"]["signal"], "ssh_brute_force");
     assert_eq!(body["severity"], "HIGH");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slack_gets_a_calm_text_and_never_the_url_in_errors() {
+    let (url, rx) = receiver(200).await;
+    let slack = sentra_soar::Destination {
+        name: "slack-oncall".into(),
+        kind: sentra_soar::DestinationKind::Slack,
+        url: url.clone(),
+        api_key: String::new(),
+        signing_secret: String::new(),
+        tenants: vec![],
+        min_risk: 0.8,
+        rate_per_second: 5,
+    };
+    let config = SoarConfig::default();
+    let s = signal(41, "acme", 0.85);
+    let (_tx, mut shutdown) = watch::channel(false);
+    let outcome = Deliverer::new(slack.clone(), &config)
+        .deliver(&s, &mut shutdown, |_| {})
+        .await
+        .unwrap();
+    assert!(matches!(outcome, sentra_soar::Outcome::Delivered { .. }));
+    let body: Value = serde_json::from_slice(&rx.lock().unwrap().got[0].body).unwrap();
+    let text = body["text"].as_str().unwrap();
+    assert!(
+        text.starts_with("Sentra signal for acme: ssh_brute_force (CRITICAL, risk 0.85)"),
+        "{text}"
+    );
+    assert!(text.contains("Suggested next step:") && text.contains(&s.id));
+    for alarmist in ["!", "URGENT", "ALERT", "attack in progress", "compromised"] {
+        assert!(!text.contains(alarmist), "{alarmist:?} in {text}");
+    }
+
+    // A Slack URL embeds its secret: a failure must not show it.
+    let secret_url = "http://127.0.0.1:9/services/T000/B000/s3cr3tT0ken".to_owned();
+    let config = SoarConfig {
+        max_attempts: 2,
+        initial_backoff_ms: 10,
+        ..Default::default()
+    };
+    let outcome = Deliverer::new(
+        sentra_soar::Destination {
+            url: secret_url,
+            ..slack
+        },
+        &config,
+    )
+    .deliver(&s, &mut shutdown, |_| {})
+    .await
+    .unwrap();
+    let sentra_soar::Outcome::GaveUp { reason, .. } = outcome else {
+        panic!("nothing listens on port 9")
+    };
+    assert!(!reason.contains("s3cr3tT0ken"), "{reason}");
 }
