@@ -28,6 +28,9 @@ pub enum DestinationKind {
     Webhook,
     /// A Slack incoming webhook receiving a calm text.
     Slack,
+    /// E-mail through an SMTP server (`url` like `smtps://user:pass@mail.example:465` or
+    /// `smtp://mail.example:587?tls=required`; keep it in `url_env`).
+    Email,
 }
 
 /// One configured destination, as written in the file.
@@ -60,6 +63,12 @@ pub struct DestinationConfig {
     /// Most requests per second to this destination (default: `soar.rate_per_second`).
     #[serde(default)]
     pub rate_per_second: Option<u32>,
+    /// E-mail only: the sender address.
+    #[serde(default)]
+    pub from: Option<String>,
+    /// E-mail only: the recipients.
+    #[serde(default)]
+    pub to: Vec<String>,
 }
 
 fn webhook() -> DestinationKind {
@@ -166,6 +175,10 @@ pub struct Destination {
     pub min_risk: f64,
     /// Requests per second.
     pub rate_per_second: u32,
+    /// E-mail sender (e-mail destinations).
+    pub from: String,
+    /// E-mail recipients (e-mail destinations).
+    pub to: Vec<String>,
 }
 
 impl std::fmt::Debug for Destination {
@@ -211,6 +224,8 @@ impl SoarConfig {
                 tenants: Vec::new(),
                 min_risk: self.min_risk,
                 rate_per_second: self.rate_per_second,
+                from: String::new(),
+                to: Vec::new(),
             });
         }
         let mut secret = |name: &str, var: &Option<String>, what: &str| -> String {
@@ -240,10 +255,31 @@ impl SoarConfig {
                 tenants: d.tenants.clone(),
                 min_risk: d.min_risk.unwrap_or(self.min_risk),
                 rate_per_second: d.rate_per_second.unwrap_or(self.rate_per_second),
+                from: d.from.clone().unwrap_or_default(),
+                to: d.to.clone(),
             });
         }
         for d in &out {
-            if !(d.url.starts_with("http://") || d.url.starts_with("https://") || d.url.is_empty())
+            if d.kind == DestinationKind::Email {
+                if !(d.url.starts_with("smtp://") || d.url.starts_with("smtps://"))
+                    && !d.url.is_empty()
+                {
+                    problems.push(format!(
+                        "soar destination {:?}: an e-mail URL must start with smtp:// or smtps://",
+                        d.name
+                    ));
+                }
+                if d.from.parse::<lettre::message::Mailbox>().is_err()
+                    || d.to.is_empty()
+                    || d.to
+                        .iter()
+                        .any(|t| t.parse::<lettre::message::Mailbox>().is_err())
+                {
+                    problems.push(format!("soar destination {:?}: e-mail needs a valid `from` and at least one valid `to`", d.name));
+                }
+            } else if !(d.url.starts_with("http://")
+                || d.url.starts_with("https://")
+                || d.url.is_empty())
             {
                 problems.push(format!(
                     "soar destination {:?}: URL must start with http:// or https://",
@@ -308,5 +344,65 @@ impl SoarConfig {
         self.resolve(|k| std::env::var(k).ok())
             .err()
             .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dest(kind: DestinationKind, url: &str) -> DestinationConfig {
+        DestinationConfig {
+            name: "d".into(),
+            kind,
+            url: url.into(),
+            url_env: None,
+            api_key_env: Some("D_KEY".into()),
+            signing_secret_env: None,
+            tenants: vec![],
+            min_risk: None,
+            rate_per_second: None,
+            from: None,
+            to: vec![],
+        }
+    }
+
+    #[test]
+    fn destinations_resolve_secrets_from_the_environment_and_explain_problems() {
+        let mut c = SoarConfig {
+            destinations: vec![dest(DestinationKind::Webhook, "https://soar.example/hook")],
+            ..Default::default()
+        };
+        let ok = c
+            .resolve(|k| (k == "D_KEY").then(|| "k".to_owned()))
+            .unwrap();
+        assert_eq!((ok[0].api_key.as_str(), ok[0].min_risk), ("k", 0.5));
+        let missing = c.resolve(|_| None).unwrap_err();
+        assert_eq!(
+            missing,
+            ["soar destination \"d\": environment variable D_KEY (its API key) is not set"]
+        );
+
+        c.destinations = vec![dest(DestinationKind::Email, "https://not-smtp")];
+        let p = c.resolve(|_| Some("k".into())).unwrap_err();
+        assert!(p.iter().any(|x| x.contains("smtp://")), "{p:?}");
+        assert!(p.iter().any(|x| x.contains("valid `from`")), "{p:?}");
+        let mut mail = dest(DestinationKind::Email, "smtps://mail.example:465");
+        mail.from = Some("Sentra <sentra@example.org>".into());
+        mail.to = vec!["soc@example.org".into()];
+        c.destinations = vec![mail];
+        assert!(c.resolve(|_| Some("k".into())).is_ok());
+    }
+
+    #[test]
+    fn debug_hides_urls_and_secrets() {
+        let c = SoarConfig {
+            webhook: "https://hooks.example/T0KEN".into(),
+            api_key: "k3y".into(),
+            signing_secret: "s3cret".into(),
+            ..Default::default()
+        };
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("T0KEN") && !shown.contains("k3y") && !shown.contains("s3cret"));
     }
 }

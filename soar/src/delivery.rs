@@ -55,10 +55,13 @@ pub struct Attempt {
     pub at_us: i64,
 }
 
-/// Delivers signals to one destination: its HTTP client, rate limiter and retry budget.
+type Mailer = lettre::AsyncSmtpTransport<lettre::Tokio1Executor>;
+
+/// Delivers signals to one destination: its HTTP client (or SMTP transport), rate limiter and retry budget.
 pub struct Deliverer {
     destination: Destination,
     client: reqwest::Client,
+    mailer: Result<Option<Mailer>, String>,
     limiter: Arc<DefaultDirectRateLimiter>,
     max_attempts: u32,
     initial_backoff: Duration,
@@ -80,9 +83,21 @@ impl Deliverer {
             .user_agent(crate::envelope::source())
             .build()
             .expect("HTTP client builds");
+        let mailer = match destination.kind {
+            DestinationKind::Email => Mailer::from_url(&destination.url)
+                .map(|b| {
+                    Some(
+                        b.timeout(Some(Duration::from_secs(config.timeout_secs)))
+                            .build(),
+                    )
+                })
+                .map_err(|e| format!("the SMTP URL is not usable: {e}")),
+            _ => Ok(None),
+        };
         Self {
             destination,
             client,
+            mailer,
             limiter: Arc::new(RateLimiter::direct(Quota::per_second(per_second))),
             max_attempts: config.max_attempts.max(1),
             initial_backoff: Duration::from_millis(config.initial_backoff_ms),
@@ -102,6 +117,7 @@ impl Deliverer {
         let value = match self.destination.kind {
             DestinationKind::Webhook => envelope(signal),
             DestinationKind::Slack => slack_body(signal),
+            DestinationKind::Email => return crate::envelope::chat_text(signal).into_bytes(),
         };
         serde_json::to_vec(&value).expect("JSON serializes")
     }
@@ -188,6 +204,9 @@ impl Deliverer {
     }
 
     async fn attempt(&self, signal: &Signal, body: &[u8]) -> Verdict {
+        if self.destination.kind == DestinationKind::Email {
+            return self.mail(signal, body).await;
+        }
         let d = &self.destination;
         let mut request = self
             .client
@@ -241,6 +260,48 @@ impl Deliverer {
     }
 }
 
+impl Deliverer {
+    async fn mail(&self, signal: &Signal, body: &[u8]) -> Verdict {
+        use lettre::AsyncTransport as _;
+        let mailer = match &self.mailer {
+            Ok(Some(m)) => m,
+            Ok(None) => return Verdict::Refused("not an e-mail destination".into(), 0),
+            Err(e) => return Verdict::Refused(e.clone(), 0),
+        };
+        let d = &self.destination;
+        let mut message = lettre::Message::builder()
+            .subject(format!(
+                "Sentra: {} for {} ({}, risk {:.2})",
+                signal.signal,
+                signal.tenant.as_str(),
+                signal.severity.as_str(),
+                signal.risk_score
+            ))
+            .header(lettre::message::header::ContentType::TEXT_PLAIN);
+        match d.from.parse() {
+            Ok(from) => message = message.from(from),
+            Err(e) => return Verdict::Refused(format!("bad sender address: {e}"), 0),
+        }
+        for to in &d.to {
+            match to.parse() {
+                Ok(to) => message = message.to(to),
+                Err(e) => return Verdict::Refused(format!("bad recipient address: {e}"), 0),
+            }
+        }
+        let message = match message.body(String::from_utf8_lossy(body).into_owned()) {
+            Ok(m) => m,
+            Err(e) => return Verdict::Refused(format!("cannot build the message: {e}"), 0),
+        };
+        match mailer.send(message).await {
+            Ok(r) => Verdict::Done(r.code().to_string().parse().unwrap_or(250)),
+            Err(e) if e.is_permanent() => {
+                Verdict::Refused(format!("the SMTP server refused it: {e}"), 550)
+            }
+            Err(e) => Verdict::Retry(None, format!("SMTP: {e}"), None),
+        }
+    }
+}
+
 /// `Retry-After` as seconds or an HTTP date.
 fn parse_retry_after(v: &str) -> Option<Duration> {
     if let Ok(secs) = v.trim().parse::<u64>() {
@@ -284,6 +345,8 @@ mod tests {
                 tenants: vec![],
                 min_risk: 0.5,
                 rate_per_second: 1,
+                from: String::new(),
+                to: vec![],
             },
             &config,
         );

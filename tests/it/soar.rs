@@ -433,6 +433,8 @@ async fn slack_gets_a_calm_text_and_never_the_url_in_errors() {
         tenants: vec![],
         min_risk: 0.8,
         rate_per_second: 5,
+        from: String::new(),
+        to: vec![],
     };
     let config = SoarConfig::default();
     let s = signal(41, "acme", 0.85);
@@ -474,4 +476,106 @@ async fn slack_gets_a_calm_text_and_never_the_url_in_errors() {
         panic!("nothing listens on port 9")
     };
     assert!(!reason.contains("s3cr3tT0ken"), "{reason}");
+}
+
+/// A minimal SMTP server: answers the first `MAIL FROM` with a transient 451, accepts the rest, and keeps
+/// every accepted message.
+async fn smtp_server() -> (u16, Arc<Mutex<Vec<String>>>) {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let (store, refused) = (got.clone(), Arc::new(Mutex::new(false)));
+    tokio::spawn(async move {
+        loop {
+            let (socket, _) = listener.accept().await.unwrap();
+            let (store, refused) = (store.clone(), refused.clone());
+            tokio::spawn(async move {
+                let (read, mut write) = socket.into_split();
+                let mut lines = BufReader::new(read).lines();
+                write
+                    .write_all(b"220 localhost ESMTP test\r\n")
+                    .await
+                    .unwrap();
+                let mut data: Option<String> = None;
+                while let Ok(Some(line)) = lines.next_line().await {
+                    if let Some(body) = data.as_mut() {
+                        if line == "." {
+                            store.lock().unwrap().push(data.take().unwrap());
+                            write.write_all(b"250 2.0.0 queued\r\n").await.unwrap();
+                        } else {
+                            body.push_str(&line);
+                            body.push('\n');
+                        }
+                        continue;
+                    }
+                    let verb = line.get(..4).unwrap_or("").to_ascii_uppercase();
+                    let reply: &[u8] = match verb.as_str() {
+                        "EHLO" | "HELO" => b"250 localhost\r\n",
+                        "MAIL" if !std::mem::replace(&mut *refused.lock().unwrap(), true) => {
+                            b"451 4.3.0 try again later\r\n"
+                        }
+                        "DATA" => {
+                            data = Some(String::new());
+                            b"354 go ahead\r\n"
+                        }
+                        "QUIT" => {
+                            write.write_all(b"221 bye\r\n").await.unwrap();
+                            return;
+                        }
+                        _ => b"250 OK\r\n",
+                    };
+                    write.write_all(reply).await.unwrap();
+                }
+            });
+        }
+    });
+    (port, got)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn email_goes_through_smtp_after_a_transient_refusal() {
+    let (port, got) = smtp_server().await;
+    let email = sentra_soar::Destination {
+        name: "soc-mail".into(),
+        kind: sentra_soar::DestinationKind::Email,
+        url: format!("smtp://127.0.0.1:{port}"),
+        api_key: String::new(),
+        signing_secret: String::new(),
+        tenants: vec![],
+        min_risk: 0.8,
+        rate_per_second: 5,
+        from: "Sentra <sentra@example.org>".into(),
+        to: vec!["soc@example.org".into()],
+    };
+    let config = SoarConfig {
+        initial_backoff_ms: 20,
+        ..Default::default()
+    };
+    let s = signal(51, "acme", 0.85);
+    let (_tx, mut shutdown) = watch::channel(false);
+    let mut attempts = Vec::new();
+    let outcome = Deliverer::new(email, &config)
+        .deliver(&s, &mut shutdown, |a| attempts.push(a.clone()))
+        .await
+        .unwrap();
+    assert!(
+        matches!(outcome, sentra_soar::Outcome::Delivered { attempts: 2, .. }),
+        "{outcome:?} {attempts:?}"
+    );
+    let mails = got.lock().unwrap().clone();
+    assert_eq!(mails.len(), 1);
+    let mail = &mails[0];
+    assert!(
+        mail.contains("Subject: Sentra: ssh_brute_force for acme (CRITICAL, risk 0.85)"),
+        "{mail}"
+    );
+    assert!(
+        mail.contains("To: soc@example.org") && mail.contains("sentra@example.org"),
+        "{mail}"
+    );
+    assert!(
+        mail.contains("Six failed logins for root from one source."),
+        "{mail}"
+    );
 }
