@@ -261,8 +261,9 @@ impl SoarConfig {
         }
         for d in &out {
             if d.kind == DestinationKind::Email {
-                if !(d.url.starts_with("smtp://") || d.url.starts_with("smtps://"))
-                    && !d.url.is_empty()
+                if !(d.url.starts_with("smtp://")
+                    || d.url.starts_with("smtps://")
+                    || d.url.is_empty())
                 {
                     problems.push(format!(
                         "soar destination {:?}: an e-mail URL must start with smtp:// or smtps://",
