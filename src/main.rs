@@ -110,6 +110,27 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Ask a question in plain English, answered for one tenant from ClickHouse (with --config) or the
+    /// embedded store of `sentra replay` (--data-dir).
+    Query {
+        /// The question, e.g. "top 5 source IPs with failed logins yesterday".
+        question: String,
+        /// Your tenant: every answer is scoped to it, whatever the question says.
+        #[arg(long)]
+        tenant: String,
+        /// `table` (default) or `json` (engine, intent, query, rows, summary).
+        #[arg(long, default_value = "table")]
+        format: String,
+        /// Embedded store directory (the default store).
+        #[arg(long, default_value = "./sentra-data")]
+        data_dir: PathBuf,
+        /// Configuration file: answer from its ClickHouse instead of the embedded store.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Reference time for "today", "last 24 hours" (RFC 3339; default: now).
+        #[arg(long)]
+        now: Option<String>,
+    },
     /// Consume Kafka, normalize, detect, and store in ClickHouse, committing offsets only after storage.
     Run {
         /// Configuration file (TOML); SENTRA_<SECTION>_<KEY> environment variables override it.
@@ -567,6 +588,57 @@ fn dispatch(cli: Cli) -> Result<()> {
                 }
             }
         }
+        Command::Query {
+            question,
+            tenant,
+            format,
+            data_dir,
+            config,
+            now,
+        } => {
+            let tenant = sentra_schemas::TenantId::new(&tenant)
+                .map_err(|e| anyhow::anyhow!("--tenant: {e}"))?;
+            anyhow::ensure!(
+                format == "table" || format == "json",
+                "--format must be table or json"
+            );
+            let now_us = match now {
+                Some(t) => parse_time(&t)?,
+                None => std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)?
+                    .as_micros() as i64,
+            };
+            let store = match config {
+                Some(path) => {
+                    let c = load_config(Some(&path))?;
+                    sentra_queries::Store::ClickHouse(
+                        sentra_sinks::clickhouse::ClickHouseSink::new(c.clickhouse)
+                            .client()
+                            .clone(),
+                    )
+                }
+                None => {
+                    anyhow::ensure!(
+                        data_dir.is_dir(),
+                        "no embedded store at {}: run `sentra replay` first, or pass --data-dir or --config",
+                        data_dir.display()
+                    );
+                    sentra_queries::Store::Embedded(data_dir)
+                }
+            };
+            let rt = tokio::runtime::Runtime::new()?;
+            let answer = rt.block_on(sentra_queries::ask(&store, &tenant, &question, now_us))?;
+            if format == "json" {
+                println!("{}", serde_json::to_string_pretty(&answer)?);
+            } else {
+                print_table(&answer.columns, &answer.rows);
+                println!(
+                    "\n{}\n(engine: {} — {})",
+                    answer.summary, answer.engine, answer.why
+                );
+            }
+            Ok(())
+        }
         Command::Run { config } => {
             let c = load_config(config.as_deref())?;
             let rt = tokio::runtime::Runtime::new()?;
@@ -754,6 +826,44 @@ fn with_shutdown<T>(
         });
         f(rx).await
     })
+}
+
+/// Prints rows as an aligned text table.
+fn print_table(columns: &[String], rows: &[serde_json::Map<String, serde_json::Value>]) {
+    let cell = |v: Option<&serde_json::Value>| match v {
+        Some(serde_json::Value::String(s)) => s.chars().take(80).collect(),
+        Some(serde_json::Value::Null) | None => String::new(),
+        Some(v) => v.to_string(),
+    };
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| columns.iter().map(|c| cell(r.get(c))).collect())
+        .collect();
+    let widths: Vec<usize> = columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            cells
+                .iter()
+                .map(|r| r[i].chars().count())
+                .chain([c.len()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |vals: &[String]| {
+        vals.iter()
+            .zip(&widths)
+            .map(|(v, w)| format!("{v:<w$}"))
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_owned()
+    };
+    println!("{}", line(columns));
+    for r in &cells {
+        println!("{}", line(r));
+    }
 }
 
 /// Loads and validates the configuration, listing every problem.
