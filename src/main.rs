@@ -611,11 +611,11 @@ fn dispatch(cli: Cli) -> Result<()> {
             let store = match config {
                 Some(path) => {
                     let c = load_config(Some(&path))?;
-                    sentra_queries::Store::ClickHouse(
+                    sentra_queries::Store::ClickHouse(Box::new(
                         sentra_sinks::clickhouse::ClickHouseSink::new(c.clickhouse)
                             .client()
                             .clone(),
-                    )
+                    ))
                 }
                 None => {
                     anyhow::ensure!(

@@ -41,7 +41,7 @@ pub enum Store {
     /// The embedded store written by `sentra replay` (its data directory).
     Embedded(PathBuf),
     /// ClickHouse (analytics and signals).
-    ClickHouse(clickhouse::Client),
+    ClickHouse(Box<clickhouse::Client>),
 }
 
 /// An answer.

@@ -99,11 +99,43 @@ const SIGNAL_WORDS: [(&str, &[&str]); 12] = [
     ),
 ];
 
+/// Event actions and the words that mean them.
+const ACTION_WORDS: [(&str, &[&str]); 4] = [
+    (
+        "user_created",
+        &[
+            "new user",
+            "new account",
+            "accounts created",
+            "user created",
+            "account creation",
+        ],
+    ),
+    (
+        "password_changed",
+        &["password change", "passwords changed", "password changed"],
+    ),
+    (
+        "user_added_to_group",
+        &[
+            "group add",
+            "added to group",
+            "group membership",
+            "added to the",
+        ],
+    ),
+    (
+        "ssh_invalid_user",
+        &["invalid user", "unknown user", "non-existent user"],
+    ),
+];
+
 fn words(q: &str) -> Vec<String> {
     let mut out = Vec::new();
     for raw in q.split_whitespace() {
-        let w =
-            raw.trim_matches(|c: char| matches!(c, ',' | '?' | '!' | ';' | '"' | '\'' | '(' | ')'));
+        let w = raw.trim_matches(|c: char| {
+            matches!(c, ',' | '?' | '!' | ';' | ':' | '"' | '\'' | '(' | ')')
+        });
         let w = w.strip_suffix('.').unwrap_or(w);
         if !w.is_empty() {
             out.push(w.to_lowercase());
@@ -334,29 +366,11 @@ pub fn plan(question: &str, now_us: i64) -> Result<Intent, PlanError> {
         f.processes.push("su".into());
         notes.push("su".into());
     }
-    if has("new user")
-        || has("new account")
-        || has("accounts created")
-        || has("user created")
-        || has("account creation")
-    {
-        if subject == Subject::Events {
-            f.actions.push("user_created".into());
-        }
-    }
-    if has("password change") || has("passwords changed") || has("password changed") {
-        if subject == Subject::Events {
-            f.actions.push("password_changed".into());
-        }
-    }
-    if has("group add") || has("added to group") || has("group membership") || has("added to the") {
-        if subject == Subject::Events {
-            f.actions.push("user_added_to_group".into());
-        }
-    }
-    if has("invalid user") || has("unknown user") || has("non-existent user") {
-        if subject == Subject::Events {
-            f.actions.push("ssh_invalid_user".into());
+    if subject == Subject::Events {
+        for (action, phrases) in ACTION_WORDS {
+            if phrases.iter().any(|p| has(p)) {
+                f.actions.push(action.to_owned());
+            }
         }
     }
     if failed {
@@ -556,7 +570,13 @@ pub fn plan(question: &str, now_us: i64) -> Result<Intent, PlanError> {
         What::Summarize
     } else if has("how many") || word("count") || has("number of") || has("total") {
         What::Count
-    } else if (has("top") || word("most") || has("which") || has("who")) && group_by.is_some() {
+    } else if group_by.is_some()
+        && (has("top")
+            || word("most")
+            || has("which")
+            || has("who")
+            || !(has("show") || has("list")))
+    {
         What::TopN
     } else if has("show")
         || has("list")

@@ -107,6 +107,7 @@ pub fn compile(intent: &Intent, dialect: Dialect) -> Vec<Compiled> {
             let mut by_kind = intent.clone();
             by_kind.what = What::TopN;
             by_kind.group_by = Some(Dim::Action);
+            by_kind.limit = crate::intent::MAX_ROWS;
             let mut signals = intent.clone();
             signals.subject = Subject::Signals;
             signals.what = What::List;

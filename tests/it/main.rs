@@ -7,6 +7,7 @@ mod cli;
 mod docker;
 mod kafka_clickhouse;
 mod playbooks;
+mod query;
 mod soar;
 mod stores;
 mod support;
