@@ -289,7 +289,10 @@ async fn embedded(dir: &std::path::Path, tenant: &TenantId, c: &Compiled) -> Res
                 params.into_iter().map(Into::into).collect(),
             ))
         })
-        .map_err(|e| format!("query planning failed: {e}"))?;
+        .map_err(|e| {
+            tracing::warn!(error = %e, sql = %c.sql, "embedded query could not be planned");
+            "the query could not be planned".to_owned()
+        })?;
     let schema = df.schema().clone();
     let batches = df
         .collect()
@@ -374,16 +377,18 @@ async fn clickhouse_rows(
         .collect()
         .await
         .map_err(|e| match e {
-            clickhouse::error::Error::BadResponse(text) => {
-                // The first line of ClickHouse's message, without the query echoed back.
-                text.lines()
-                    .next()
-                    .unwrap_or("error")
-                    .chars()
-                    .take(200)
-                    .collect()
+            // Only the error code: ClickHouse's message echoes parts of the query and the schema.
+            clickhouse::error::Error::BadResponse(text) => match text.split_once("Code: ") {
+                Some((_, rest)) => format!(
+                    "ClickHouse error code {}",
+                    rest.split('.').next().unwrap_or("?")
+                ),
+                None => "ClickHouse refused the query".into(),
+            },
+            clickhouse::error::Error::Network(_) | clickhouse::error::Error::TimedOut => {
+                "ClickHouse is unreachable".into()
             }
-            other => other.to_string(),
+            _ => "ClickHouse failed".into(),
         })?;
     let mut lines = bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty());
     let columns: Vec<String> = match lines.next() {

@@ -77,7 +77,10 @@ impl Builder {
             match (v.contains('/'), dialect) {
                 (false, _) => format!("{column} = {p}"),
                 (true, Dialect::DataFusion) => format!("ip_in_cidr({column}, {p})"),
-                (true, Dialect::ClickHouse) => format!("isIPAddressInRange({column}, {p})"),
+                // Short-circuit evaluation keeps rows without an IP away from the (throwing) function.
+                (true, Dialect::ClickHouse) => {
+                    format!("({column} <> '' AND isIPAddressInRange({column}, {p}))")
+                }
             }
         })
     }
