@@ -131,6 +131,29 @@ enum Command {
         #[arg(long)]
         now: Option<String>,
     },
+    /// Serve the HTTP API (questions, signals) over the embedded store of `sentra replay`; keys and the
+    /// listen address come from `[api]` in the config.
+    Serve {
+        /// Embedded store directory.
+        #[arg(long, default_value = "./sentra-data")]
+        data_dir: PathBuf,
+        /// Configuration file with the `[api]` section.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Measure POST /v1/query latency on the embedded store (in-process server, sequential requests);
+    /// prints p50/p95/p99.
+    BenchApi {
+        /// Embedded store directory (from `sentra replay`).
+        #[arg(long, default_value = "./sentra-data")]
+        data_dir: PathBuf,
+        /// Tenant to ask as.
+        #[arg(long)]
+        tenant: String,
+        /// Requests to send.
+        #[arg(long, default_value_t = 400)]
+        requests: usize,
+    },
     /// Consume Kafka, normalize, detect, and store in ClickHouse, committing offsets only after storage.
     Run {
         /// Configuration file (TOML); SENTRA_<SECTION>_<KEY> environment variables override it.
@@ -639,6 +662,36 @@ fn dispatch(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        Command::Serve { data_dir, config } => {
+            let c = load_config(Some(&config))?;
+            anyhow::ensure!(
+                !c.api.listen.is_empty(),
+                "set [api] listen (e.g. \"127.0.0.1:8080\") and keys in {}",
+                config.display()
+            );
+            anyhow::ensure!(
+                data_dir.is_dir(),
+                "no embedded store at {}: run `sentra replay` first",
+                data_dir.display()
+            );
+            with_shutdown(async |rx| {
+                let api = sentra_pipeline::api::Api::new(
+                    &c.api,
+                    sentra_queries::Store::Embedded(data_dir),
+                    None,
+                );
+                let mut done = rx.clone();
+                let addr = sentra_pipeline::api::serve(&c.api.listen, api, rx).await?;
+                eprintln!("serving the embedded store on http://{addr} (Ctrl-C to stop)");
+                let _ = done.changed().await;
+                Ok(())
+            })
+        }
+        Command::BenchApi {
+            data_dir,
+            tenant,
+            requests,
+        } => bench_api(data_dir, &tenant, requests),
         Command::Run { config } => {
             let c = load_config(config.as_deref())?;
             let rt = tokio::runtime::Runtime::new()?;
@@ -825,6 +878,79 @@ fn with_shutdown<T>(
             let _ = tx.send(true);
         });
         f(rx).await
+    })
+}
+
+/// `sentra bench-api`: an in-process API over the embedded store, asked a mix of questions in sequence.
+fn bench_api(data_dir: PathBuf, tenant: &str, requests: usize) -> Result<()> {
+    sentra_schemas::TenantId::check(tenant).map_err(|e| anyhow::anyhow!("--tenant: {e}"))?;
+    anyhow::ensure!(
+        data_dir.is_dir(),
+        "no embedded store at {}: run `sentra replay` first",
+        data_dir.display()
+    );
+    let key = "bench-key";
+    let api_config = sentra_pipeline::api::ApiConfig {
+        listen: "127.0.0.1:0".into(),
+        keys: vec![sentra_pipeline::api::ApiKey {
+            tenant: tenant.into(),
+            key_sha256: sentra_schemas::hex_digest_plain(key.as_bytes()),
+        }],
+        rate_per_minute: u32::MAX,
+    };
+    let questions = [
+        "how many failed logins?",
+        "top 5 source IPs with failed logins",
+        "which signals were high or critical?",
+        "trend of failed logins per hour",
+        "show the last 10 failed logins for root",
+        "how many sudo events?",
+        "summarize what happened",
+        "how many failed logins from 203.0.113.0/24",
+    ];
+    with_shutdown(async |rx| {
+        let api = sentra_pipeline::api::Api::new(
+            &api_config,
+            sentra_queries::Store::Embedded(data_dir),
+            None,
+        );
+        let addr = sentra_pipeline::api::serve(&api_config.listen, api, rx).await?;
+        let client = reqwest::Client::new();
+        let url = format!("http://{addr}/v1/query");
+        let bar = indicatif::ProgressBar::new(requests as u64);
+        let mut latencies = Vec::with_capacity(requests);
+        for i in 0..requests {
+            let started = std::time::Instant::now();
+            let r = client
+                .post(&url)
+                .header("X-API-Key", key)
+                .json(&serde_json::json!({"question": questions[i % questions.len()]}))
+                .send()
+                .await?;
+            anyhow::ensure!(
+                r.status().is_success(),
+                "HTTP {}: {}",
+                r.status(),
+                r.text().await?
+            );
+            r.bytes().await?;
+            latencies.push(started.elapsed());
+            bar.inc(1);
+        }
+        bar.finish_and_clear();
+        latencies.sort();
+        let pct =
+            |p: f64| latencies[((latencies.len() as f64 * p).ceil() as usize).saturating_sub(1)];
+        println!(
+            "POST /v1/query on the embedded store: {} requests, {} question kinds; p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+            latencies.len(),
+            questions.len(),
+            pct(0.50).as_secs_f64() * 1e3,
+            pct(0.95).as_secs_f64() * 1e3,
+            pct(0.99).as_secs_f64() * 1e3,
+            latencies.last().map_or(0.0, |d| d.as_secs_f64() * 1e3)
+        );
+        Ok(())
     })
 }
 

@@ -46,6 +46,8 @@ pub struct Config {
     pub soar: SoarConfig,
     /// The audit trail.
     pub audit: AuditConfig,
+    /// The HTTP API.
+    pub api: crate::api::ApiConfig,
     /// Tenant policy.
     pub tenants: TenantsConfig,
     /// Detection settings.
@@ -182,6 +184,7 @@ const SECTIONS: &[&str] = &[
     "elasticsearch",
     "soar",
     "audit",
+    "api",
     "tenants",
     "input",
 ];
@@ -313,6 +316,7 @@ impl Config {
         }
         p.extend(self.elasticsearch.problems());
         p.extend(self.soar.problems());
+        p.extend(self.api.problems());
         if self.soar.enabled()
             && [&self.soar.topic, &self.soar.dlq_topic]
                 .iter()

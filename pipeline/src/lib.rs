@@ -3,6 +3,7 @@
 //! [`run`] for Kafka) wire sources to sinks with the delivery guarantees described in docs/ARCHITECTURE.md;
 //! [`respond`] runs playbooks, approvals and the audit trail's checks.
 
+pub mod api;
 pub mod config;
 pub mod detect;
 pub mod normalize;

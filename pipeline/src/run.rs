@@ -248,6 +248,14 @@ pub async fn run(
     if !applied.is_empty() {
         info!(migrations = ?applied, "ClickHouse schema migrated");
     }
+    if !config.api.listen.is_empty() {
+        let store = sentra_queries::Store::ClickHouse(Box::new(sink.client().clone()));
+        let api = crate::api::Api::new(&config.api, store, Some(config.clone()));
+        let addr = crate::api::serve(&config.api.listen, api, shutdown.clone())
+            .await
+            .map_err(|e| RunError::Config(format!("api.listen {}: {e}", config.api.listen)))?;
+        info!(%addr, "HTTP API listening");
+    }
     let forensics = match config.elasticsearch.enabled() {
         true => {
             let es = ElasticsearchSink::new(config.elasticsearch.clone())?;

@@ -57,3 +57,9 @@ mod tests {
         );
     }
 }
+
+/// Lower-case hex of the plain SHA-256 of `bytes` (what `sha256sum` prints), e.g. for API key digests.
+pub fn hex_digest_plain(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(bytes))
+}

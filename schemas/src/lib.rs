@@ -20,7 +20,7 @@ pub mod time;
 
 pub use columns::{events_schema, EventColumns, EventRef, EventRows, EVENT_COLUMNS};
 pub use event::{Category, Event, Outcome};
-pub use ids::{event_id, event_id_into, hex_digest};
+pub use ids::{event_id, event_id_into, hex_digest, hex_digest_plain};
 pub use quarantine::{QuarantineReason, Quarantined};
 pub use signal::{AppliedOverride, MitreTechnique, RiskFactor, Severity, Signal};
 pub use tenant::{TenantError, TenantId};
