@@ -40,6 +40,11 @@ pub fn event_id_into<'b>(
     std::str::from_utf8(buf).expect("hex is ASCII")
 }
 
+/// Lower-case hex of the plain SHA-256 of `bytes` (what `sha256sum` prints), e.g. for API key digests.
+pub fn hex_digest_plain(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -56,10 +61,4 @@ mod tests {
             hex_digest(&[b"a", b"bc"], 64)
         );
     }
-}
-
-/// Lower-case hex of the plain SHA-256 of `bytes` (what `sha256sum` prints), e.g. for API key digests.
-pub fn hex_digest_plain(bytes: &[u8]) -> String {
-    use sha2::Digest as _;
-    hex::encode(sha2::Sha256::digest(bytes))
 }
