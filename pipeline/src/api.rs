@@ -139,7 +139,7 @@ impl Api {
     }
 
     /// The caller's tenant, or the response refusing the call.
-    fn tenant(&self, headers: &HeaderMap) -> Result<TenantId, Response> {
+    fn tenant(&self, headers: &HeaderMap) -> Result<TenantId, Box<Response>> {
         self.metrics.requests.fetch_add(1, Ordering::Relaxed);
         let key = headers
             .get("x-api-key")
@@ -153,10 +153,10 @@ impl Api {
         let tenant = key.and_then(|k| self.keys.get(&hex::encode(Sha256::digest(k.as_bytes()))));
         let Some(tenant) = tenant else {
             self.metrics.unauthorized.fetch_add(1, Ordering::Relaxed);
-            return Err(error(
+            return Err(Box::new(error(
                 StatusCode::UNAUTHORIZED,
                 "missing or unknown API key: send it as `Authorization: Bearer <key>` or `X-API-Key`",
-            ));
+            )));
         };
         if let Err(not_until) = self.limiter.check_key(&tenant.as_str().to_owned()) {
             self.metrics.rate_limited.fetch_add(1, Ordering::Relaxed);
@@ -171,7 +171,7 @@ impl Api {
                 "retry-after",
                 (wait.as_secs() + 1).to_string().parse().expect("digits"),
             );
-            return Err(r);
+            return Err(Box::new(r));
         }
         Ok(tenant.clone())
     }
@@ -229,7 +229,7 @@ async fn query(
 ) -> Response {
     let tenant = match api.tenant(&headers) {
         Ok(t) => t,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let Some(Json(body)) = body else {
         return error(
@@ -261,7 +261,7 @@ async fn signals(
 ) -> Response {
     let tenant = match api.tenant(&headers) {
         Ok(t) => t,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let intent = Intent {
         what: What::List,
@@ -285,7 +285,7 @@ async fn signals(
 async fn signal(State(api): State<Shared>, headers: HeaderMap, Path(id): Path<String>) -> Response {
     let tenant = match api.tenant(&headers) {
         Ok(t) => t,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     if id.len() != 12 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
         return error(
@@ -341,7 +341,7 @@ async fn signal(State(api): State<Shared>, headers: HeaderMap, Path(id): Path<St
 async fn approvals(State(api): State<Shared>, headers: HeaderMap) -> Response {
     let tenant = match api.tenant(&headers) {
         Ok(t) => t,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let Some(config) = &api.config else {
         return error(
@@ -380,7 +380,7 @@ async fn decide(
 ) -> Response {
     let tenant = match api.tenant(&headers) {
         Ok(t) => t,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let Some(config) = &api.config else {
         return error(
