@@ -3,6 +3,7 @@
 //! Service tests need the local services started by `scripts/services.sh up` (as `scripts/test.sh` does) and
 //! read their addresses from `SENTRA_TEST_KAFKA` and `SENTRA_TEST_CLICKHOUSE_URL`.
 
+mod api;
 mod cli;
 mod docker;
 mod kafka_clickhouse;

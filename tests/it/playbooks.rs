@@ -162,9 +162,59 @@ async fn approval_gated_playbooks_and_a_tamper_evident_audit_trail() {
     respond::decide(&config, &ra, true, "alice", "confirmed with the host owner")
         .await
         .unwrap();
-    respond::decide(&config, &rb, false, "bob", "a scheduled scan")
+    // B is rejected over the HTTP API, by a key of its own tenant; another tenant's key cannot see it.
+    let api_config = sentra_pipeline::api::ApiConfig {
+        listen: "127.0.0.1:0".into(),
+        keys: vec![
+            sentra_pipeline::api::ApiKey {
+                tenant: "acme".into(),
+                key_sha256: sentra_schemas::hex_digest_plain(b"acme-key"),
+            },
+            sentra_pipeline::api::ApiKey {
+                tenant: "globex".into(),
+                key_sha256: sentra_schemas::hex_digest_plain(b"globex-key"),
+            },
+        ],
+        rate_per_minute: 100,
+    };
+    let api = sentra_pipeline::api::Api::new(
+        &api_config,
+        sentra_queries::Store::ClickHouse(Box::new(env.clickhouse())),
+        Some(config.clone()),
+    );
+    let (_api_stop, api_shutdown) = watch::channel(false);
+    let addr = sentra_pipeline::api::serve(&api_config.listen, api, api_shutdown)
         .await
         .unwrap();
+    let http = reqwest::Client::new();
+    let waiting: serde_json::Value = http
+        .get(format!("http://{addr}/v1/approvals"))
+        .header("X-API-Key", "acme-key")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ids: Vec<&str> = waiting
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    assert!(
+        ids.contains(&rb.as_str()) && !ids.contains(&rc.as_str()),
+        "{ids:?}"
+    );
+    let reject = |key: &'static str| {
+        http.post(format!("http://{addr}/v1/approvals/{rb}/reject"))
+            .header("X-API-Key", key)
+            .json(&serde_json::json!({"by": "bob", "reason": "a scheduled scan"}))
+            .send()
+    };
+    assert_eq!(reject("globex-key").await.unwrap().status().as_u16(), 404);
+    let r = reject("acme-key").await.unwrap();
+    assert_eq!(r.status().as_u16(), 200, "{:?}", r.text().await);
     let runs = wait_states(
         &config,
         &[(&ra, RunState::Succeeded), (&rb, RunState::Rejected)],

@@ -13,14 +13,14 @@ use crate::support::{sentra, stdout};
 /// 2026-03-15T00:00:00Z: "now" for every question.
 const NOW: i64 = 1_773_532_800_000_000;
 
-struct Data {
+pub(crate) struct Data {
     _dir: tempfile::TempDir,
-    store: Store,
+    pub(crate) store: Store,
     events: Vec<Value>,
-    signals: Vec<Value>,
+    pub(crate) signals: Vec<Value>,
 }
 
-fn setup() -> Data {
+pub(crate) fn setup() -> Data {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/auth.log");
