@@ -634,11 +634,21 @@ fn dispatch(cli: Cli) -> Result<()> {
             let store = match config {
                 Some(path) => {
                     let c = load_config(Some(&path))?;
-                    sentra_queries::Store::ClickHouse(Box::new(
+                    let es = c
+                        .elasticsearch
+                        .enabled()
+                        .then(|| {
+                            sentra_sinks::elasticsearch::ElasticsearchSink::new(
+                                c.elasticsearch.clone(),
+                            )
+                        })
+                        .transpose()?;
+                    sentra_queries::Store::services(
                         sentra_sinks::clickhouse::ClickHouseSink::new(c.clickhouse)
                             .client()
                             .clone(),
-                    ))
+                        es,
+                    )
                 }
                 None => {
                     anyhow::ensure!(

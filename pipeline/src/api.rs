@@ -314,8 +314,8 @@ async fn signal(State(api): State<Shared>, headers: HeaderMap, Path(id): Path<St
     if let Some(c) = api.config.as_ref().filter(|c| c.elasticsearch.enabled()) {
         if let Ok(es) = sentra_sinks::elasticsearch::ElasticsearchSink::new(c.elasticsearch.clone())
         {
-            let ids: Vec<String> = match &api.store {
-                Store::ClickHouse(client) => client
+            let ids: Vec<String> = match api.store.clickhouse() {
+                Some(client) => client
                     .query("SELECT evidence FROM signals FINAL WHERE tenant = ? AND signal_id = ? LIMIT 1")
                     .bind(tenant.as_str())
                     .bind(&id)
@@ -324,7 +324,7 @@ async fn signal(State(api): State<Shared>, headers: HeaderMap, Path(id): Path<St
                     .ok()
                     .flatten()
                     .unwrap_or_default(),
-                Store::Embedded(_) => Vec::new(),
+                None => Vec::new(),
             };
             if let Ok(docs) = es
                 .search(tenant.as_str(), json!({"terms": {"event.id": ids}}), 100)

@@ -249,7 +249,12 @@ pub async fn run(
         info!(migrations = ?applied, "ClickHouse schema migrated");
     }
     if !config.api.listen.is_empty() {
-        let store = sentra_queries::Store::ClickHouse(Box::new(sink.client().clone()));
+        let es = config
+            .elasticsearch
+            .enabled()
+            .then(|| ElasticsearchSink::new(config.elasticsearch.clone()))
+            .transpose()?;
+        let store = sentra_queries::Store::services(sink.client().clone(), es);
         let api = crate::api::Api::new(&config.api, store, Some(config.clone()));
         let addr = crate::api::serve(&config.api.listen, api, shutdown.clone())
             .await

@@ -9,6 +9,7 @@
 //! The tenant never comes from the question: it is the caller's identity, injected by the compiler
 //! (ClickHouse) or by which partition directory is registered at all (embedded store).
 
+pub mod dsl;
 pub mod intent;
 pub mod planner;
 pub mod sql;
@@ -42,12 +43,48 @@ pub enum Store {
     Embedded(PathBuf),
     /// ClickHouse (analytics and signals).
     ClickHouse(Box<clickhouse::Client>),
+    /// ClickHouse for analytics and signals, Elasticsearch for raw-event listings (forensics).
+    Services(Box<Services>),
+}
+
+impl Store {
+    /// The ClickHouse client, for service stores.
+    pub fn clickhouse(&self) -> Option<&clickhouse::Client> {
+        match self {
+            Store::Embedded(_) => None,
+            Store::ClickHouse(c) => Some(c),
+            Store::Services(s) => Some(&s.clickhouse),
+        }
+    }
+
+    /// ClickHouse, with Elasticsearch for listings when `elasticsearch` is configured.
+    pub fn services(
+        clickhouse: clickhouse::Client,
+        elasticsearch: Option<sentra_sinks::elasticsearch::ElasticsearchSink>,
+    ) -> Self {
+        match elasticsearch {
+            Some(elasticsearch) => Store::Services(Box::new(Services {
+                clickhouse,
+                elasticsearch,
+            })),
+            None => Store::ClickHouse(Box::new(clickhouse)),
+        }
+    }
+}
+
+/// The service stores.
+#[derive(Clone)]
+pub struct Services {
+    /// Analytics and signals.
+    pub clickhouse: clickhouse::Client,
+    /// Forensics: raw-event listings.
+    pub elasticsearch: sentra_sinks::elasticsearch::ElasticsearchSink,
 }
 
 /// An answer.
 #[derive(Debug, Clone, Serialize)]
 pub struct Answer {
-    /// `embedded` or `clickhouse`.
+    /// `embedded`, `clickhouse` or `elasticsearch`.
     pub engine: &'static str,
     /// Why that engine.
     pub why: String,
@@ -103,6 +140,10 @@ pub async fn ask(
 
 /// Runs an already planned `intent` (from the deterministic planner or a validated LLM plan).
 pub async fn answer(store: &Store, tenant: &TenantId, intent: Intent) -> Result<Answer, AskError> {
+    if let (Store::Services(s), Subject::Events, What::List) = (store, intent.subject, intent.what)
+    {
+        return forensic_listing(&s.elasticsearch, tenant, intent).await;
+    }
     let (engine, dialect, why) = route(store, &intent);
     let compiled = compile(&intent, dialect);
     let run = async {
@@ -111,6 +152,7 @@ pub async fn answer(store: &Store, tenant: &TenantId, intent: Intent) -> Result<
             results.push(match store {
                 Store::Embedded(dir) => embedded(dir, tenant, c).await,
                 Store::ClickHouse(client) => clickhouse_rows(client, tenant, c).await,
+                Store::Services(s) => clickhouse_rows(&s.clickhouse, tenant, c).await,
             }?);
         }
         Ok::<_, String>(results)
@@ -150,12 +192,55 @@ fn route(store: &Store, intent: &Intent) -> (&'static str, Dialect, String) {
                 "{kind}, answered by DataFusion over the embedded store (no ClickHouse configured)"
             ),
         ),
-        Store::ClickHouse(_) => (
+        Store::ClickHouse(_) | Store::Services(_) => (
             "clickhouse",
             Dialect::ClickHouse,
             format!("{kind}, answered by ClickHouse (analytics and signals live there)"),
         ),
     }
+}
+
+/// A raw-event listing from Elasticsearch (the forensics store).
+async fn forensic_listing(
+    es: &sentra_sinks::elasticsearch::ElasticsearchSink,
+    tenant: &TenantId,
+    intent: Intent,
+) -> Result<Answer, AskError> {
+    let query = dsl::compile(&intent);
+    let store_error = |detail: &str| AskError::Store {
+        engine: "elasticsearch",
+        detail: detail.into(),
+    };
+    let docs = tokio::time::timeout(
+        QUERY_TIMEOUT,
+        es.list(tenant.as_str(), query.clone(), intent.limit),
+    )
+    .await
+    .map_err(|_| store_error("no answer in time"))?
+    .map_err(|e| {
+        tracing::warn!(error = %e, "forensic listing failed");
+        store_error(if e.is_retryable() {
+            "Elasticsearch is unavailable"
+        } else {
+            "Elasticsearch refused the query"
+        })
+    })?;
+    let table = Table {
+        columns: dsl::COLUMNS.iter().map(|c| (*c).to_owned()).collect(),
+        rows: docs.iter().map(dsl::row).collect(),
+    };
+    let summary = summary::summarize(&intent, tenant.as_str(), std::slice::from_ref(&table));
+    Ok(Answer {
+        engine: "elasticsearch",
+        why: "a forensic listing of raw events, answered by Elasticsearch (the forensics store; it holds \
+              the security-relevant categories and every signal's evidence)"
+            .into(),
+        intent,
+        query: vec![query.to_string()],
+        columns: table.columns,
+        rows: table.rows,
+        summary,
+    })
 }
 
 /// `ip_in_cidr(ip, cidr)`: whether a textual IP is inside a CIDR range (IPv4 or IPv6).

@@ -420,9 +420,20 @@ impl ElasticsearchSink {
         query: Value,
         size: usize,
     ) -> Result<Vec<Value>, SinkError> {
+        self.search_sorted(tenant, query, size, json!([{"@timestamp": "desc"}]))
+            .await
+    }
+
+    async fn search_sorted(
+        &self,
+        tenant: &str,
+        query: Value,
+        size: usize,
+        sort: Value,
+    ) -> Result<Vec<Value>, SinkError> {
         let body = json!({
             "size": size,
-            "sort": [{"@timestamp": "desc"}],
+            "sort": sort,
             "query": {"bool": {
                 "filter": [{"term": {"organization.id": tenant}}],
                 "must": [query],
@@ -456,6 +467,23 @@ impl ElasticsearchSink {
             .as_array()
             .map(|hits| hits.iter().map(|h| h["_source"].clone()).collect())
             .unwrap_or_default())
+    }
+
+    /// Lists `tenant`'s documents matching `query` (combined with the tenant filter), newest first with
+    /// ties in event-id order, up to `size`.
+    pub async fn list(
+        &self,
+        tenant: &str,
+        query: Value,
+        size: usize,
+    ) -> Result<Vec<Value>, SinkError> {
+        self.search_sorted(
+            tenant,
+            query,
+            size,
+            json!([{"@timestamp": "desc"}, {"event.id": "asc"}]),
+        )
+        .await
     }
 
     /// Counts the documents of `tenant` (every query Sentra issues is tenant-scoped: by index pattern and

@@ -480,8 +480,11 @@ fn comparable(a: &sentra_queries::Answer) -> Vec<BTreeMap<String, Value>> {
 async fn clickhouse_gives_the_same_answers_as_the_embedded_store() {
     use crate::kafka_clickhouse::{create_topic, produce, raw, run_until, Env};
     let d = setup();
-    // The same sample through Kafka → `sentra run` → ClickHouse, plus globex's lines.
-    let env = Env::new();
+    // The same sample through Kafka → `sentra run` → ClickHouse and Elasticsearch, plus globex's lines.
+    let mut env = Env::new();
+    let es_url = crate::support::service("SENTRA_TEST_ES_URL");
+    let prefix = crate::support::unique("it-query").replace('_', "-");
+    env.extra_toml = format!("[elasticsearch]\nurl = \"{es_url}\"\nindex_prefix = \"{prefix}\"\n");
     create_topic(&env.brokers, &env.topic).await;
     let sample =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/auth.log")).unwrap();
@@ -540,6 +543,36 @@ async fn clickhouse_gives_the_same_answers_as_the_embedded_store() {
             answer.query[0]
         );
     }
+    // Raw-event listings go to the forensics store when there is one, with the same rows.
+    let es =
+        sentra_sinks::elasticsearch::ElasticsearchSink::new(env.config().elasticsearch).unwrap();
+    let services = Store::services(env.clickhouse(), Some(es));
+    let sorted = |a: &sentra_queries::Answer| {
+        let mut rows = comparable(a);
+        rows.sort_by_key(|r| serde_json::to_string(r).unwrap());
+        rows
+    };
+    for question in [
+        "list failed logins from 192.0.2.44",
+        "show the last 20 failed logins for root",
+        "show failed sudo attempts",
+        "list failed logins on web-2",
+        "list failed logins for tenant globex from 198.18.0.1",
+    ] {
+        let embedded = q(&d, question).await;
+        let answer = ask(&services, &acme, question, NOW)
+            .await
+            .unwrap_or_else(|e| panic!("{question}: {e}"));
+        assert_eq!(answer.engine, "elasticsearch", "{question}");
+        assert_eq!(answer.columns, embedded.columns);
+        assert_eq!(sorted(&answer), sorted(&embedded), "{question}");
+        assert!(!answer.query[0].contains("globex"), "{}", answer.query[0]);
+    }
+    let a = ask(&services, &acme, "how many failed logins?", NOW)
+        .await
+        .unwrap();
+    assert_eq!(a.engine, "clickhouse");
+
     let id = d.signals[0]["id"].as_str().unwrap();
     let a = ask(&store, &acme, &format!("explain signal {id}"), NOW)
         .await
