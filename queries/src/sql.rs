@@ -339,7 +339,7 @@ fn signals(intent: &Intent, dialect: Dialect) -> Compiled {
                 b,
                 "signals",
                 format!(
-                    "SELECT signal_id, signal, severity, risk_score, {t} AS window_end, user_name AS user, \
+                    "SELECT signal_id, signal, severity, risk_score, {t} AS window_end_utc, user_name AS user, \
                      source_ip AS ip, narrative FROM {table}{filter} \
                      ORDER BY risk_score DESC, window_end DESC, signal_id ASC LIMIT {limit}"
                 ),
@@ -351,7 +351,7 @@ fn signals(intent: &Intent, dialect: Dialect) -> Compiled {
                 b,
                 "signal",
                 format!(
-                    "SELECT signal_id, signal, severity, risk_score, {ts} AS window_start, {te} AS window_end, \
+                    "SELECT signal_id, signal, severity, risk_score, {ts} AS window_start_utc, {te} AS window_end_utc, \
                      count, user_name AS user, source_ip AS ip, {hosts_col} AS hosts, {mitre_col} AS mitre, \
                      intent, narrative, recommendation FROM {table}{filter} LIMIT 1"
                 ),

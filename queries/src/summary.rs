@@ -167,8 +167,8 @@ pub fn summarize(intent: &Intent, tenant: &str, results: &[Table]) -> String {
                 text(r.get("signal")),
                 text(r.get("severity")),
                 text(r.get("risk_score")),
-                text(r.get("window_start")),
-                text(r.get("window_end")),
+                text(r.get("window_start_utc")),
+                text(r.get("window_end_utc")),
                 text(r.get("narrative")),
                 text(r.get("recommendation"))
             )
