@@ -631,9 +631,11 @@ fn dispatch(cli: Cli) -> Result<()> {
                     .duration_since(std::time::UNIX_EPOCH)?
                     .as_micros() as i64,
             };
+            let mut llm = None;
             let store = match config {
                 Some(path) => {
                     let c = load_config(Some(&path))?;
+                    llm = c.query.planner();
                     let es = c
                         .elasticsearch
                         .enabled()
@@ -660,7 +662,13 @@ fn dispatch(cli: Cli) -> Result<()> {
                 }
             };
             let rt = tokio::runtime::Runtime::new()?;
-            let answer = rt.block_on(sentra_queries::ask(&store, &tenant, &question, now_us))?;
+            let answer = rt.block_on(sentra_queries::ask_with(
+                &store,
+                &tenant,
+                &question,
+                now_us,
+                llm.as_ref(),
+            ))?;
             if format == "json" {
                 println!("{}", serde_json::to_string_pretty(&answer)?);
             } else {

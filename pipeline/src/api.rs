@@ -107,6 +107,7 @@ pub struct Api {
     keys: BTreeMap<String, TenantId>,
     limiter: DefaultKeyedRateLimiter<String>,
     config: Option<Config>,
+    llm: Option<sentra_queries::llm::LlmPlanner>,
     metrics: Metrics,
 }
 
@@ -133,6 +134,7 @@ impl Api {
                 })
                 .collect(),
             limiter: RateLimiter::keyed(Quota::per_minute(per_minute)),
+            llm: config.as_ref().and_then(|c| c.query.planner()),
             config,
             metrics: Metrics::default(),
         }
@@ -186,7 +188,10 @@ impl Api {
         let started = Instant::now();
         let result = match intent {
             Some(i) => sentra_queries::answer(&self.store, tenant, i).await,
-            None => sentra_queries::ask(&self.store, tenant, question, now_us).await,
+            None => {
+                sentra_queries::ask_with(&self.store, tenant, question, now_us, self.llm.as_ref())
+                    .await
+            }
         };
         self.metrics
             .query_micros

@@ -48,6 +48,8 @@ pub struct Config {
     pub audit: AuditConfig,
     /// The HTTP API.
     pub api: crate::api::ApiConfig,
+    /// Question planning.
+    pub query: QueryConfig,
     /// Tenant policy.
     pub tenants: TenantsConfig,
     /// Detection settings.
@@ -93,6 +95,48 @@ impl Default for KafkaConfig {
             batch_max_wait_ms: 500,
             properties: BTreeMap::new(),
         }
+    }
+}
+
+/// `[query]`: the optional LLM planner (any OpenAI-compatible endpoint); off while `llm_base_url` is empty.
+#[derive(Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueryConfig {
+    /// e.g. `https://api.openai.com/v1`.
+    pub llm_base_url: String,
+    /// Model name.
+    pub llm_model: String,
+    /// API key (never logged); prefer `SENTRA_QUERY_LLM_API_KEY`.
+    pub llm_api_key: String,
+}
+
+impl std::fmt::Debug for QueryConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueryConfig")
+            .field("llm_base_url", &self.llm_base_url)
+            .field("llm_model", &self.llm_model)
+            .field(
+                "llm_api_key",
+                &if self.llm_api_key.is_empty() {
+                    ""
+                } else {
+                    "***"
+                },
+            )
+            .finish()
+    }
+}
+
+impl QueryConfig {
+    /// The LLM planner, when configured.
+    pub fn planner(&self) -> Option<sentra_queries::llm::LlmPlanner> {
+        (!self.llm_base_url.is_empty()).then(|| {
+            sentra_queries::llm::LlmPlanner::new(
+                &self.llm_base_url,
+                &self.llm_api_key,
+                &self.llm_model,
+            )
+        })
     }
 }
 
@@ -185,6 +229,7 @@ const SECTIONS: &[&str] = &[
     "soar",
     "audit",
     "api",
+    "query",
     "tenants",
     "input",
 ];
@@ -228,7 +273,14 @@ impl Config {
             // Credentials and names stay strings even when they look like numbers.
             let always_text = matches!(
                 field,
-                "password" | "api_key" | "user" | "url" | "database" | "webhook" | "signing_secret"
+                "password"
+                    | "api_key"
+                    | "user"
+                    | "url"
+                    | "database"
+                    | "webhook"
+                    | "signing_secret"
+                    | "llm_api_key"
             );
             let parsed = toml::from_str::<toml::Table>(&format!("v = {value}"))
                 .ok()

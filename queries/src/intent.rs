@@ -57,6 +57,7 @@ pub enum Dim {
 
 /// Filters; empty lists mean "any".
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct Filters {
     /// `[from, to)` in epoch microseconds.
     pub time: Option<(i64, i64)>,
@@ -86,21 +87,31 @@ pub struct Filters {
 
 /// A question, understood.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Intent {
     /// What to compute.
     pub what: What,
     /// Over which records.
     pub subject: Subject,
     /// Which of them.
+    #[serde(default)]
     pub filters: Filters,
     /// Grouping for top-N and trends.
+    #[serde(default)]
     pub group_by: Option<Dim>,
     /// Most rows returned.
+    #[serde(default = "ten")]
     pub limit: usize,
     /// The signal to explain.
+    #[serde(default)]
     pub signal_id: Option<String>,
     /// How the question was read, for the answer's transparency (e.g. "failed logins" → outcome failure).
+    #[serde(default)]
     pub notes: Vec<String>,
+}
+
+fn ten() -> usize {
+    10
 }
 
 /// Most rows any answer returns.

@@ -11,6 +11,7 @@
 
 pub mod dsl;
 pub mod intent;
+pub mod llm;
 pub mod planner;
 pub mod sql;
 pub mod summary;
@@ -136,6 +137,34 @@ pub async fn ask(
 ) -> Result<Answer, AskError> {
     let intent = planner::plan(question, now_us)?;
     answer(store, tenant, intent).await
+}
+
+/// Answers `question` with the LLM planner when one is given, falling back to the deterministic planner on
+/// any model failure (the answer's intent notes say which planned it).
+pub async fn ask_with(
+    store: &Store,
+    tenant: &TenantId,
+    question: &str,
+    now_us: i64,
+    llm: Option<&llm::LlmPlanner>,
+) -> Result<Answer, AskError> {
+    if question.chars().count() > 500 {
+        return Err(planner::PlanError::TooLong.into());
+    }
+    if let Some(model) = llm {
+        match model.plan(question, now_us).await {
+            Ok(intent) => return answer(store, tenant, intent).await,
+            Err(e) => {
+                tracing::warn!(reason = %e, "LLM planner failed; using the deterministic planner");
+                let mut intent = planner::plan(question, now_us)?;
+                intent
+                    .notes
+                    .push("deterministic planner (the language model was not usable)".into());
+                return answer(store, tenant, intent).await;
+            }
+        }
+    }
+    ask(store, tenant, question, now_us).await
 }
 
 /// Runs an already planned `intent` (from the deterministic planner or a validated LLM plan).

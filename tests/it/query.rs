@@ -623,3 +623,73 @@ async fn clickhouse_gives_the_same_answers_as_the_embedded_store() {
         .unwrap();
     assert!(a.rows.is_empty(), "{:?}", a.rows);
 }
+
+/// A fake OpenAI-compatible endpoint answering every chat completion with the next scripted content
+/// (`None`: HTTP 400).
+async fn fake_llm(script: Vec<Option<String>>) -> String {
+    use axum::{extract::State, routing::post, Json, Router};
+    use std::sync::{Arc, Mutex};
+    type Script = Arc<Mutex<std::collections::VecDeque<Option<String>>>>;
+    async fn complete(
+        State(s): State<Script>,
+        Json(_req): Json<Value>,
+    ) -> axum::response::Response {
+        use axum::response::IntoResponse;
+        match s.lock().unwrap().pop_front().flatten() {
+            Some(content) => Json(serde_json::json!({
+                "id": "c1", "object": "chat.completion", "created": 0, "model": "fake",
+                "choices": [{"index": 0, "finish_reason": "stop",
+                             "message": {"role": "assistant", "content": content}}]
+            }))
+            .into_response(),
+            None => (axum::http::StatusCode::BAD_REQUEST, Json(serde_json::json!({"error": {"message": "no", "type": "invalid_request_error"}}))).into_response(),
+        }
+    }
+    let state: Script = Arc::new(Mutex::new(script.into()));
+    let app = Router::new()
+        .route("/v1/chat/completions", post(complete))
+        .with_state(state);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/v1", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    url
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_llm_plan_is_used_only_when_valid_and_the_planner_falls_back_otherwise() {
+    let d = setup();
+    let acme = TenantId::new("acme").unwrap();
+    let valid = serde_json::json!({
+        "what": "count", "subject": "events",
+        "filters": {"outcome": "failure", "category": "authentication"},
+        "group_by": null, "limit": 10, "signal_id": null, "notes": []
+    })
+    .to_string();
+    let mut hostile_ip: Value = serde_json::from_str(&valid).unwrap();
+    hostile_ip["filters"]["ips"] = serde_json::json!(["1.2.3.4' OR 1=1 --"]);
+    let mut other_tenant: Value = serde_json::from_str(&valid).unwrap();
+    other_tenant["tenant"] = "globex".into();
+    let url = fake_llm(vec![
+        Some(valid),
+        Some("SELECT * FROM events".into()),
+        Some(hostile_ip.to_string()),
+        Some(other_tenant.to_string()),
+        None,
+    ])
+    .await;
+    let llm = sentra_queries::llm::LlmPlanner::new(&url, "sk-test-not-a-secret", "fake-model");
+    let failed = count(&d, failed_auth);
+    for (i, expect_llm) in [true, false, false, false, false].into_iter().enumerate() {
+        let a =
+            sentra_queries::ask_with(&d.store, &acme, "how many failed logins?", NOW, Some(&llm))
+                .await
+                .unwrap_or_else(|e| panic!("case {i}: {e}"));
+        assert_eq!(n(&a, "events"), failed, "case {i}");
+        let by_llm = a
+            .intent
+            .notes
+            .iter()
+            .any(|x| x.contains("language model, then validated"));
+        assert_eq!(by_llm, expect_llm, "case {i}: {:?}", a.intent.notes);
+    }
+}
