@@ -622,6 +622,66 @@ async fn clickhouse_gives_the_same_answers_as_the_embedded_store() {
         .await
         .unwrap();
     assert!(a.rows.is_empty(), "{:?}", a.rows);
+
+    // GET /v1/signals/{id} over the service stores: the signal and its evidence events from Elasticsearch.
+    let brute = d
+        .signals
+        .iter()
+        .find(|s| s["signal"] == "ssh_brute_force")
+        .unwrap();
+    let id = brute["id"].as_str().unwrap();
+    let api_config = sentra_pipeline::api::ApiConfig {
+        listen: "127.0.0.1:0".into(),
+        keys: vec![
+            sentra_pipeline::api::ApiKey {
+                tenant: "acme".into(),
+                key_sha256: sentra_schemas::hex_digest_plain(b"acme-key"),
+            },
+            sentra_pipeline::api::ApiKey {
+                tenant: "globex".into(),
+                key_sha256: sentra_schemas::hex_digest_plain(b"globex-key"),
+            },
+        ],
+        rate_per_minute: 100,
+    };
+    let es =
+        sentra_sinks::elasticsearch::ElasticsearchSink::new(env.config().elasticsearch).unwrap();
+    let api = sentra_pipeline::api::Api::new(
+        &api_config,
+        Store::services(env.clickhouse(), Some(es)),
+        Some(env.config()),
+    );
+    let (_stop, shutdown) = tokio::sync::watch::channel(false);
+    let addr = sentra_pipeline::api::serve(&api_config.listen, api, shutdown)
+        .await
+        .unwrap();
+    let http = reqwest::Client::new();
+    let body: Value = http
+        .get(format!("http://{addr}/v1/signals/{id}"))
+        .header("X-API-Key", "acme-key")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["signal"]["signal_id"], id);
+    let evidence = body["evidence"]
+        .as_array()
+        .expect("evidence from Elasticsearch");
+    assert!(!evidence.is_empty(), "{body}");
+    for e in evidence {
+        assert_eq!(e["organization"]["id"], "acme");
+        assert_eq!(e["source"]["ip"], "203.0.113.7");
+        assert_eq!(e["event"]["outcome"], "failure");
+    }
+    let r = http
+        .get(format!("http://{addr}/v1/signals/{id}"))
+        .header("X-API-Key", "globex-key")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 404, "globex cannot see acme's signal");
 }
 
 /// A fake OpenAI-compatible endpoint answering every chat completion with the next scripted content
