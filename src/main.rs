@@ -627,9 +627,7 @@ fn dispatch(cli: Cli) -> Result<()> {
             );
             let now_us = match now {
                 Some(t) => parse_time(&t)?,
-                None => std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)?
-                    .as_micros() as i64,
+                None => sentra_schemas::time::now_us(),
             };
             let mut llm = None;
             let store = match config {

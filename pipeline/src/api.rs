@@ -213,12 +213,6 @@ impl Api {
     }
 }
 
-fn now_us() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as i64)
-}
-
 #[derive(Deserialize)]
 struct QueryBody {
     question: String,
@@ -243,7 +237,7 @@ async fn query(
         );
     };
     let now = match body.now.as_deref() {
-        None => now_us(),
+        None => sentra_schemas::time::now_us(),
         Some(t) => match sentra_schemas::time::parse_iso8601_prefix(t.as_bytes()) {
             Some((us, n)) if n == t.len() => us,
             _ => return error(StatusCode::BAD_REQUEST, "`now` must be an RFC 3339 time"),
@@ -284,7 +278,8 @@ async fn signals(
         signal_id: None,
         notes: vec!["GET /v1/signals".into()],
     };
-    api.run(&tenant, Some(intent), "", now_us()).await
+    api.run(&tenant, Some(intent), "", sentra_schemas::time::now_us())
+        .await
 }
 
 async fn signal(State(api): State<Shared>, headers: HeaderMap, Path(id): Path<String>) -> Response {
@@ -314,29 +309,23 @@ async fn signal(State(api): State<Shared>, headers: HeaderMap, Path(id): Path<St
         Ok(a) => a,
         Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     };
-    // Evidence events from the forensics store, when one is configured.
+    // Evidence events from the forensics store, when the API serves one.
     let mut evidence = Value::Null;
-    if let Some(c) = api.config.as_ref().filter(|c| c.elasticsearch.enabled()) {
-        if let Ok(es) = sentra_sinks::elasticsearch::ElasticsearchSink::new(c.elasticsearch.clone())
+    if let (Some(es), Some(client)) = (api.store.elasticsearch(), api.store.clickhouse()) {
+        let ids: Vec<String> = client
+            .query("SELECT evidence FROM signals FINAL WHERE tenant = ? AND signal_id = ? LIMIT 1")
+            .bind(tenant.as_str())
+            .bind(&id)
+            .fetch_optional::<Vec<String>>()
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        if let Ok(docs) = es
+            .search(tenant.as_str(), json!({"terms": {"event.id": ids}}), 100)
+            .await
         {
-            let ids: Vec<String> = match api.store.clickhouse() {
-                Some(client) => client
-                    .query("SELECT evidence FROM signals FINAL WHERE tenant = ? AND signal_id = ? LIMIT 1")
-                    .bind(tenant.as_str())
-                    .bind(&id)
-                    .fetch_optional::<Vec<String>>()
-                    .await
-                    .ok()
-                    .flatten()
-                    .unwrap_or_default(),
-                None => Vec::new(),
-            };
-            if let Ok(docs) = es
-                .search(tenant.as_str(), json!({"terms": {"event.id": ids}}), 100)
-                .await
-            {
-                evidence = Value::Array(docs);
-            }
+            evidence = Value::Array(docs);
         }
     }
     Json(json!({ "signal": answer.rows[0], "summary": answer.summary, "evidence": evidence }))
@@ -410,21 +399,23 @@ async fn decide(
         );
     };
     // Another tenant's run does not exist, as far as this caller is concerned.
-    let owned = crate::respond::runs(config)
-        .await
-        .map(|runs| {
-            runs.iter()
-                .any(|r| r.id == id && r.tenant == tenant.as_str())
-        })
-        .unwrap_or(false);
-    if !owned {
-        return error(
+    match crate::respond::decide_for(
+        config,
+        Some(tenant.as_str()),
+        &id,
+        approve,
+        &body.by,
+        &body.reason,
+    )
+    .await
+    {
+        Ok(run) => Json(run).into_response(),
+        Err(sentra_soar::playbooks::engine::EngineError::Run(
+            sentra_soar::playbooks::run::RunError::Unknown(_),
+        )) => error(
             StatusCode::NOT_FOUND,
             "no such playbook run for your tenant",
-        );
-    }
-    match crate::respond::decide(config, &id, approve, &body.by, &body.reason).await {
-        Ok(run) => Json(run).into_response(),
+        ),
         Err(e) => error(StatusCode::CONFLICT, &e.to_string()),
     }
 }

@@ -215,9 +215,7 @@ fn read_all(
     let mut counts = Counts::default();
     let mut columns = EventColumns::with_capacity(BATCH_EVENTS);
     let mut quarantined = Vec::new();
-    let now_us = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as i64);
+    let now_us = sentra_schemas::time::now_us();
     let send = |columns: &mut EventColumns, quarantined: &mut Vec<Quarantined>| {
         let chunk = Chunk {
             events: columns.finish(),

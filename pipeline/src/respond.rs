@@ -93,19 +93,33 @@ pub async fn decide(
     by: &str,
     reason: &str,
 ) -> Result<Run, RunError> {
+    decide_for(config, None, id, approve, by, reason)
+        .await
+        .map_err(err)
+}
+
+/// [`decide`] on behalf of `tenant` (the HTTP API): another tenant's run is unknown to it.
+pub async fn decide_for(
+    config: &Config,
+    tenant: Option<&str>,
+    id: &str,
+    approve: bool,
+    by: &str,
+    reason: &str,
+) -> Result<Run, engine::EngineError> {
     let client = client_config(config);
     let audit = AuditLog::new(&client, &config.audit.topic)?;
     engine::decide(
         &client,
         &config.soar.runs_topic,
         Some(&audit),
+        tenant,
         id,
         approve,
         by,
         reason,
     )
     .await
-    .map_err(err)
 }
 
 /// Verifies the audit chains (`sentra audit verify`): one line per tenant; an error names the first broken
@@ -159,9 +173,7 @@ pub async fn audit_bundle(
         .filter(|r| r.action.starts_with("approval.") || r.action == "override.applied")
         .collect();
 
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as i64);
+    let now = sentra_schemas::time::now_us();
     let stamp = |us: i64| sentra_schemas::time::format_rfc3339_us(us)[..19].replace(':', "");
     let path = out_dir.join(format!(
         "sentra-audit-{tenant}-{}-{}-generated-{}.zip",

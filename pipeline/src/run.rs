@@ -186,12 +186,6 @@ pub(crate) fn client_config(config: &Config) -> ClientConfig {
     c
 }
 
-fn now_us() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as i64)
-}
-
 /// Retries `op` with exponential backoff (200 ms doubling to 30 s) while the error is retryable and no
 /// shutdown was requested.
 async fn with_retry<T, F, Fut>(
@@ -422,7 +416,7 @@ pub async fn run(
                     .topic_tenants
                     .get(m.topic())
                     .map(String::as_str),
-                reference_us: ts.map_or_else(now_us, |t| t * 1000),
+                reference_us: ts.map_or_else(sentra_schemas::time::now_us, |t| t * 1000),
                 reference_is_event_time: ts.is_some(),
             };
             if let Err(q) = normalizer.normalize_into(&input, &mut columns) {

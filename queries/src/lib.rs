@@ -58,6 +58,14 @@ impl Store {
         }
     }
 
+    /// The forensics store, when there is one.
+    pub fn elasticsearch(&self) -> Option<&sentra_sinks::elasticsearch::ElasticsearchSink> {
+        match self {
+            Store::Services(s) => Some(&s.elasticsearch),
+            _ => None,
+        }
+    }
+
     /// ClickHouse, with Elasticsearch for listings when `elasticsearch` is configured.
     pub fn services(
         clickhouse: clickhouse::Client,
@@ -384,7 +392,7 @@ async fn embedded(dir: &std::path::Path, tenant: &TenantId, c: &Compiled) -> Res
         "signals",
         dir.join("signals")
             .join(format!("tenant={}", tenant.as_str())),
-        sentra_sinks_signals_schema(),
+        sentra_sinks::embedded::signals_schema(),
     )
     .await?;
     let params: Vec<ScalarValue> = c
@@ -417,31 +425,6 @@ async fn embedded(dir: &std::path::Path, tenant: &TenantId, c: &Compiled) -> Res
         rows: to_rows(&batches, &columns)?,
         columns,
     })
-}
-
-/// The embedded store's signals schema (kept in step with `sentra_sinks::embedded`).
-fn sentra_sinks_signals_schema() -> datafusion::arrow::datatypes::SchemaRef {
-    use datafusion::arrow::datatypes::{Field, Schema, TimeUnit};
-    let ts = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
-    let s = |n: &str| Field::new(n, DataType::Utf8, false);
-    let o = |n: &str| Field::new(n, DataType::Utf8, true);
-    Arc::new(Schema::new(vec![
-        s("signal_id"),
-        s("signal"),
-        Field::new("window_start", ts.clone(), false),
-        Field::new("window_end", ts, false),
-        s("severity"),
-        Field::new("risk_score", DataType::Float64, false),
-        Field::new("count", DataType::UInt64, false),
-        o("user_name"),
-        o("source_ip"),
-        s("hosts"),
-        s("mitre"),
-        s("intent"),
-        s("narrative"),
-        s("recommendation"),
-        s("doc"),
-    ]))
 }
 
 fn to_rows(batches: &[RecordBatch], names: &[String]) -> Result<Vec<Map<String, Value>>, String> {

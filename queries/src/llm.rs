@@ -13,6 +13,7 @@ use async_openai::types::chat::{
 use async_openai::Client;
 
 use crate::intent::{Dim, Intent, Subject, What, MAX_RANGE_US, MAX_ROWS};
+use crate::planner::{is_ip_or_cidr, is_name};
 
 /// Longest the model may take before the deterministic planner answers instead.
 pub const LLM_TIMEOUT: Duration = Duration::from_secs(8);
@@ -34,19 +35,6 @@ Reply with one JSON object with exactly these fields:
  "group_by": "ip"|"user"|"host"|"signal"|"severity"|"outcome"|"action"|"hour"|"day"|null,
  "limit": 1..1000, "signal_id": 12 hex characters or null, "notes": []}
 Never include a tenant: the caller's tenant is applied by the system. The current time is given in the user message."#;
-
-fn is_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 64
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@' | '$'))
-}
-
-fn is_ip_or_cidr(s: &str) -> bool {
-    let (ip, bits) = s.split_once('/').map_or((s, None), |(a, b)| (a, Some(b)));
-    ip.parse::<std::net::IpAddr>().is_ok()
-        && bits.is_none_or(|b| b.parse::<u8>().is_ok_and(|b| b <= 128))
-}
 
 /// A list of values, what it is, and the test each value must pass.
 type Check<'a> = (&'a str, &'a Vec<String>, fn(&str) -> bool);

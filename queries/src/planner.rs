@@ -148,7 +148,8 @@ fn is_ipv4(s: &str) -> bool {
     s.parse::<std::net::Ipv4Addr>().is_ok()
 }
 
-fn is_ip_or_cidr(s: &str) -> bool {
+/// An IPv4/IPv6 address or a CIDR range.
+pub(crate) fn is_ip_or_cidr(s: &str) -> bool {
     match s.split_once('/') {
         Some((ip, bits)) => {
             let max = if is_ipv4(ip) {
@@ -165,7 +166,7 @@ fn is_ip_or_cidr(s: &str) -> bool {
 }
 
 /// A plausible user or host name: letters, digits and `._-@`, at most 64 bytes.
-fn is_name(s: &str) -> bool {
+pub(crate) fn is_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 64
         && s.chars()

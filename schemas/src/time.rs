@@ -1,3 +1,10 @@
+/// The current time, epoch microseconds (0 if the clock is before 1970).
+pub fn now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64)
+}
+
 /// Formats microseconds since the epoch as RFC 3339 UTC with microseconds, e.g.
 /// `2026-03-14T00:00:00.000000Z`.
 pub fn format_rfc3339_us(us: i64) -> String {

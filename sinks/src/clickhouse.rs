@@ -205,12 +205,6 @@ fn quarantine_id(q: &Quarantined) -> String {
     )
 }
 
-fn now_us() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as i64)
-}
-
 /// Renders [`sentra_schemas::CLICKHOUSE_TENANT_ACCESS`] for `tenant` (validated) in `database`, with
 /// `service_user` as Sentra's own (unrestricted) user.
 pub fn tenant_access_sql(
@@ -474,7 +468,7 @@ impl ClickHouseSink {
         if items.is_empty() {
             return Ok(());
         }
-        let received_at = now_us();
+        let received_at = sentra_schemas::time::now_us();
         let mut insert = self
             .client
             .insert::<QuarantineRow<'_>>("quarantine")

@@ -286,19 +286,8 @@ impl ElasticsearchSink {
             .put_index_template(IndicesPutIndexTemplateParts::Name(prefix))
             .body(body)
             .send()
-            .await
-            .map_err(|e| unavailable(e.to_string()))?;
-        let status = response.status_code();
-        if status.is_success() {
-            return Ok(());
-        }
-        let text = response.text().await.unwrap_or_default();
-        let detail = format!("index template: HTTP {status}: {}", excerpt(&text));
-        Err(if retryable(status) {
-            unavailable(detail)
-        } else {
-            rejected(detail)
-        })
+            .await;
+        reply(response, "index template").await.map(|_| ())
     }
 
     /// Indexes `docs` in bounded bulk requests. Returns the documents Elasticsearch refused (with its
@@ -448,21 +437,8 @@ impl ElasticsearchSink {
             .ignore_unavailable(true)
             .body(body)
             .send()
-            .await
-            .map_err(|e| unavailable(e.to_string()))?;
-        let status = response.status_code();
-        let body: Value = response
-            .json()
-            .await
-            .map_err(|e| unavailable(e.to_string()))?;
-        if !status.is_success() {
-            let detail = format!("search: HTTP {status}: {}", excerpt(&body.to_string()));
-            return Err(if retryable(status) {
-                unavailable(detail)
-            } else {
-                rejected(detail)
-            });
-        }
+            .await;
+        let body = reply(response, "search").await?;
         Ok(body["hits"]["hits"]
             .as_array()
             .map(|hits| hits.iter().map(|h| h["_source"].clone()).collect())
@@ -497,18 +473,33 @@ impl ElasticsearchSink {
             .allow_no_indices(true)
             .body(json!({"query": {"term": {"organization.id": tenant}}}))
             .send()
-            .await
-            .map_err(|e| unavailable(e.to_string()))?;
-        let status = response.status_code();
-        let body: Value = response
-            .json()
-            .await
-            .map_err(|e| unavailable(e.to_string()))?;
-        if !status.is_success() {
-            return Err(rejected(format!("count: HTTP {status}: {body}")));
-        }
+            .await;
+        let body = reply(response, "count").await?;
         Ok(body["count"].as_u64().unwrap_or(0))
     }
+}
+
+/// The JSON body of a successful reply; transport trouble, 429 and 5xx are retryable, other statuses are
+/// rejections (each error says which request, the status and an excerpt of the body).
+async fn reply(
+    sent: Result<elasticsearch::http::response::Response, elasticsearch::Error>,
+    what: &str,
+) -> Result<Value, SinkError> {
+    let response = sent.map_err(|e| unavailable(e.to_string()))?;
+    let status = response.status_code();
+    let text = response
+        .text()
+        .await
+        .map_err(|e| unavailable(e.to_string()))?;
+    if !status.is_success() {
+        let detail = format!("{what}: HTTP {status}: {}", excerpt(&text));
+        return Err(if retryable(status) {
+            unavailable(detail)
+        } else {
+            rejected(detail)
+        });
+    }
+    Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
 fn retryable(status: StatusCode) -> bool {

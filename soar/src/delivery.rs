@@ -146,9 +146,7 @@ impl Deliverer {
                 number,
                 status,
                 detail: detail.clone(),
-                at_us: std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_micros() as i64),
+                at_us: sentra_schemas::time::now_us(),
             });
             match verdict {
                 Verdict::Done(status) => {
@@ -218,9 +216,7 @@ impl Deliverer {
             request = request.header("X-API-Key", &d.api_key);
         }
         if !d.signing_secret.is_empty() {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |t| t.as_secs() as i64);
+            let now = sentra_schemas::time::now_us().div_euclid(1_000_000);
             request = request.header(TIMESTAMP_HEADER, now.to_string()).header(
                 SIGNATURE_HEADER,
                 sign(d.signing_secret.as_bytes(), now, body),

@@ -1,27 +1,16 @@
 //! The HTTP API over the embedded store: keys decide the tenant, answers match the router's, another
 //! tenant's data and signals stay out of reach, rate limits answer 429, and errors say what to do.
 
-use sentra_pipeline::api::{Api, ApiConfig, ApiKey};
+use sentra_pipeline::api::Api;
 use serde_json::{json, Value};
 use tokio::sync::watch;
 
 use crate::query::setup;
 
-fn key(tenant: &str, key: &str) -> ApiKey {
-    ApiKey {
-        tenant: tenant.into(),
-        key_sha256: sentra_schemas::hex_digest_plain(key.as_bytes()),
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_api_answers_each_tenant_from_its_own_data_only() {
     let d = setup();
-    let config = ApiConfig {
-        listen: "127.0.0.1:0".into(),
-        keys: vec![key("acme", "acme-key"), key("globex", "globex-key")],
-        rate_per_minute: 30,
-    };
+    let config = crate::support::api_config(&[("acme", "acme-key"), ("globex", "globex-key")], 30);
     let (_stop, shutdown) = watch::channel(false);
     let addr = sentra_pipeline::api::serve(
         &config.listen,

@@ -163,20 +163,8 @@ async fn approval_gated_playbooks_and_a_tamper_evident_audit_trail() {
         .await
         .unwrap();
     // B is rejected over the HTTP API, by a key of its own tenant; another tenant's key cannot see it.
-    let api_config = sentra_pipeline::api::ApiConfig {
-        listen: "127.0.0.1:0".into(),
-        keys: vec![
-            sentra_pipeline::api::ApiKey {
-                tenant: "acme".into(),
-                key_sha256: sentra_schemas::hex_digest_plain(b"acme-key"),
-            },
-            sentra_pipeline::api::ApiKey {
-                tenant: "globex".into(),
-                key_sha256: sentra_schemas::hex_digest_plain(b"globex-key"),
-            },
-        ],
-        rate_per_minute: 100,
-    };
+    let api_config =
+        crate::support::api_config(&[("acme", "acme-key"), ("globex", "globex-key")], 100);
     let api = sentra_pipeline::api::Api::new(
         &api_config,
         sentra_queries::Store::ClickHouse(Box::new(env.clickhouse())),

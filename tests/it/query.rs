@@ -630,20 +630,8 @@ async fn clickhouse_gives_the_same_answers_as_the_embedded_store() {
         .find(|s| s["signal"] == "ssh_brute_force")
         .unwrap();
     let id = brute["id"].as_str().unwrap();
-    let api_config = sentra_pipeline::api::ApiConfig {
-        listen: "127.0.0.1:0".into(),
-        keys: vec![
-            sentra_pipeline::api::ApiKey {
-                tenant: "acme".into(),
-                key_sha256: sentra_schemas::hex_digest_plain(b"acme-key"),
-            },
-            sentra_pipeline::api::ApiKey {
-                tenant: "globex".into(),
-                key_sha256: sentra_schemas::hex_digest_plain(b"globex-key"),
-            },
-        ],
-        rate_per_minute: 100,
-    };
+    let api_config =
+        crate::support::api_config(&[("acme", "acme-key"), ("globex", "globex-key")], 100);
     let es =
         sentra_sinks::elasticsearch::ElasticsearchSink::new(env.config().elasticsearch).unwrap();
     let api = sentra_pipeline::api::Api::new(

@@ -59,3 +59,18 @@ pub fn stdout(o: &Output) -> String {
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
+
+/// An in-process API configuration on a free loopback port with `(tenant, key)` pairs.
+pub fn api_config(keys: &[(&str, &str)], rate_per_minute: u32) -> sentra_pipeline::api::ApiConfig {
+    sentra_pipeline::api::ApiConfig {
+        listen: "127.0.0.1:0".into(),
+        keys: keys
+            .iter()
+            .map(|(tenant, key)| sentra_pipeline::api::ApiKey {
+                tenant: (*tenant).into(),
+                key_sha256: sentra_schemas::hex_digest_plain(key.as_bytes()),
+            })
+            .collect(),
+        rate_per_minute,
+    }
+}

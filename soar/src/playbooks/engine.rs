@@ -42,12 +42,6 @@ pub enum EngineError {
     Invalid(String),
 }
 
-fn now_us() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as i64)
-}
-
 /// A consumer of every partition of `topic` from the beginning, outside any group.
 fn from_beginning(client: &ClientConfig, topic: &str) -> Result<StreamConsumer, KafkaError> {
     let c: StreamConsumer = client
@@ -116,11 +110,14 @@ async fn publish(producer: &FutureProducer, topic: &str, e: &RunEvent) -> Result
 }
 
 /// Records a person's decision on run `run_id` (which must be awaiting approval and not yet decided).
-/// `by` and `reason` are required. The engine acts on it.
+/// `by` and `reason` are required. With `tenant`, a run of another tenant is reported as unknown. The
+/// engine acts on the decision.
+#[allow(clippy::too_many_arguments)]
 pub async fn decide(
     client: &ClientConfig,
     runs_topic: &str,
     audit: Option<&AuditLog>,
+    tenant: Option<&str>,
     run_id: &str,
     approve: bool,
     by: &str,
@@ -132,7 +129,10 @@ pub async fn decide(
         ));
     }
     let mut runs = load_runs(client, runs_topic, Duration::from_secs(2)).await?;
-    let at_us = now_us();
+    if tenant.is_some_and(|t| runs.get(run_id).is_some_and(|r| r.tenant != t)) {
+        return Err(RunError::Unknown(run_id.into()).into());
+    }
+    let at_us = sentra_schemas::time::now_us();
     let event = RunEvent {
         event_id: event_id(run_id, "decided", at_us),
         run_id: run_id.into(),
@@ -211,7 +211,7 @@ struct Engine {
 
 impl Engine {
     async fn emit(&mut self, run_id: &str, change: Change) -> Result<(), EngineError> {
-        let at_us = now_us();
+        let at_us = sentra_schemas::time::now_us();
         let e = RunEvent {
             event_id: event_id(run_id, "engine", at_us),
             run_id: run_id.into(),
@@ -233,7 +233,7 @@ impl Engine {
         if let Some(a) = &self.audit {
             a.record(&[AuditEvent::new(
                 &run.tenant,
-                now_us(),
+                sentra_schemas::time::now_us(),
                 actor,
                 action,
                 &run.id,
@@ -293,7 +293,7 @@ impl Engine {
             if self.runs.get(&id).is_some() {
                 continue;
             }
-            let now = now_us();
+            let now = sentra_schemas::time::now_us();
             let run = Run {
                 id: id.clone(),
                 playbook: pb.id.clone(),
@@ -383,7 +383,7 @@ impl Engine {
                 status: status.into(),
                 output,
                 duration_ms,
-                at_us: now_us(),
+                at_us: sentra_schemas::time::now_us(),
             };
             if skip {
                 self.emit(
@@ -453,7 +453,7 @@ impl Engine {
     }
 
     async fn expire(&mut self) -> Result<(), EngineError> {
-        let now = now_us();
+        let now = sentra_schemas::time::now_us();
         let overdue: Vec<String> = self
             .runs
             .all()
