@@ -195,32 +195,12 @@ fn events(intent: &Intent, dialect: Dialect) -> Compiled {
                 Dim::Outcome => ("outcome", "outcome"),
                 _ => ("action", "action"),
             };
-            let nonempty = format!("{col} IS NOT NULL AND {col} <> ''");
-            let filter = if filter.is_empty() {
-                format!(" WHERE {nonempty}")
-            } else {
-                format!("{filter} AND {nonempty}")
-            };
-            finish(
-                b,
-                "events",
-                format!(
-                    "SELECT {col} AS {name}, count(*) AS events FROM {table}{filter} \
-                     GROUP BY {col} ORDER BY events DESC, {name} ASC LIMIT {limit}"
-                ),
-            )
+            let sql = top_n(table, &filter, col, name, "events", limit);
+            finish(b, "events", sql)
         }
         What::Trend => {
             let bucket = b.bucket("timestamp", intent.group_by.unwrap_or(Dim::Hour));
-            finish(
-                b,
-                "events",
-                format!(
-                    "SELECT {bucket} AS bucket, count(*) AS events FROM {table}{filter} \
-                     GROUP BY bucket ORDER BY bucket LIMIT {}",
-                    crate::intent::MAX_ROWS
-                ),
-            )
+            finish(b, "events", trend(table, &filter, &bucket, "events"))
         }
         What::List => {
             let t = b.time_text("timestamp");
@@ -306,32 +286,12 @@ fn signals(intent: &Intent, dialect: Dialect) -> Compiled {
                 Dim::Severity => ("severity", "severity"),
                 _ => ("signal", "signal"),
             };
-            let nonempty = format!("{col} IS NOT NULL AND {col} <> ''");
-            let filter = if filter.is_empty() {
-                format!(" WHERE {nonempty}")
-            } else {
-                format!("{filter} AND {nonempty}")
-            };
-            finish(
-                b,
-                "signals",
-                format!(
-                    "SELECT {col} AS {name}, count(*) AS signals FROM {table}{filter} \
-                     GROUP BY {col} ORDER BY signals DESC, {name} ASC LIMIT {limit}"
-                ),
-            )
+            let sql = top_n(table, &filter, col, name, "signals", limit);
+            finish(b, "signals", sql)
         }
         What::Trend => {
             let bucket = b.bucket("window_start", intent.group_by.unwrap_or(Dim::Day));
-            finish(
-                b,
-                "signals",
-                format!(
-                    "SELECT {bucket} AS bucket, count(*) AS signals FROM {table}{filter} \
-                     GROUP BY bucket ORDER BY bucket LIMIT {}",
-                    crate::intent::MAX_ROWS
-                ),
-            )
+            finish(b, "signals", trend(table, &filter, &bucket, "signals"))
         }
         What::List | What::Summarize => {
             let t = b.time_text("window_end");
@@ -358,6 +318,29 @@ fn signals(intent: &Intent, dialect: Dialect) -> Compiled {
             )
         }
     }
+}
+
+/// The most frequent non-empty values of `col` (as `name`), counted as `count`.
+fn top_n(table: &str, filter: &str, col: &str, name: &str, count: &str, limit: usize) -> String {
+    let nonempty = format!("{col} IS NOT NULL AND {col} <> ''");
+    let filter = if filter.is_empty() {
+        format!(" WHERE {nonempty}")
+    } else {
+        format!("{filter} AND {nonempty}")
+    };
+    format!(
+        "SELECT {col} AS {name}, count(*) AS {count} FROM {table}{filter} \
+         GROUP BY {col} ORDER BY {count} DESC, {name} ASC LIMIT {limit}"
+    )
+}
+
+/// Counts per time bucket (`bucket` is the bucket expression), counted as `count`.
+fn trend(table: &str, filter: &str, bucket: &str, count: &str) -> String {
+    format!(
+        "SELECT {bucket} AS bucket, count(*) AS {count} FROM {table}{filter} \
+         GROUP BY bucket ORDER BY bucket LIMIT {}",
+        crate::intent::MAX_ROWS
+    )
 }
 
 /// Escapes `%`, `_` and `\` for a LIKE pattern.

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -110,14 +110,7 @@ pub async fn chain(
     store: &ClickHouseSink,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<u64, AuditError> {
-    let consumer: StreamConsumer = client
-        .clone()
-        .set("group.id", group)
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
-        .set("auto.offset.reset", "earliest")
-        .create()?;
-    consumer.subscribe(&[topic])?;
+    let consumer = crate::queue::consumer(client, group, topic)?;
     let mut chained = 0u64;
     info!(group, topic, "chaining the audit trail");
     loop {

@@ -90,7 +90,13 @@ pub struct WorkerStats {
     pub attempts: u64,
 }
 
-fn consumer(client: &ClientConfig, group: &str, topic: &str) -> Result<StreamConsumer, KafkaError> {
+/// A consumer in `group` subscribed to `topic`, committing only explicitly (from the earliest offset when
+/// the group has none).
+pub(crate) fn consumer(
+    client: &ClientConfig,
+    group: &str,
+    topic: &str,
+) -> Result<StreamConsumer, KafkaError> {
     let c: StreamConsumer = client
         .clone()
         .set("group.id", group)

@@ -500,15 +500,7 @@ pub async fn run_engine(
     };
     catch_up(&runs_consumer, &mut engine.runs, Duration::from_secs(1)).await?;
     engine.recover(&mut shutdown).await?;
-    let signals: StreamConsumer = config
-        .client
-        .clone()
-        .set("group.id", &config.group)
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
-        .set("auto.offset.reset", "earliest")
-        .create()?;
-    signals.subscribe(&[&config.signals_topic])?;
+    let signals = crate::queue::consumer(&config.client, &config.group, &config.signals_topic)?;
     info!(
         playbooks = engine.playbooks.len(),
         "playbook engine running"
