@@ -206,6 +206,9 @@ pub fn replay(
     })
 }
 
+/// Bytes read between progress reports.
+const PROGRESS_STEP_BYTES: u64 = 1 << 16;
+
 /// Reads and normalizes every source, sending full batches to `tx`.
 fn read_all(
     opts: &ReplayOptions,
@@ -238,13 +241,18 @@ fn read_all(
         let mut normalizer = Normalizer::new(opts.normalize.clone());
         let mut line = Vec::with_capacity(512);
         let mut position = String::with_capacity(name.len() + 12);
+        // Progress is reported in steps: a progress bar update per line costs more than a parse.
+        let mut unreported = 0u64;
         for line_no in 1u64.. {
             line.clear();
             let n = reader.read_until(b'\n', &mut line).map_err(input_err)?;
+            unreported += n as u64;
+            if unreported >= PROGRESS_STEP_BYTES || n == 0 {
+                progress(std::mem::take(&mut unreported));
+            }
             if n == 0 {
                 break;
             }
-            progress(n as u64);
             let bytes = line.strip_suffix(b"\n").unwrap_or(&line);
             let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
             if bytes.iter().all(u8::is_ascii_whitespace) {

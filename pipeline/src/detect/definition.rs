@@ -323,9 +323,12 @@ impl Detection {
         if self.group_by.is_empty() {
             p.push("group_by must name at least one column".into());
         }
-        for g in &self.group_by {
+        for (i, g) in self.group_by.iter().enumerate() {
             if !GROUPABLE.contains(&g.as_str()) {
                 p.push(format!("group_by column {g:?} is not one of {GROUPABLE:?}"));
+            }
+            if self.group_by[..i].contains(g) {
+                p.push(format!("group_by lists {g:?} twice"));
             }
         }
         let (size, slide) = self.window.size_slide_us();

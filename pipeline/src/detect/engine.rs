@@ -10,10 +10,11 @@
 //! Results do not depend on how the input was cut into batches: lateness is decided event by event, and a
 //! window is only evaluated when no event of it can still be accepted.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
-use arrow::array::{Array, AsArray, BooleanArray, RecordBatch};
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch, StringArray};
 use arrow::compute::filter_record_batch;
 use arrow::datatypes::{
     DataType, Float64Type, Int64Type, SchemaRef, TimestampMicrosecondType, UInt64Type,
@@ -24,14 +25,17 @@ use datafusion::physical_plan::memory::MemoryStream;
 use datafusion::physical_plan::streaming::PartitionStream;
 use datafusion::physical_plan::{collect, ExecutionPlan, SendableRecordBatchStream};
 use datafusion::prelude::{SessionConfig, SessionContext};
-use sentra_schemas::{events_schema, hex_digest, Signal};
+use sentra_schemas::{hex_digest, Signal};
 use serde::{Deserialize, Serialize};
 
 use super::definition::{parse_condition, Condition, Detection, Merge, Op, Term};
+use super::event_keys::{keyed_schema, EventKeys, EVENT_KEY_COLUMN};
 use super::risk;
-
-/// Evidence event ids kept per signal.
-pub const MAX_EVIDENCE: usize = 10;
+use super::state::{
+    combo_hash, compact, merge_window, Candidate, Entity, EntityKey, FastMap, Interner, Num,
+    SavedEntity, Scratch, Sym, MAX_KEYS, NONE,
+};
+pub use super::state::{Value, MAX_EVIDENCE};
 
 /// Engine settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -75,186 +79,6 @@ pub enum EngineError {
         /// DataFusion's message.
         source: datafusion::error::DataFusionError,
     },
-}
-
-/// A merged aggregate value.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum Value {
-    /// Absent (e.g. `min` over no rows).
-    Null,
-    /// Integer (counts, epoch µs).
-    Int(i64),
-    /// Float.
-    Float(f64),
-    /// Distinct strings.
-    Set(BTreeSet<String>),
-}
-
-impl Value {
-    /// Numeric view: sets count as their size.
-    pub fn num(&self) -> Option<f64> {
-        match self {
-            Value::Null => None,
-            Value::Int(i) => Some(*i as f64),
-            Value::Float(f) => Some(*f),
-            Value::Set(s) => Some(s.len() as f64),
-        }
-    }
-
-    fn merge(&mut self, other: &Value, how: Merge) {
-        use Value::*;
-        let merged = match (&*self, other, how) {
-            (_, Null, _) => return,
-            (Null, o, _) => o.clone(),
-            (Int(a), Int(b), Merge::Sum) => Int(a + b),
-            (Int(a), Int(b), Merge::Min) => Int(*a.min(b)),
-            (Int(a), Int(b), Merge::Max) => Int(*a.max(b)),
-            (Set(_), Set(b), _) => {
-                if let Set(a) = self {
-                    a.extend(b.iter().cloned());
-                }
-                return;
-            }
-            (a, b, how) => {
-                let (x, y) = (a.num().unwrap_or(0.0), b.num().unwrap_or(0.0));
-                Float(match how {
-                    Merge::Min => x.min(y),
-                    Merge::Max => x.max(y),
-                    _ => x + y,
-                })
-            }
-        };
-        *self = merged;
-    }
-}
-
-/// Partial aggregates of one pane.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-struct Partial {
-    values: Vec<Value>,
-    /// One sample event per combination of dimension values (host, distinct columns): the smallest event
-    /// id, with the combination's first event time for ordering. Exact whatever the batching.
-    /// Keyed by a stable hash of the combination; only the `EVIDENCE_KEPT` earliest combinations are kept,
-    /// which is enough for the earliest [`MAX_EVIDENCE`] of any window to be exact.
-    evidence: BTreeMap<u64, (i64, String)>,
-}
-
-/// Evidence combinations kept per pane.
-const EVIDENCE_KEPT: usize = 4 * MAX_EVIDENCE;
-
-/// FNV-1a over the combination's values: stable across runs and platforms (checkpoints keep it).
-fn combo_hash<'a>(values: impl Iterator<Item = Option<&'a str>>) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for v in values {
-        for b in v.unwrap_or("\u{0}").bytes().chain([0x1f]) {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-    h
-}
-
-impl Partial {
-    fn new(n: usize) -> Self {
-        Self {
-            values: vec![Value::Null; n],
-            evidence: BTreeMap::new(),
-        }
-    }
-
-    fn merge(&mut self, other: &Partial, merges: &[Merge]) {
-        for ((acc, v), how) in self.values.iter_mut().zip(&other.values).zip(merges) {
-            acc.merge(v, *how);
-        }
-        for (&combo, (time, id)) in &other.evidence {
-            self.add_evidence(combo, *time, id);
-        }
-    }
-
-    /// Adds a (first time, smallest id) candidate for a combination; both merge by minimum, so the result
-    /// is the same however the events were batched.
-    fn add_evidence(&mut self, combo: u64, time: i64, id: &str) {
-        if let Some(have) = self.evidence.get_mut(&combo) {
-            have.0 = have.0.min(time);
-            if id < have.1.as_str() {
-                have.1 = id.to_owned();
-            }
-            return;
-        }
-        if self.evidence.len() >= EVIDENCE_KEPT {
-            // Full: keep only the earliest combinations.
-            let (&latest_key, latest) = self
-                .evidence
-                .iter()
-                .max_by(|a, b| a.1.cmp(b.1))
-                .expect("non-empty");
-            if (time, id) >= (latest.0, latest.1.as_str()) {
-                return;
-            }
-            self.evidence.remove(&latest_key);
-        }
-        self.evidence.insert(combo, (time, id.to_owned()));
-    }
-
-    /// The first [`MAX_EVIDENCE`] samples in event order.
-    fn evidence_ids(&self) -> Vec<String> {
-        let mut all: Vec<&(i64, String)> = self.evidence.values().collect();
-        all.sort();
-        all.into_iter()
-            .take(MAX_EVIDENCE)
-            .map(|(_, id)| id.clone())
-            .collect()
-    }
-}
-
-/// Window state of one (detection, tenant, entity).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-struct EntityState {
-    panes: BTreeMap<i64, Partial>,
-    /// Next window end to evaluate.
-    next_end: i64,
-    /// Windows starting before this stay quiet (set when a window fires).
-    fired_until: i64,
-}
-
-type Key = (usize, String, Vec<Option<String>>);
-
-fn key_value(c: &arrow::array::StringArray, row: usize) -> Option<&str> {
-    (!c.is_null(row)).then(|| c.value(row))
-}
-
-/// Encodes (detection, tenant, keys) as one string, so a lookup needs no allocation.
-fn encode_key<'a>(
-    buf: &mut String,
-    det: usize,
-    tenant: &str,
-    keys: impl Iterator<Item = Option<&'a str>>,
-) {
-    use std::fmt::Write as _;
-    buf.clear();
-    let _ = write!(buf, "{det}\u{1e}{tenant}");
-    for k in keys {
-        buf.push('\u{1f}');
-        match k {
-            Some(k) => buf.push_str(k),
-            None => buf.push('\u{0}'),
-        }
-    }
-}
-
-/// One entity's identity and window state.
-#[derive(Debug)]
-struct Entity {
-    key: Key,
-    state: EntityState,
-}
-
-/// The window state of one entity, as saved in a checkpoint.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct SavedEntity {
-    detection: String,
-    keys: Vec<Option<String>>,
-    state: EntityState,
 }
 
 /// Everything the engine must remember across batches and restarts.
@@ -349,8 +173,13 @@ pub struct Engine {
     ctx: SessionContext,
     slot: Arc<Mutex<Vec<RecordBatch>>>,
     planned: Vec<Planned>,
-    /// Entities by [`encode_key`].
-    state: HashMap<String, Entity>,
+    /// Window state by (detection, tenant, entity).
+    state: FastMap<EntityKey, Entity>,
+    /// The strings `state` refers to.
+    strings: Interner,
+    /// Compact `strings` when it grows past this.
+    interned_limit: usize,
+    scratch: Scratch,
     max_event_us: HashMap<String, i64>,
     entities_per_tenant: HashMap<String, usize>,
     state_overflow: u64,
@@ -375,9 +204,9 @@ impl Engine {
         let ctx = SessionContext::new_with_config(session);
         let slot = Arc::new(Mutex::new(Vec::new()));
         let table = StreamingTable::try_new(
-            events_schema(),
+            keyed_schema(),
             vec![Arc::new(Slot {
-                schema: events_schema(),
+                schema: keyed_schema(),
                 batches: slot.clone(),
             })],
         )
@@ -396,6 +225,12 @@ impl Engine {
                 name: d.name.clone(),
                 source: e,
             };
+            if d.group_by.len() > MAX_KEYS {
+                return Err(plan_err(datafusion::error::DataFusionError::Plan(format!(
+                    "group_by has {} columns; at most {MAX_KEYS} are supported",
+                    d.group_by.len()
+                ))));
+            }
             let (size_us, slide_us) = d.window.size_slide_us();
             // Output columns: tenant, keys…, pane, evidence, then dimensions, native aggregates and filter counts.
             // Distinct sets are not aggregated as lists (slow, row-by-row in DataFusion) but added to the
@@ -409,7 +244,7 @@ impl Engine {
             ));
             // The smallest id per group: a native aggregate (an ordered first_value costs several times more), and
             // exact under merging, so samples do not depend on batching.
-            select.push("min(event_id) AS __evidence".into());
+            select.push(format!("min({EVENT_KEY_COLUMN}) AS __evidence"));
             let mut value_names = Vec::new();
             let mut merges = Vec::new();
             let mut sources = Vec::new();
@@ -506,7 +341,10 @@ impl Engine {
             ctx,
             slot,
             planned,
-            state: HashMap::new(),
+            state: FastMap::default(),
+            strings: Interner::default(),
+            interned_limit: MIN_INTERNED_LIMIT,
+            scratch: Scratch::default(),
             max_event_us: HashMap::new(),
             entities_per_tenant: HashMap::new(),
             state_overflow: 0,
@@ -565,7 +403,8 @@ impl Engine {
             filter_record_batch(batch, &BooleanArray::from(keep)).expect("mask matches the batch")
         };
 
-        *self.slot.lock().expect("slot lock") = vec![on_time];
+        let keys = EventKeys::new(&on_time);
+        *self.slot.lock().expect("slot lock") = vec![keys.batch.clone()];
         let task = self.ctx.task_ctx();
         for i in 0..self.planned.len() {
             let result = collect(self.planned[i].plan.clone(), task.clone())
@@ -575,7 +414,7 @@ impl Engine {
                     source: e,
                 })?;
             for part in &result {
-                self.merge_partials(i, part);
+                self.merge_partials(i, part, &keys);
             }
         }
         self.slot.lock().expect("slot lock").clear();
@@ -588,104 +427,108 @@ impl Engine {
         self.close(true)
     }
 
-    fn merge_partials(&mut self, det: usize, batch: &RecordBatch) {
-        let p = &self.planned[det];
+    fn merge_partials(&mut self, det: usize, batch: &RecordBatch, keys: &EventKeys) {
+        let Self {
+            config,
+            planned,
+            state,
+            strings,
+            entities_per_tenant,
+            state_overflow,
+            ..
+        } = self;
+        let p = &planned[det];
         let n_keys = p.detection.group_by.len();
-        let tenants = batch.column(0).as_string::<i32>();
+        let text = |c: usize| as_utf8(batch.column(c));
+        let tenants = text(0);
+        let key_cols: Vec<ArrayRef> = (0..n_keys).map(|k| text(1 + k)).collect();
+        let key_cols: Vec<&StringArray> = key_cols.iter().map(|c| c.as_string::<i32>()).collect();
         let panes = to_micros(batch.column(1 + n_keys).as_ref());
         let panes = panes.as_primitive::<TimestampMicrosecondType>();
-        let evidence = batch.column(2 + n_keys).as_string::<i32>();
-        // Timestamps in one unit, cast once per batch rather than per value.
-        let columns: Vec<arrow::array::ArrayRef> = batch
-            .columns()
-            .iter()
-            .map(|c| match c.data_type() {
-                DataType::Timestamp(_, _) => to_micros(c.as_ref()),
-                _ => c.clone(),
+        let evidence = batch.column(2 + n_keys).as_primitive::<UInt64Type>();
+        let dims: Vec<ArrayRef> = p.dims.iter().map(|&d| text(d)).collect();
+        let dims: Vec<&StringArray> = dims.iter().map(|c| c.as_string::<i32>()).collect();
+        let numbers: Vec<Option<ArrayRef>> = (0..batch.num_columns())
+            .map(|c| {
+                let numeric = p.sources.iter().any(|s| match *s {
+                    ValueSource::Column(col) => col == c,
+                    ValueSource::Dimension { filter, .. } => filter == Some(c),
+                }) || c == p.first_seen_col;
+                numeric.then(|| as_numbers(batch.column(c)))
             })
             .collect();
-        let key_cols: Vec<&arrow::array::StringArray> = (0..n_keys)
-            .map(|k| batch.column(1 + k).as_string::<i32>())
+        let readers: Vec<Reader> = p
+            .sources
+            .iter()
+            .map(|s| match *s {
+                ValueSource::Column(c) => Reader::Num(NumColumn::of(numbers[c].as_ref())),
+                ValueSource::Dimension { dim, filter } => Reader::Set {
+                    values: dims[p.dims.iter().position(|&d| d == dim).expect("a dimension")],
+                    filter: filter.map(|f| NumColumn::of(numbers[f].as_ref())),
+                },
+            })
             .collect();
-        let mut buf = String::new();
+        let first_seen = NumColumn::of(numbers[p.first_seen_col].as_ref());
+        let tenants = tenants.as_string::<i32>();
         for row in 0..batch.num_rows() {
             let tenant = tenants.value(row);
-            encode_key(
-                &mut buf,
-                det,
-                tenant,
-                key_cols.iter().map(|c| key_value(c, row)),
-            );
-            let pane = panes.value(row);
-            if !self.state.contains_key(buf.as_str()) {
-                let count = self
-                    .entities_per_tenant
-                    .entry(tenant.to_owned())
-                    .or_default();
-                if *count >= self.config.max_entities_per_tenant {
-                    self.state_overflow += 1;
-                    continue;
-                }
-                *count += 1;
-                let keys = key_cols
-                    .iter()
-                    .map(|c| key_value(c, row).map(str::to_owned))
-                    .collect();
-                let state = EntityState {
-                    next_end: pane + p.slide_us,
-                    ..EntityState::default()
-                };
-                self.state.insert(
-                    buf.clone(),
-                    Entity {
-                        key: (det, tenant.to_owned(), keys),
-                        state,
-                    },
-                );
+            let mut key = EntityKey {
+                det: det as u32,
+                tenant: strings.intern(tenant),
+                keys: [NONE; MAX_KEYS],
+            };
+            for (slot, col) in key.keys.iter_mut().zip(&key_cols) {
+                *slot = strings.intern_opt((!col.is_null(row)).then(|| col.value(row)));
             }
-            let entity = &mut self
-                .state
-                .get_mut(buf.as_str())
-                .expect("inserted above")
-                .state;
+            let pane = panes.value(row);
+            let entity = match state.entry(key) {
+                Entry::Occupied(e) => e.into_mut(),
+                Entry::Vacant(e) => {
+                    let count = match entities_per_tenant.get_mut(tenant) {
+                        Some(c) => c,
+                        None => entities_per_tenant.entry(tenant.to_owned()).or_default(),
+                    };
+                    if *count >= config.max_entities_per_tenant {
+                        *state_overflow += 1;
+                        continue;
+                    }
+                    *count += 1;
+                    e.insert(Entity::new(pane + p.slide_us))
+                }
+            };
             // An earlier pane (out of order, within lateness) must still have its windows evaluated.
             entity.next_end = entity.next_end.min(pane + p.slide_us);
-            let partial = entity
-                .panes
-                .entry(pane)
-                .or_insert_with(|| Partial::new(p.sources.len()));
-            for ((acc, source), m) in partial.values.iter_mut().zip(&p.sources).zip(&p.merges) {
-                match *source {
-                    ValueSource::Column(c) => acc.merge(&value_at(columns[c].as_ref(), row), *m),
-                    ValueSource::Dimension { dim, filter } => {
-                        let counted = filter.is_none_or(|f| {
-                            value_at(columns[f].as_ref(), row).num().unwrap_or(0.0) > 0.0
-                        });
-                        let col = columns[dim].as_string::<i32>();
-                        if counted && !col.is_null(row) {
-                            let v = col.value(row);
-                            match acc {
-                                Value::Set(set) => {
-                                    if !set.contains(v) {
-                                        set.insert(v.to_owned());
-                                    }
-                                }
-                                other => *other = Value::Set(BTreeSet::from([v.to_owned()])),
-                            }
+            let partial = entity.pane_mut(pane, p.sources.len());
+            for ((cell, reader), how) in partial.cells.iter_mut().zip(&readers).zip(&p.merges) {
+                match reader {
+                    Reader::Num(col) => {
+                        if let Some(v) = col.at(row) {
+                            cell.merge_num(v, *how);
+                        }
+                    }
+                    Reader::Set { values, filter } => {
+                        let counted = filter
+                            .as_ref()
+                            .is_none_or(|f| f.at(row).is_some_and(|n| n.positive()));
+                        if counted && !values.is_null(row) {
+                            cell.insert(strings.intern(values.value(row)));
                         }
                     }
                 }
             }
             if !evidence.is_null(row) {
-                let combo = combo_hash(p.dims.iter().map(|&d| {
-                    let c = columns[d].as_string::<i32>();
-                    (!c.is_null(row)).then(|| c.value(row))
-                }));
-                let first_seen = match value_at(columns[p.first_seen_col].as_ref(), row) {
-                    Value::Int(t) => t,
+                let key = evidence.value(row);
+                let combo =
+                    combo_hash(dims.iter().map(|c| (!c.is_null(row)).then(|| c.value(row))));
+                let time = match first_seen.at(row) {
+                    Some(Num::Int(t)) => t,
                     _ => i64::MIN,
                 };
-                partial.add_evidence(combo, first_seen, evidence.value(row));
+                let id = Candidate {
+                    prefix: keys.prefix(key),
+                    text: || keys.id(key),
+                };
+                partial.evidence.add(combo, time, id);
             }
         }
     }
@@ -693,20 +536,35 @@ impl Engine {
     /// Evaluates every window whose end is at or before its tenant's watermark (all windows when
     /// `everything`), fires those whose conditions hold, and drops state no future window needs.
     fn close(&mut self, everything: bool) -> Vec<Signal> {
+        let lateness = self.lateness_us();
+        let Self {
+            config,
+            planned,
+            state,
+            strings,
+            max_event_us,
+            entities_per_tenant,
+            scratch,
+            ..
+        } = self;
+        let watermarks: FastMap<Sym, i64> = max_event_us
+            .iter()
+            .filter_map(|(t, m)| Some((strings.lookup(t)?, m - lateness)))
+            .collect();
         let mut fired: Vec<(i64, usize, Signal)> = Vec::new();
         let mut emptied = Vec::new();
-        for (encoded, Entity { key, state: entity }) in self.state.iter_mut() {
-            let (det, tenant, keys) = &*key;
-            let p = &self.planned[*det];
+        for (key, entity) in state.iter_mut() {
+            let det = key.det as usize;
+            let p = &planned[det];
             let wm = if everything {
                 i64::MAX
             } else {
-                match self.max_event_us.get(tenant) {
-                    Some(m) => m - self.config.allowed_lateness_secs as i64 * 1_000_000,
+                match watermarks.get(&key.tenant) {
+                    Some(&wm) => wm,
                     None => continue,
                 }
             };
-            while let Some((&first, _)) = entity.panes.first_key_value() {
+            while let Some(first) = entity.panes.front().map(|p| p.start) {
                 // Skip empty stretches: the first window that can contain the first pane ends at first + slide.
                 if entity.next_end <= first {
                     entity.next_end = first + p.slide_us;
@@ -716,61 +574,62 @@ impl Engine {
                     break;
                 }
                 let start = end - p.size_us;
-                let in_window = || entity.panes.range(start..end).map(|(_, part)| part);
+                let window = entity.window(start, end);
                 // Quiet windows (within an episode that already fired) are not evaluated at all; the others
-                // are checked on borrowed values first and merged for real only when they fire.
-                // Conditions on counts and times are checked first; distinct sets are only unioned when
-                // those pass and a condition needs them.
-                let fires = start >= entity.fired_until && in_window().next().is_some() && {
-                    let nums = window_numbers(in_window(), &p.merges, false);
-                    holds(&p.numeric_conditions, &p.value_names, &nums)
-                        && (p.set_conditions.is_empty()
-                            || holds(
-                                &p.set_conditions,
-                                &p.value_names,
-                                &window_numbers(in_window(), &p.merges, true),
-                            ))
+                // are checked on counts and times first, and distinct sets are only counted when those pass
+                // and a condition needs them. Values are merged for real only when a window fires.
+                let fires = start >= entity.fired_until && !window.is_empty() && {
+                    scratch.window_numbers(&entity.panes, window.clone(), &p.merges, false);
+                    holds(&p.numeric_conditions, &p.value_names, &scratch.nums)
+                        && (p.set_conditions.is_empty() || {
+                            scratch.window_numbers(&entity.panes, window.clone(), &p.merges, true);
+                            holds(&p.set_conditions, &p.value_names, &scratch.nums)
+                        })
                 };
                 if fires {
-                    let mut m = Partial::new(p.sources.len());
-                    for part in in_window() {
-                        m.merge(part, &p.merges);
-                    }
-                    {
-                        // One signal per episode: overlapping windows, and windows starting within
-                        // `repeat_after_secs` of this one, stay quiet.
-                        entity.fired_until = end.max(start + p.repeat_after_us);
-                        let offset = self
-                            .config
-                            .tenant_utc_offsets_min
-                            .get(tenant)
-                            .copied()
-                            .unwrap_or(0);
-                        let signal = build_signal(p, tenant, keys, start, end, &m, offset);
-                        fired.push((end, *det, signal));
-                    }
+                    // One signal per episode: overlapping windows, and windows starting within
+                    // `repeat_after_secs` of this one, stay quiet.
+                    entity.fired_until = end.max(start + p.repeat_after_us);
+                    let tenant = strings.resolve(key.tenant).unwrap_or_default();
+                    let offset = config
+                        .tenant_utc_offsets_min
+                        .get(tenant)
+                        .copied()
+                        .unwrap_or(0);
+                    let keys: Vec<Option<String>> = key.keys[..p.detection.group_by.len()]
+                        .iter()
+                        .map(|&k| strings.resolve(k).map(str::to_owned))
+                        .collect();
+                    let (values, evidence) =
+                        merge_window(&entity.panes, window, &p.merges, strings);
+                    let window = (start, end);
+                    let signal = build_signal(p, tenant, &keys, window, values, evidence, offset);
+                    fired.push((end, det, signal));
                 }
                 entity.next_end = end + p.slide_us;
                 // Panes whose every window has now been evaluated are done.
                 let done_before = entity.next_end - p.size_us;
-                while entity
-                    .panes
-                    .first_key_value()
-                    .is_some_and(|(&s, _)| s < done_before)
-                {
-                    entity.panes.pop_first();
+                while entity.panes.front().is_some_and(|p| p.start < done_before) {
+                    entity.panes.pop_front();
                 }
             }
             if entity.panes.is_empty() && entity.fired_until.saturating_add(p.size_us) <= wm {
-                emptied.push(encoded.clone());
+                emptied.push(*key);
             }
         }
-        for encoded in emptied {
-            if let Some(e) = self.state.remove(&encoded) {
-                if let Some(c) = self.entities_per_tenant.get_mut(&e.key.1) {
-                    *c = c.saturating_sub(1);
-                }
+        for key in emptied {
+            state.remove(&key);
+            if let Some(c) = strings
+                .resolve(key.tenant)
+                .and_then(|t| entities_per_tenant.get_mut(t))
+            {
+                *c = c.saturating_sub(1);
             }
+        }
+        // Strings of closed windows are dropped once they are most of the interner.
+        if strings.len() > self.interned_limit {
+            self.strings = compact(&mut self.state, &self.strings);
+            self.interned_limit = (2 * self.strings.len()).max(MIN_INTERNED_LIMIT);
         }
         fired.sort_by(|a, b| {
             (
@@ -792,18 +651,19 @@ impl Engine {
     /// The engine's state, for checkpoints.
     pub fn snapshot(&self) -> EngineState {
         let mut entities: BTreeMap<String, Vec<SavedEntity>> = BTreeMap::new();
-        for Entity {
-            key: (det, tenant, keys),
-            state: e,
-        } in self.state.values()
-        {
+        for (key, entity) in &self.state {
+            let p = &self.planned[key.det as usize];
+            let tenant = self.strings.resolve(key.tenant).unwrap_or_default();
             entities
-                .entry(tenant.clone())
+                .entry(tenant.to_owned())
                 .or_default()
                 .push(SavedEntity {
-                    detection: self.planned[*det].detection.name.clone(),
-                    keys: keys.clone(),
-                    state: e.clone(),
+                    detection: p.detection.name.clone(),
+                    keys: key.keys[..p.detection.group_by.len()]
+                        .iter()
+                        .map(|&k| self.strings.resolve(k).map(str::to_owned))
+                        .collect(),
+                    state: entity.save(&self.strings),
                 });
         }
         for v in entities.values_mut() {
@@ -820,38 +680,34 @@ impl Engine {
         }
     }
 
-    /// Restores a snapshot. State of detections that no longer exist is dropped.
+    /// Restores a snapshot. State of detections that no longer exist (or whose keys changed) is dropped.
     pub fn restore(&mut self, s: EngineState) {
         self.max_event_us = s.max_event_us.into_iter().collect();
         self.state.clear();
+        self.strings = Interner::default();
         self.entities_per_tenant.clear();
         for (tenant, list) in s.entities {
             for saved in list {
-                let Some(det) = self
-                    .planned
-                    .iter()
-                    .position(|p| p.detection.name == saved.detection)
-                else {
+                let Some(det) = self.planned.iter().position(|p| {
+                    p.detection.name == saved.detection
+                        && p.detection.group_by.len() == saved.keys.len()
+                }) else {
                     continue;
                 };
                 *self.entities_per_tenant.entry(tenant.clone()).or_default() += 1;
-                let mut encoded = String::new();
-                encode_key(
-                    &mut encoded,
-                    det,
-                    &tenant,
-                    saved.keys.iter().map(Option::as_deref),
-                );
-                let key = (det, tenant.clone(), saved.keys);
-                self.state.insert(
-                    encoded,
-                    Entity {
-                        key,
-                        state: saved.state,
-                    },
-                );
+                let mut key = EntityKey {
+                    det: det as u32,
+                    tenant: self.strings.intern(&tenant),
+                    keys: [NONE; MAX_KEYS],
+                };
+                for (slot, k) in key.keys.iter_mut().zip(&saved.keys) {
+                    *slot = self.strings.intern_opt(k.as_deref());
+                }
+                let entity = Entity::load(&saved.state, &mut self.strings);
+                self.state.insert(key, entity);
             }
         }
+        self.interned_limit = (2 * self.strings.len()).max(MIN_INTERNED_LIMIT);
         self.state_overflow = s.state_overflow;
     }
 
@@ -861,87 +717,76 @@ impl Engine {
     }
 }
 
+/// The interner is compacted when it grows past this many strings and twice its size after the last
+/// compaction.
+const MIN_INTERNED_LIMIT: usize = 1 << 16;
+
 /// A timestamp column in microseconds, whatever unit DataFusion produced.
-fn to_micros(col: &dyn Array) -> arrow::array::ArrayRef {
+fn to_micros(col: &dyn Array) -> ArrayRef {
     let target = DataType::Timestamp(arrow::datatypes::TimeUnit::Microsecond, None);
     arrow::compute::cast(col, &target).expect("timestamps cast to microseconds")
 }
 
-fn string_at(col: &dyn Array, row: usize) -> Option<String> {
-    if col.is_null(row) {
-        return None;
-    }
+/// A text column as `Utf8` (DataFusion may hand out views, large strings or, for a distinct set over a
+/// number column, numbers).
+fn as_utf8(col: &ArrayRef) -> ArrayRef {
     match col.data_type() {
-        DataType::Utf8 => Some(col.as_string::<i32>().value(row).to_owned()),
-        DataType::Utf8View => Some(col.as_string_view().value(row).to_owned()),
-        DataType::LargeUtf8 => Some(col.as_string::<i64>().value(row).to_owned()),
-        _ => arrow::util::display::array_value_to_string(col, row).ok(),
+        DataType::Utf8 => col.clone(),
+        _ => arrow::compute::cast(col, &DataType::Utf8).expect("any column casts to text"),
     }
 }
 
-fn value_at(col: &dyn Array, row: usize) -> Value {
-    if col.is_null(row) {
-        return Value::Null;
-    }
+/// A numeric column as one of the types [`NumColumn`] reads (timestamps in microseconds, other numbers as
+/// floats; what does not cast reads as null).
+fn as_numbers(col: &ArrayRef) -> ArrayRef {
     match col.data_type() {
-        DataType::Int64 => Value::Int(col.as_primitive::<Int64Type>().value(row)),
-        DataType::UInt64 => Value::Int(col.as_primitive::<UInt64Type>().value(row) as i64),
-        DataType::Float64 => Value::Float(col.as_primitive::<Float64Type>().value(row)),
-        DataType::Timestamp(arrow::datatypes::TimeUnit::Microsecond, _) => {
-            Value::Int(col.as_primitive::<TimestampMicrosecondType>().value(row))
-        }
-        DataType::Timestamp(_, _) => Value::Int(
-            to_micros(&col.slice(row, 1))
-                .as_primitive::<TimestampMicrosecondType>()
-                .value(0),
-        ),
-        DataType::List(_) => {
-            let list = col.as_list::<i32>().value(row);
-            Value::Set(
-                (0..list.len())
-                    .filter_map(|i| string_at(list.as_ref(), i))
-                    .collect(),
-            )
-        }
-        _ => match arrow::compute::cast(&col.slice(row, 1), &DataType::Float64) {
-            Ok(a) if !a.is_null(0) => Value::Float(a.as_primitive::<Float64Type>().value(0)),
-            _ => Value::Null,
-        },
+        DataType::Int64 | DataType::UInt64 | DataType::Float64 => col.clone(),
+        DataType::Timestamp(_, _) => to_micros(col.as_ref()),
+        _ => arrow::compute::cast(col, &DataType::Float64)
+            .unwrap_or_else(|_| arrow::array::new_null_array(&DataType::Float64, col.len())),
     }
 }
 
-/// The numeric view of a window's merged values (sets as their distinct size), without copying any string.
-fn window_numbers<'a>(
-    panes: impl Iterator<Item = &'a Partial>,
-    merges: &[Merge],
-    with_sets: bool,
-) -> Vec<Option<f64>> {
-    let mut nums: Vec<Option<f64>> = vec![None; merges.len()];
-    let mut sets: Vec<BTreeSet<&str>> = vec![BTreeSet::new(); merges.len()];
-    for part in panes {
-        for (i, v) in part.values.iter().enumerate() {
-            match v {
-                Value::Null => {}
-                Value::Set(s) if with_sets => sets[i].extend(s.iter().map(String::as_str)),
-                Value::Set(_) => {}
-                other => {
-                    let x = other.num().unwrap_or(0.0);
-                    nums[i] = Some(match (nums[i], merges[i]) {
-                        (None, _) => x,
-                        (Some(a), Merge::Min) => a.min(x),
-                        (Some(a), Merge::Max) => a.max(x),
-                        (Some(a), _) => a + x,
-                    });
-                }
+/// A numeric output column, typed once per batch rather than per value.
+enum NumColumn<'a> {
+    Int(&'a arrow::array::Int64Array),
+    UInt(&'a arrow::array::UInt64Array),
+    Float(&'a arrow::array::Float64Array),
+    Time(&'a arrow::array::TimestampMicrosecondArray),
+}
+
+impl<'a> NumColumn<'a> {
+    fn of(col: Option<&'a ArrayRef>) -> Self {
+        let col = col.expect("numeric columns are prepared");
+        match col.data_type() {
+            DataType::Int64 => NumColumn::Int(col.as_primitive::<Int64Type>()),
+            DataType::UInt64 => NumColumn::UInt(col.as_primitive::<UInt64Type>()),
+            DataType::Timestamp(_, _) => {
+                NumColumn::Time(col.as_primitive::<TimestampMicrosecondType>())
             }
+            _ => NumColumn::Float(col.as_primitive::<Float64Type>()),
         }
     }
-    for (i, m) in merges.iter().enumerate() {
-        if with_sets && *m == Merge::Union && nums[i].is_none() {
-            nums[i] = Some(sets[i].len() as f64);
+
+    fn at(&self, row: usize) -> Option<Num> {
+        match self {
+            NumColumn::Int(c) => (!c.is_null(row)).then(|| Num::Int(c.value(row))),
+            NumColumn::UInt(c) => (!c.is_null(row)).then(|| Num::Int(c.value(row) as i64)),
+            NumColumn::Float(c) => (!c.is_null(row)).then(|| Num::Float(c.value(row))),
+            NumColumn::Time(c) => (!c.is_null(row)).then(|| Num::Int(c.value(row))),
         }
     }
-    nums
+}
+
+/// How one value of a [`Pane`] is read from a plan's output row.
+enum Reader<'a> {
+    /// A native aggregate.
+    Num(NumColumn<'a>),
+    /// A distinct set's member, counted when the filter count (if any) is above zero.
+    Set {
+        values: &'a StringArray,
+        filter: Option<NumColumn<'a>>,
+    },
 }
 
 fn term(t: &Term, names: &[String], values: &[Option<f64>]) -> Option<f64> {
@@ -976,9 +821,9 @@ fn build_signal(
     p: &Planned,
     tenant: &str,
     keys: &[Option<String>],
-    start: i64,
-    end: i64,
-    m: &Partial,
+    (start, end): (i64, i64),
+    values: Vec<Value>,
+    evidence: Vec<String>,
     utc_offset_min: i32,
 ) -> Signal {
     let d = &p.detection;
@@ -994,7 +839,7 @@ fn build_signal(
         .value_names
         .iter()
         .map(String::as_str)
-        .zip(&m.values)
+        .zip(&values)
         .collect();
     let key_of = |col: &str| {
         d.group_by
@@ -1044,7 +889,7 @@ fn build_signal(
         intent: d.intent.clone(),
         narrative: render(&d.narrative),
         recommendation: render(&d.recommendation),
-        evidence: m.evidence_ids(),
+        evidence,
         suppressed: false,
         override_applied: None,
     }

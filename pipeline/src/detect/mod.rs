@@ -7,8 +7,10 @@
 pub mod catalog;
 pub mod definition;
 pub mod engine;
+mod event_keys;
 pub mod overrides;
 pub mod risk;
+mod state;
 
 pub use definition::Detection;
 pub use engine::{BatchOutcome, Engine, EngineConfig, EngineError, EngineState};

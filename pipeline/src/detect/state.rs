@@ -1,0 +1,703 @@
+//! The engine's keyed window state: for each (detection, tenant, entity), the partial aggregates of every
+//! window pane not yet evaluated.
+//!
+//! Keys and distinct-set members are interned to small integers, so merging a partial row and evaluating a
+//! window allocate nothing; strings come back only when a window fires or the state is saved. The saved form
+//! ([`SavedEntity`]) holds strings, so checkpoints do not depend on interning.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::ops::Range;
+
+use serde::{Deserialize, Serialize};
+
+use super::definition::{Merge, GROUPABLE};
+
+/// A hash map with a fast (non-cryptographic, randomly seeded) hasher for in-memory state.
+pub(super) type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
+/// An interned string.
+pub(super) type Sym = u32;
+/// The interned form of an absent value.
+pub(super) const NONE: Sym = Sym::MAX;
+/// Most group-by columns a detection can have (each groupable column once).
+pub(super) const MAX_KEYS: usize = GROUPABLE.len();
+
+/// Evidence event ids kept per signal.
+pub const MAX_EVIDENCE: usize = 10;
+/// Evidence combinations kept per pane: enough for the earliest [`MAX_EVIDENCE`] of any window to be exact.
+const EVIDENCE_KEPT: usize = 4 * MAX_EVIDENCE;
+
+/// Strings by number and numbers by string.
+#[derive(Debug, Default)]
+pub(super) struct Interner {
+    ids: FastMap<Box<str>, Sym>,
+    strings: Vec<Box<str>>,
+}
+
+impl Interner {
+    /// The number of `s`, assigned on first sight.
+    pub fn intern(&mut self, s: &str) -> Sym {
+        if let Some(&id) = self.ids.get(s) {
+            return id;
+        }
+        let id = self.strings.len() as Sym;
+        self.strings.push(s.into());
+        self.ids.insert(s.into(), id);
+        id
+    }
+
+    /// [`Interner::intern`], with [`NONE`] for an absent value.
+    pub fn intern_opt(&mut self, s: Option<&str>) -> Sym {
+        s.map_or(NONE, |s| self.intern(s))
+    }
+
+    /// The number of `s` if it has one.
+    pub fn lookup(&self, s: &str) -> Option<Sym> {
+        self.ids.get(s).copied()
+    }
+
+    /// The string of `id` (`None` for [`NONE`]).
+    pub fn resolve(&self, id: Sym) -> Option<&str> {
+        (id != NONE).then(|| &*self.strings[id as usize])
+    }
+
+    /// How many strings are interned.
+    pub fn len(&self) -> usize {
+        self.strings.len()
+    }
+}
+
+/// A merged aggregate value, as conditions, risk and narratives see it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Value {
+    /// Absent (e.g. `min` over no rows).
+    Null,
+    /// Integer (counts, epoch µs).
+    Int(i64),
+    /// Float.
+    Float(f64),
+    /// Distinct strings.
+    Set(BTreeSet<String>),
+}
+
+impl Value {
+    /// Numeric view: sets count as their size.
+    pub fn num(&self) -> Option<f64> {
+        match self {
+            Value::Null => None,
+            Value::Int(i) => Some(*i as f64),
+            Value::Float(f) => Some(*f),
+            Value::Set(s) => Some(s.len() as f64),
+        }
+    }
+}
+
+/// A number read from a plan's output.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) enum Num {
+    /// Integer (counts, epoch µs).
+    Int(i64),
+    /// Float.
+    Float(f64),
+}
+
+impl Num {
+    /// Whether it is above zero (a filter count that counted something).
+    pub fn positive(self) -> bool {
+        self.as_f64() > 0.0
+    }
+
+    fn as_f64(self) -> f64 {
+        match self {
+            Num::Int(i) => i as f64,
+            Num::Float(f) => f,
+        }
+    }
+}
+
+/// One partial aggregate of a pane.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum Cell {
+    /// No rows yet.
+    Null,
+    /// Integer.
+    Int(i64),
+    /// Float (mixed or float inputs).
+    Float(f64),
+    /// Distinct interned strings, sorted.
+    Set(Vec<Sym>),
+}
+
+impl Cell {
+    /// Folds a number in.
+    pub fn merge_num(&mut self, v: Num, how: Merge) {
+        *self = match (&*self, v, how) {
+            (Cell::Null, Num::Int(b), _) => Cell::Int(b),
+            (Cell::Null, Num::Float(b), _) => Cell::Float(b),
+            (Cell::Int(a), Num::Int(b), Merge::Sum) => Cell::Int(a + b),
+            (Cell::Int(a), Num::Int(b), Merge::Min) => Cell::Int(*a.min(&b)),
+            (Cell::Int(a), Num::Int(b), Merge::Max) => Cell::Int(*a.max(&b)),
+            (a, b, how) => {
+                let (x, y) = (a.num().unwrap_or(0.0), b.as_f64());
+                Cell::Float(match how {
+                    Merge::Min => x.min(y),
+                    Merge::Max => x.max(y),
+                    _ => x + y,
+                })
+            }
+        };
+    }
+
+    /// Adds a set member.
+    pub fn insert(&mut self, s: Sym) {
+        match self {
+            Cell::Set(set) => {
+                if let Err(at) = set.binary_search(&s) {
+                    set.insert(at, s);
+                }
+            }
+            other => *other = Cell::Set(vec![s]),
+        }
+    }
+
+    /// Folds another pane's cell in.
+    fn merge(&mut self, other: &Cell, how: Merge) {
+        match other {
+            Cell::Null => {}
+            Cell::Int(b) => self.merge_num(Num::Int(*b), how),
+            Cell::Float(b) => self.merge_num(Num::Float(*b), how),
+            Cell::Set(b) => {
+                for &s in b {
+                    self.insert(s);
+                }
+            }
+        }
+    }
+
+    fn num(&self) -> Option<f64> {
+        match self {
+            Cell::Null => None,
+            Cell::Int(i) => Some(*i as f64),
+            Cell::Float(f) => Some(*f),
+            Cell::Set(s) => Some(s.len() as f64),
+        }
+    }
+
+    fn to_value(&self, strings: &Interner) -> Value {
+        match self {
+            Cell::Null => Value::Null,
+            Cell::Int(i) => Value::Int(*i),
+            Cell::Float(f) => Value::Float(*f),
+            Cell::Set(s) => Value::Set(
+                s.iter()
+                    .filter_map(|&id| strings.resolve(id).map(str::to_owned))
+                    .collect(),
+            ),
+        }
+    }
+
+    fn from_value(v: &Value, strings: &mut Interner) -> Cell {
+        match v {
+            Value::Null => Cell::Null,
+            Value::Int(i) => Cell::Int(*i),
+            Value::Float(f) => Cell::Float(*f),
+            Value::Set(s) => {
+                let mut ids: Vec<Sym> = s.iter().map(|x| strings.intern(x)).collect();
+                ids.sort_unstable();
+                Cell::Set(ids)
+            }
+        }
+    }
+}
+
+/// The first 64 bits of a 128-bit hex event id (what normalization makes), which order such ids.
+pub(super) fn id_prefix(id: &[u8]) -> Option<u64> {
+    if id.len() != 32 || !id.iter().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        return None;
+    }
+    Some(id[..16].iter().fold(0u64, |k, &b| {
+        (k << 4) | u64::from(if b <= b'9' { b - b'0' } else { b - b'a' + 10 })
+    }))
+}
+
+/// An event id, kept inline when it is at most 32 bytes (every id Sentra makes) so that evidence allocates
+/// nothing, with its [`id_prefix`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct IdText {
+    prefix: Option<u64>,
+    text: IdBytes,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum IdBytes {
+    Inline { len: u8, bytes: [u8; 32] },
+    Heap(Box<[u8]>),
+}
+
+impl IdText {
+    fn new(id: &[u8]) -> Self {
+        let text = match id.len() {
+            len @ 0..=32 => {
+                let mut bytes = [0u8; 32];
+                bytes[..len].copy_from_slice(id);
+                IdBytes::Inline {
+                    len: len as u8,
+                    bytes,
+                }
+            }
+            _ => IdBytes::Heap(id.into()),
+        };
+        Self {
+            prefix: id_prefix(id),
+            text,
+        }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        match &self.text {
+            IdBytes::Inline { len, bytes } => &bytes[..*len as usize],
+            IdBytes::Heap(b) => b,
+        }
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(self.bytes()).into_owned()
+    }
+}
+
+/// A candidate event id whose text is only fetched when its prefix does not decide a comparison.
+pub(super) struct Candidate<F> {
+    /// The top bits of the id's [`id_prefix`] and how many low bits they lack, if it has one.
+    pub prefix: Option<(u64, u32)>,
+    /// The id's text.
+    pub text: F,
+}
+
+impl<'a, F: Fn() -> &'a [u8]> Candidate<F> {
+    /// Whether this id is smaller than `have`.
+    fn is_below(&self, have: &IdText) -> bool {
+        match (self.prefix, have.prefix) {
+            (Some((a, dropped)), Some(b)) if a != b >> dropped => a < b >> dropped,
+            _ => (self.text)() < have.bytes(),
+        }
+    }
+
+    fn to_id(&self) -> IdText {
+        IdText::new((self.text)())
+    }
+}
+
+/// Sample events of a pane: per combination of dimension values (host, distinct columns), the first event
+/// time and the smallest event id. Both merge by minimum, so samples do not depend on batching. Only the
+/// [`EVIDENCE_KEPT`] earliest combinations are kept.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(super) struct Evidence {
+    /// (combination hash, first time, smallest id), unordered.
+    items: Vec<(u64, i64, IdText)>,
+    /// Index of the latest item, when known (only needed once full).
+    latest: Option<usize>,
+}
+
+impl Evidence {
+    /// Adds a (first time, smallest id) candidate for a combination.
+    pub fn add<'a>(&mut self, combo: u64, time: i64, id: Candidate<impl Fn() -> &'a [u8]>) {
+        if let Some(i) = self.items.iter().position(|e| e.0 == combo) {
+            let item = &mut self.items[i];
+            item.1 = item.1.min(time);
+            if id.is_below(&item.2) {
+                item.2 = id.to_id();
+            }
+            if self.latest == Some(i) {
+                self.latest = None;
+            }
+            return;
+        }
+        if self.items.len() < EVIDENCE_KEPT {
+            self.items.push((combo, time, id.to_id()));
+            self.latest = None;
+            return;
+        }
+        // Full: keep only the earliest combinations.
+        let latest = *self.latest.get_or_insert_with(|| {
+            (0..self.items.len())
+                .max_by(|&a, &b| {
+                    let (x, y) = (&self.items[a], &self.items[b]);
+                    (x.1, x.2.bytes()).cmp(&(y.1, y.2.bytes()))
+                })
+                .expect("full, so not empty")
+        });
+        let have = &self.items[latest];
+        let earlier = time < have.1 || (time == have.1 && id.is_below(&have.2));
+        if earlier {
+            self.items[latest] = (combo, time, id.to_id());
+            self.latest = None;
+        }
+    }
+
+    fn merge(&mut self, other: &Evidence) {
+        for (combo, time, id) in &other.items {
+            let candidate = Candidate {
+                prefix: id.prefix.map(|p| (p, 0)),
+                text: || id.bytes(),
+            };
+            self.add(*combo, *time, candidate);
+        }
+    }
+
+    /// The first [`MAX_EVIDENCE`] samples in event order.
+    pub fn ids(&self) -> Vec<String> {
+        let mut all: Vec<(i64, &[u8])> = self.items.iter().map(|e| (e.1, e.2.bytes())).collect();
+        all.sort_unstable();
+        all.into_iter()
+            .take(MAX_EVIDENCE)
+            .map(|(_, id)| String::from_utf8_lossy(id).into_owned())
+            .collect()
+    }
+}
+
+/// FNV-1a over a combination's values: stable across runs and platforms (checkpoints keep it).
+pub(super) fn combo_hash<'a>(values: impl Iterator<Item = Option<&'a str>>) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for v in values {
+        for b in v.unwrap_or("\u{0}").bytes().chain([0x1f]) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    h
+}
+
+/// Partial aggregates of one pane.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Pane {
+    /// Pane start, epoch µs.
+    pub start: i64,
+    /// One cell per value of the detection.
+    pub cells: Vec<Cell>,
+    /// Sample events.
+    pub evidence: Evidence,
+}
+
+/// Which (detection, tenant, entity) a state belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(super) struct EntityKey {
+    /// Index of the detection.
+    pub det: u32,
+    /// The tenant.
+    pub tenant: Sym,
+    /// The group-by values, [`NONE`] for null; slots past the detection's keys are [`NONE`] too.
+    pub keys: [Sym; MAX_KEYS],
+}
+
+/// Window state of one (detection, tenant, entity).
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Entity {
+    /// Panes by start, ascending.
+    pub panes: VecDeque<Pane>,
+    /// Next window end to evaluate.
+    pub next_end: i64,
+    /// Windows starting before this stay quiet (set when a window fires).
+    pub fired_until: i64,
+}
+
+impl Entity {
+    /// A new state whose first window to evaluate ends at `next_end`.
+    pub fn new(next_end: i64) -> Self {
+        Self {
+            panes: VecDeque::new(),
+            next_end,
+            fired_until: 0,
+        }
+    }
+
+    /// The pane starting at `start`, created (with `n` empty cells) if needed.
+    pub fn pane_mut(&mut self, start: i64, n: usize) -> &mut Pane {
+        // Input is mostly in time order: search from the newest pane.
+        let at = self
+            .panes
+            .iter()
+            .rposition(|p| p.start <= start)
+            .map_or(0, |i| i + 1);
+        if at == 0 || self.panes[at - 1].start != start {
+            let pane = Pane {
+                start,
+                cells: vec![Cell::Null; n],
+                evidence: Evidence::default(),
+            };
+            self.panes.insert(at, pane);
+            return &mut self.panes[at];
+        }
+        &mut self.panes[at - 1]
+    }
+
+    /// Indices of the panes starting in `[start, end)`.
+    pub fn window(&self, start: i64, end: i64) -> Range<usize> {
+        let lo = self.panes.partition_point(|p| p.start < start);
+        let hi = self.panes.partition_point(|p| p.start < end);
+        lo..hi
+    }
+
+    /// Every interned number this state holds, renumbered by `f`.
+    fn renumber(&mut self, f: &mut impl FnMut(Sym) -> Sym) {
+        for pane in &mut self.panes {
+            for cell in &mut pane.cells {
+                if let Cell::Set(s) = cell {
+                    for id in s.iter_mut() {
+                        *id = f(*id);
+                    }
+                    s.sort_unstable();
+                }
+            }
+        }
+    }
+}
+
+/// Scratch space for evaluating windows, reused so that evaluation allocates nothing.
+#[derive(Debug, Default)]
+pub(super) struct Scratch {
+    /// One number per value of the detection.
+    pub nums: Vec<Option<f64>>,
+    members: Vec<Sym>,
+}
+
+impl Scratch {
+    /// The numeric view of the window's merged values into `self.nums`: sets as their distinct size when
+    /// `with_sets`, otherwise left `None`.
+    pub fn window_numbers(
+        &mut self,
+        panes: &VecDeque<Pane>,
+        window: Range<usize>,
+        merges: &[Merge],
+        with_sets: bool,
+    ) {
+        self.nums.clear();
+        self.nums.resize(merges.len(), None);
+        for pane in panes.range(window.clone()) {
+            for (i, cell) in pane.cells.iter().enumerate() {
+                let x = match cell {
+                    Cell::Null | Cell::Set(_) => continue,
+                    Cell::Int(v) => *v as f64,
+                    Cell::Float(v) => *v,
+                };
+                self.nums[i] = Some(match (self.nums[i], merges[i]) {
+                    (None, _) => x,
+                    (Some(a), Merge::Min) => a.min(x),
+                    (Some(a), Merge::Max) => a.max(x),
+                    (Some(a), _) => a + x,
+                });
+            }
+        }
+        if !with_sets {
+            return;
+        }
+        for (i, m) in merges.iter().enumerate() {
+            if *m != Merge::Union || self.nums[i].is_some() {
+                continue;
+            }
+            self.members.clear();
+            for pane in panes.range(window.clone()) {
+                if let Cell::Set(s) = &pane.cells[i] {
+                    self.members.extend_from_slice(s);
+                }
+            }
+            self.members.sort_unstable();
+            self.members.dedup();
+            self.nums[i] = Some(self.members.len() as f64);
+        }
+    }
+}
+
+/// The window's panes merged: its values (strings resolved) and evidence ids.
+pub(super) fn merge_window(
+    panes: &VecDeque<Pane>,
+    window: Range<usize>,
+    merges: &[Merge],
+    strings: &Interner,
+) -> (Vec<Value>, Vec<String>) {
+    let mut cells = vec![Cell::Null; merges.len()];
+    let mut evidence = Evidence::default();
+    for pane in panes.range(window) {
+        for ((acc, cell), how) in cells.iter_mut().zip(&pane.cells).zip(merges) {
+            acc.merge(cell, *how);
+        }
+        evidence.merge(&pane.evidence);
+    }
+    let values = cells.iter().map(|c| c.to_value(strings)).collect();
+    (values, evidence.ids())
+}
+
+/// Partial aggregates of one pane, as saved in a checkpoint.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub(super) struct SavedPane {
+    values: Vec<Value>,
+    /// Sample per combination hash: (first time, smallest id).
+    evidence: BTreeMap<u64, (i64, String)>,
+}
+
+/// Window state of one entity, as saved in a checkpoint.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub(super) struct SavedState {
+    panes: BTreeMap<i64, SavedPane>,
+    next_end: i64,
+    fired_until: i64,
+}
+
+/// One entity's identity and window state, as saved in a checkpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(super) struct SavedEntity {
+    /// The detection's name.
+    pub detection: String,
+    /// The group-by values.
+    pub keys: Vec<Option<String>>,
+    /// The window state.
+    pub state: SavedState,
+}
+
+impl Entity {
+    /// The saved form.
+    pub fn save(&self, strings: &Interner) -> SavedState {
+        let panes = self
+            .panes
+            .iter()
+            .map(|p| {
+                let saved = SavedPane {
+                    values: p.cells.iter().map(|c| c.to_value(strings)).collect(),
+                    evidence: p
+                        .evidence
+                        .items
+                        .iter()
+                        .map(|(combo, time, id)| (*combo, (*time, id.text())))
+                        .collect(),
+                };
+                (p.start, saved)
+            })
+            .collect();
+        SavedState {
+            panes,
+            next_end: self.next_end,
+            fired_until: self.fired_until,
+        }
+    }
+
+    /// Back from the saved form.
+    pub fn load(saved: &SavedState, strings: &mut Interner) -> Self {
+        let panes = saved
+            .panes
+            .iter()
+            .map(|(&start, p)| Pane {
+                start,
+                cells: p
+                    .values
+                    .iter()
+                    .map(|v| Cell::from_value(v, strings))
+                    .collect(),
+                evidence: Evidence {
+                    items: p
+                        .evidence
+                        .iter()
+                        .map(|(&combo, (time, id))| (combo, *time, IdText::new(id.as_bytes())))
+                        .collect(),
+                    latest: None,
+                },
+            })
+            .collect();
+        Self {
+            panes,
+            next_end: saved.next_end,
+            fired_until: saved.fired_until,
+        }
+    }
+}
+
+/// Re-interns everything `state` refers to into a fresh interner, dropping strings no state holds any more
+/// (keys and set members of closed windows); returns the new interner.
+pub(super) fn compact(state: &mut FastMap<EntityKey, Entity>, old: &Interner) -> Interner {
+    let mut fresh = Interner::default();
+    let mut renumber = |id: Sym| match old.resolve(id) {
+        Some(s) => fresh.intern(s),
+        None => NONE,
+    };
+    let entries: Vec<(EntityKey, Entity)> = state.drain().collect();
+    for (mut key, mut entity) in entries {
+        key.tenant = renumber(key.tenant);
+        for k in &mut key.keys {
+            *k = renumber(*k);
+        }
+        entity.renumber(&mut renumber);
+        state.insert(key, entity);
+    }
+    fresh
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn evidence_keeps_the_earliest_combinations_whatever_the_order() {
+        // Each combination once, as one batch's partial rows give them, in scrambled time order.
+        let candidates: Vec<(u64, i64, String)> = (0..200u64)
+            .map(|i| (i, (i * 7919 % 200) as i64, format!("{:032x}", i * 31 % 211)))
+            .collect();
+        let add = |e: &mut Evidence, (c, t, id): &(u64, i64, String)| {
+            let candidate = Candidate {
+                prefix: id_prefix(id.as_bytes()).map(|p| (p >> 4, 4)),
+                text: || id.as_bytes(),
+            };
+            e.add(*c, *t, candidate);
+        };
+        let mut forward = Evidence::default();
+        candidates.iter().for_each(|c| add(&mut forward, c));
+        let mut backward = Evidence::default();
+        candidates.iter().rev().for_each(|c| add(&mut backward, c));
+        // Exact reference: per combination the minimum time and id, then the earliest ten.
+        let mut best: BTreeMap<u64, (i64, String)> = BTreeMap::new();
+        for (c, t, id) in &candidates {
+            let e = best.entry(*c).or_insert((*t, id.clone()));
+            e.0 = e.0.min(*t);
+            if id < &e.1 {
+                e.1 = id.clone();
+            }
+        }
+        let mut expected: Vec<(i64, String)> = best.into_values().collect();
+        expected.sort();
+        let expected: Vec<String> = expected
+            .into_iter()
+            .take(MAX_EVIDENCE)
+            .map(|e| e.1)
+            .collect();
+        assert_eq!(forward.ids(), expected);
+        assert_eq!(backward.ids(), expected);
+    }
+
+    #[test]
+    fn compaction_keeps_only_live_strings_and_their_meaning() {
+        let mut strings = Interner::default();
+        let dead = strings.intern("gone");
+        let ip = strings.intern("10.0.0.1");
+        let (alice, bob) = (strings.intern("alice"), strings.intern("bob"));
+        let mut entity = Entity::new(60);
+        let pane = entity.pane_mut(0, 1);
+        pane.cells[0].insert(bob);
+        pane.cells[0].insert(alice);
+        let mut keys = [NONE; MAX_KEYS];
+        keys[0] = ip;
+        let key = EntityKey {
+            det: 0,
+            tenant: strings.intern("acme"),
+            keys,
+        };
+        let before = entity.save(&strings);
+        let mut state = FastMap::default();
+        state.insert(key, entity);
+        let fresh = compact(&mut state, &strings);
+        assert_eq!(fresh.len(), 4);
+        assert_eq!(fresh.lookup("gone"), None);
+        let _ = dead;
+        let (key, entity) = state.iter().next().unwrap();
+        assert_eq!(fresh.resolve(key.keys[0]), Some("10.0.0.1"));
+        assert_eq!(fresh.resolve(key.tenant), Some("acme"));
+        assert_eq!(key.keys[1], NONE);
+        assert_eq!(entity.save(&fresh), before);
+    }
+}
