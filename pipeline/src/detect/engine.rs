@@ -25,15 +25,15 @@ use datafusion::physical_plan::memory::MemoryStream;
 use datafusion::physical_plan::streaming::PartitionStream;
 use datafusion::physical_plan::{collect, ExecutionPlan, SendableRecordBatchStream};
 use datafusion::prelude::{SessionConfig, SessionContext};
-use sentra_schemas::{hex_digest, Signal};
+use sentra_schemas::{events_schema, hex_digest, Signal};
 use serde::{Deserialize, Serialize};
 
+use super::aggregates::{self, as_utf8, Shared};
 use super::definition::{parse_condition, Condition, Detection, Merge, Op, Term};
-use super::event_keys::{keyed_schema, EventKeys, EVENT_KEY_COLUMN};
 use super::risk;
 use super::state::{
-    combo_hash, compact, merge_window, Candidate, Entity, EntityKey, FastMap, Interner, Num,
-    SavedEntity, Scratch, Sym, MAX_KEYS, NONE,
+    compact, merge_window, Entity, EntityKey, FastMap, Interner, Num, SavedEntity, Scratch, Sym,
+    MAX_KEYS, NONE,
 };
 pub use super::state::{Value, MAX_EVIDENCE};
 
@@ -118,28 +118,25 @@ struct Planned {
     /// Conditions over counts and times only (cheap), and those that need a distinct set's size.
     numeric_conditions: Vec<Condition>,
     set_conditions: Vec<Condition>,
-    /// Names of the values in a [`Partial`], in order (builtins first).
+    /// Names of the values of a pane, in order (builtins first).
     value_names: Vec<String>,
     merges: Vec<Merge>,
     /// Where each value comes from in the plan's output.
     sources: Vec<ValueSource>,
-    /// Output columns of the grouping dimensions (for evidence samples).
-    dims: Vec<usize>,
-    /// Output column of `first_seen`.
-    first_seen_col: usize,
+    /// Output column of the samples' outbox index.
+    evidence_col: usize,
     size_us: i64,
     slide_us: i64,
     repeat_after_us: i64,
 }
 
-/// How a partial value is read from a plan's output row.
+/// How a pane value is read from a plan's output row.
 #[derive(Debug, Clone, Copy)]
 enum ValueSource {
     /// A native aggregate in this output column.
     Column(usize),
-    /// A distinct set: the grouping dimension in column `dim`, counted only when the optional filter-count
-    /// column is above zero.
-    Dimension { dim: usize, filter: Option<usize> },
+    /// A distinct set (`sentra_set`): its outbox index is in this output column.
+    Set(usize),
 }
 
 /// `array_agg(DISTINCT col)` with an optional `FILTER (WHERE cond)`: (column, condition).
@@ -175,8 +172,8 @@ pub struct Engine {
     planned: Vec<Planned>,
     /// Window state by (detection, tenant, entity).
     state: FastMap<EntityKey, Entity>,
-    /// The strings `state` refers to.
-    strings: Interner,
+    /// The strings `state` refers to, and the pane aggregates' outbox.
+    shared: Shared,
     /// Compact `strings` when it grows past this.
     interned_limit: usize,
     scratch: Scratch,
@@ -202,11 +199,15 @@ impl Engine {
             .with_target_partitions(1)
             .with_batch_size(65_536);
         let ctx = SessionContext::new_with_config(session);
+        let shared = Shared::default();
+        for f in aggregates::functions(&shared) {
+            ctx.register_udaf(f);
+        }
         let slot = Arc::new(Mutex::new(Vec::new()));
         let table = StreamingTable::try_new(
-            keyed_schema(),
+            events_schema(),
             vec![Arc::new(Slot {
-                schema: keyed_schema(),
+                schema: events_schema(),
                 batches: slot.clone(),
             })],
         )
@@ -232,9 +233,8 @@ impl Engine {
                 ))));
             }
             let (size_us, slide_us) = d.window.size_slide_us();
-            // Output columns: tenant, keys…, pane, evidence, then dimensions, native aggregates and filter counts.
-            // Distinct sets are not aggregated as lists (slow, row-by-row in DataFusion) but added to the
-            // GROUP BY as dimensions; the engine collects their values into sets while merging.
+            // Output columns: tenant, keys…, pane, samples, then one per value. Distinct sets and samples are
+            // Sentra's own aggregates (see `aggregates`); the rest is the detection's SQL as written.
             let mut group_cols: Vec<String> = vec!["tenant".into()];
             group_cols.extend(d.group_by.iter().cloned());
             let mut select: Vec<String> = group_cols.clone();
@@ -242,28 +242,14 @@ impl Engine {
                 "date_bin(INTERVAL '{} seconds', timestamp, TIMESTAMP '1970-01-01T00:00:00Z') AS __pane",
                 slide_us / 1_000_000
             ));
-            // The smallest id per group: a native aggregate (an ordered first_value costs several times more), and
-            // exact under merging, so samples do not depend on batching.
-            select.push(format!("min({EVENT_KEY_COLUMN}) AS __evidence"));
+            group_cols.push("__pane".into());
+            let evidence_col = select.len();
+            select.push(String::new()); // The samples, once the distinct columns are known.
             let mut value_names = Vec::new();
             let mut merges = Vec::new();
             let mut sources = Vec::new();
-            let mut extra_group: Vec<String> = Vec::new();
-            let mut distinct = |col: &str, filter: Option<&str>, select: &mut Vec<String>| {
-                let dim = select.len();
-                select.push(format!("{col} AS __d{dim}"));
-                if !group_cols.iter().any(|g| g == col) && !extra_group.iter().any(|g| g == col) {
-                    extra_group.push(col.to_owned());
-                }
-                let filter = filter.map(|cond| {
-                    select.push(format!(
-                        "count(*) FILTER (WHERE {cond}) AS __f{}",
-                        select.len()
-                    ));
-                    select.len() - 1
-                });
-                ValueSource::Dimension { dim, filter }
-            };
+            // Samples are kept per combination of the distinct sets' columns.
+            let mut sample_dims: Vec<String> = Vec::new();
             let builtins = BUILTIN_SQL
                 .iter()
                 .map(|&(name, sql, merge)| (name, sql, merge));
@@ -274,7 +260,10 @@ impl Engine {
             for (name, sql, merge) in builtins.chain(own) {
                 let source = match (merge, parse_distinct(sql)) {
                     (Merge::Union, Some((col, cond))) => {
-                        distinct(&col, cond.as_deref(), &mut select)
+                        let filter = cond.map_or(String::new(), |c| format!(" FILTER (WHERE {c})"));
+                        select.push(format!("sentra_set({col}){filter} AS {name}"));
+                        sample_dims.push(col);
+                        ValueSource::Set(select.len() - 1)
                     }
                     _ => {
                         select.push(format!("{sql} AS {name}"));
@@ -285,8 +274,13 @@ impl Engine {
                 merges.push(merge);
                 sources.push(source);
             }
-            group_cols.push("__pane".into());
-            group_cols.extend(extra_group);
+            select[evidence_col] = format!(
+                "sentra_evidence(event_id, timestamp{}) AS __evidence",
+                sample_dims
+                    .iter()
+                    .map(|c| format!(", {c}"))
+                    .collect::<String>()
+            );
             let sql = format!(
                 "SELECT {} FROM events WHERE ({}) GROUP BY {}",
                 select.join(", "),
@@ -310,17 +304,6 @@ impl Engine {
                     })
                 });
             let repeat_after_us = d.repeat_after_secs as i64 * 1_000_000;
-            let dims = sources
-                .iter()
-                .filter_map(|s| match s {
-                    ValueSource::Dimension { dim, .. } => Some(*dim),
-                    ValueSource::Column(_) => None,
-                })
-                .collect();
-            let first_seen_col = match sources[2] {
-                ValueSource::Column(c) => c,
-                ValueSource::Dimension { dim, .. } => dim,
-            };
             planned.push(Planned {
                 detection: d,
                 plan,
@@ -329,8 +312,7 @@ impl Engine {
                 value_names,
                 merges,
                 sources,
-                dims,
-                first_seen_col,
+                evidence_col,
                 size_us,
                 slide_us,
                 repeat_after_us,
@@ -342,7 +324,7 @@ impl Engine {
             slot,
             planned,
             state: FastMap::default(),
-            strings: Interner::default(),
+            shared,
             interned_limit: MIN_INTERNED_LIMIT,
             scratch: Scratch::default(),
             max_event_us: HashMap::new(),
@@ -403,8 +385,7 @@ impl Engine {
             filter_record_batch(batch, &BooleanArray::from(keep)).expect("mask matches the batch")
         };
 
-        let keys = EventKeys::new(&on_time);
-        *self.slot.lock().expect("slot lock") = vec![keys.batch.clone()];
+        *self.slot.lock().expect("slot lock") = vec![on_time];
         let task = self.ctx.task_ctx();
         for i in 0..self.planned.len() {
             let result = collect(self.planned[i].plan.clone(), task.clone())
@@ -414,8 +395,11 @@ impl Engine {
                     source: e,
                 })?;
             for part in &result {
-                self.merge_partials(i, part, &keys);
+                self.merge_partials(i, part);
             }
+            let mut outbox = self.shared.outbox.lock().expect("outbox lock");
+            outbox.sets.clear();
+            outbox.evidence.clear();
         }
         self.slot.lock().expect("slot lock").clear();
         out.signals = self.close(false);
@@ -427,49 +411,46 @@ impl Engine {
         self.close(true)
     }
 
-    fn merge_partials(&mut self, det: usize, batch: &RecordBatch, keys: &EventKeys) {
+    fn merge_partials(&mut self, det: usize, batch: &RecordBatch) {
         let Self {
             config,
             planned,
             state,
-            strings,
+            shared,
             entities_per_tenant,
             state_overflow,
             ..
         } = self;
         let p = &planned[det];
         let n_keys = p.detection.group_by.len();
-        let text = |c: usize| as_utf8(batch.column(c));
+        let text = |c: usize| as_utf8(batch.column(c)).expect("any column casts to text");
         let tenants = text(0);
+        let tenants = tenants.as_string::<i32>();
         let key_cols: Vec<ArrayRef> = (0..n_keys).map(|k| text(1 + k)).collect();
         let key_cols: Vec<&StringArray> = key_cols.iter().map(|c| c.as_string::<i32>()).collect();
         let panes = to_micros(batch.column(1 + n_keys).as_ref());
         let panes = panes.as_primitive::<TimestampMicrosecondType>();
-        let evidence = batch.column(2 + n_keys).as_primitive::<UInt64Type>();
-        let dims: Vec<ArrayRef> = p.dims.iter().map(|&d| text(d)).collect();
-        let dims: Vec<&StringArray> = dims.iter().map(|c| c.as_string::<i32>()).collect();
-        let numbers: Vec<Option<ArrayRef>> = (0..batch.num_columns())
-            .map(|c| {
-                let numeric = p.sources.iter().any(|s| match *s {
-                    ValueSource::Column(col) => col == c,
-                    ValueSource::Dimension { filter, .. } => filter == Some(c),
-                }) || c == p.first_seen_col;
-                numeric.then(|| as_numbers(batch.column(c)))
+        let outbox_index = |c: usize| batch.column(c).as_primitive::<UInt64Type>();
+        let evidence = outbox_index(p.evidence_col);
+        let numbers: Vec<Option<ArrayRef>> = p
+            .sources
+            .iter()
+            .map(|s| match *s {
+                ValueSource::Column(c) => Some(as_numbers(batch.column(c))),
+                ValueSource::Set(_) => None,
             })
             .collect();
         let readers: Vec<Reader> = p
             .sources
             .iter()
-            .map(|s| match *s {
-                ValueSource::Column(c) => Reader::Num(NumColumn::of(numbers[c].as_ref())),
-                ValueSource::Dimension { dim, filter } => Reader::Set {
-                    values: dims[p.dims.iter().position(|&d| d == dim).expect("a dimension")],
-                    filter: filter.map(|f| NumColumn::of(numbers[f].as_ref())),
-                },
+            .zip(&numbers)
+            .map(|(s, n)| match *s {
+                ValueSource::Column(_) => Reader::Num(NumColumn::of(n.as_ref())),
+                ValueSource::Set(c) => Reader::Set(outbox_index(c)),
             })
             .collect();
-        let first_seen = NumColumn::of(numbers[p.first_seen_col].as_ref());
-        let tenants = tenants.as_string::<i32>();
+        let mut strings = shared.strings.lock().expect("interner lock");
+        let outbox = shared.outbox.lock().expect("outbox lock");
         for row in 0..batch.num_rows() {
             let tenant = tenants.value(row);
             let mut key = EntityKey {
@@ -506,29 +487,15 @@ impl Engine {
                             cell.merge_num(v, *how);
                         }
                     }
-                    Reader::Set { values, filter } => {
-                        let counted = filter
-                            .as_ref()
-                            .is_none_or(|f| f.at(row).is_some_and(|n| n.positive()));
-                        if counted && !values.is_null(row) {
-                            cell.insert(strings.intern(values.value(row)));
+                    Reader::Set(index) => {
+                        if let Some(set) = outbox.sets.get(index.value(row) as usize) {
+                            cell.union(set);
                         }
                     }
                 }
             }
-            if !evidence.is_null(row) {
-                let key = evidence.value(row);
-                let combo =
-                    combo_hash(dims.iter().map(|c| (!c.is_null(row)).then(|| c.value(row))));
-                let time = match first_seen.at(row) {
-                    Some(Num::Int(t)) => t,
-                    _ => i64::MIN,
-                };
-                let id = Candidate {
-                    prefix: keys.prefix(key),
-                    text: || keys.id(key),
-                };
-                partial.evidence.add(combo, time, id);
+            if let Some(samples) = outbox.evidence.get(evidence.value(row) as usize) {
+                partial.evidence.merge(samples);
             }
         }
     }
@@ -541,12 +508,15 @@ impl Engine {
             config,
             planned,
             state,
-            strings,
             max_event_us,
             entities_per_tenant,
             scratch,
+            shared,
+            interned_limit,
             ..
         } = self;
+        let mut strings = shared.strings.lock().expect("interner lock");
+        let strings = &mut *strings;
         let watermarks: FastMap<Sym, i64> = max_event_us
             .iter()
             .filter_map(|(t, m)| Some((strings.lookup(t)?, m - lateness)))
@@ -627,9 +597,9 @@ impl Engine {
             }
         }
         // Strings of closed windows are dropped once they are most of the interner.
-        if strings.len() > self.interned_limit {
-            self.strings = compact(&mut self.state, &self.strings);
-            self.interned_limit = (2 * self.strings.len()).max(MIN_INTERNED_LIMIT);
+        if strings.len() > *interned_limit {
+            *strings = compact(state, strings);
+            *interned_limit = (2 * strings.len()).max(MIN_INTERNED_LIMIT);
         }
         fired.sort_by(|a, b| {
             (
@@ -650,10 +620,11 @@ impl Engine {
 
     /// The engine's state, for checkpoints.
     pub fn snapshot(&self) -> EngineState {
+        let strings = self.shared.strings.lock().expect("interner lock");
         let mut entities: BTreeMap<String, Vec<SavedEntity>> = BTreeMap::new();
         for (key, entity) in &self.state {
             let p = &self.planned[key.det as usize];
-            let tenant = self.strings.resolve(key.tenant).unwrap_or_default();
+            let tenant = strings.resolve(key.tenant).unwrap_or_default();
             entities
                 .entry(tenant.to_owned())
                 .or_default()
@@ -661,9 +632,9 @@ impl Engine {
                     detection: p.detection.name.clone(),
                     keys: key.keys[..p.detection.group_by.len()]
                         .iter()
-                        .map(|&k| self.strings.resolve(k).map(str::to_owned))
+                        .map(|&k| strings.resolve(k).map(str::to_owned))
                         .collect(),
-                    state: entity.save(&self.strings),
+                    state: entity.save(&strings),
                 });
         }
         for v in entities.values_mut() {
@@ -684,7 +655,8 @@ impl Engine {
     pub fn restore(&mut self, s: EngineState) {
         self.max_event_us = s.max_event_us.into_iter().collect();
         self.state.clear();
-        self.strings = Interner::default();
+        let mut strings = self.shared.strings.lock().expect("interner lock");
+        *strings = Interner::default();
         self.entities_per_tenant.clear();
         for (tenant, list) in s.entities {
             for saved in list {
@@ -697,17 +669,17 @@ impl Engine {
                 *self.entities_per_tenant.entry(tenant.clone()).or_default() += 1;
                 let mut key = EntityKey {
                     det: det as u32,
-                    tenant: self.strings.intern(&tenant),
+                    tenant: strings.intern(&tenant),
                     keys: [NONE; MAX_KEYS],
                 };
                 for (slot, k) in key.keys.iter_mut().zip(&saved.keys) {
-                    *slot = self.strings.intern_opt(k.as_deref());
+                    *slot = strings.intern_opt(k.as_deref());
                 }
-                let entity = Entity::load(&saved.state, &mut self.strings);
+                let entity = Entity::load(&saved.state, &mut strings);
                 self.state.insert(key, entity);
             }
         }
-        self.interned_limit = (2 * self.strings.len()).max(MIN_INTERNED_LIMIT);
+        self.interned_limit = (2 * strings.len()).max(MIN_INTERNED_LIMIT);
         self.state_overflow = s.state_overflow;
     }
 
@@ -725,15 +697,6 @@ const MIN_INTERNED_LIMIT: usize = 1 << 16;
 fn to_micros(col: &dyn Array) -> ArrayRef {
     let target = DataType::Timestamp(arrow::datatypes::TimeUnit::Microsecond, None);
     arrow::compute::cast(col, &target).expect("timestamps cast to microseconds")
-}
-
-/// A text column as `Utf8` (DataFusion may hand out views, large strings or, for a distinct set over a
-/// number column, numbers).
-fn as_utf8(col: &ArrayRef) -> ArrayRef {
-    match col.data_type() {
-        DataType::Utf8 => col.clone(),
-        _ => arrow::compute::cast(col, &DataType::Utf8).expect("any column casts to text"),
-    }
 }
 
 /// A numeric column as one of the types [`NumColumn`] reads (timestamps in microseconds, other numbers as
@@ -778,15 +741,12 @@ impl<'a> NumColumn<'a> {
     }
 }
 
-/// How one value of a [`Pane`] is read from a plan's output row.
+/// How one value of a pane is read from a plan's output row.
 enum Reader<'a> {
     /// A native aggregate.
     Num(NumColumn<'a>),
-    /// A distinct set's member, counted when the filter count (if any) is above zero.
-    Set {
-        values: &'a StringArray,
-        filter: Option<NumColumn<'a>>,
-    },
+    /// A distinct set's outbox index.
+    Set(&'a arrow::array::UInt64Array),
 }
 
 fn term(t: &Term, names: &[String], values: &[Option<f64>]) -> Option<f64> {

@@ -4,10 +4,10 @@
 //! the same format users do ([`catalog`]). The [`engine::Engine`] plans each one with DataFusion once and
 //! keeps keyed window state; [`risk`] scores and words the signals.
 
+mod aggregates;
 pub mod catalog;
 pub mod definition;
 pub mod engine;
-mod event_keys;
 pub mod overrides;
 pub mod risk;
 mod state;

@@ -102,11 +102,6 @@ pub(super) enum Num {
 }
 
 impl Num {
-    /// Whether it is above zero (a filter count that counted something).
-    pub fn positive(self) -> bool {
-        self.as_f64() > 0.0
-    }
-
     fn as_f64(self) -> f64 {
         match self {
             Num::Int(i) => i as f64,
@@ -148,15 +143,21 @@ impl Cell {
         };
     }
 
-    /// Adds a set member.
-    pub fn insert(&mut self, s: Sym) {
+    /// Adds the members of a sorted set.
+    pub fn union(&mut self, members: &[Sym]) {
         match self {
             Cell::Set(set) => {
-                if let Err(at) = set.binary_search(&s) {
-                    set.insert(at, s);
+                for &m in members {
+                    if let Err(at) = set.binary_search(&m) {
+                        set.insert(at, m);
+                    }
                 }
             }
-            other => *other = Cell::Set(vec![s]),
+            other => {
+                if !members.is_empty() {
+                    *other = Cell::Set(members.to_vec());
+                }
+            }
         }
     }
 
@@ -166,11 +167,7 @@ impl Cell {
             Cell::Null => {}
             Cell::Int(b) => self.merge_num(Num::Int(*b), how),
             Cell::Float(b) => self.merge_num(Num::Float(*b), how),
-            Cell::Set(b) => {
-                for &s in b {
-                    self.insert(s);
-                }
-            }
+            Cell::Set(b) => self.union(b),
         }
     }
 
@@ -210,53 +207,33 @@ impl Cell {
     }
 }
 
-/// The first 64 bits of a 128-bit hex event id (what normalization makes), which order such ids.
-pub(super) fn id_prefix(id: &[u8]) -> Option<u64> {
-    if id.len() != 32 || !id.iter().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
-        return None;
-    }
-    Some(id[..16].iter().fold(0u64, |k, &b| {
-        (k << 4) | u64::from(if b <= b'9' { b - b'0' } else { b - b'a' + 10 })
-    }))
-}
-
 /// An event id, kept inline when it is at most 32 bytes (every id Sentra makes) so that evidence allocates
-/// nothing, with its [`id_prefix`].
+/// nothing. Compares like the text.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct IdText {
-    prefix: Option<u64>,
-    text: IdBytes,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum IdBytes {
+enum IdText {
     Inline { len: u8, bytes: [u8; 32] },
     Heap(Box<[u8]>),
 }
 
 impl IdText {
     fn new(id: &[u8]) -> Self {
-        let text = match id.len() {
+        match id.len() {
             len @ 0..=32 => {
                 let mut bytes = [0u8; 32];
                 bytes[..len].copy_from_slice(id);
-                IdBytes::Inline {
+                IdText::Inline {
                     len: len as u8,
                     bytes,
                 }
             }
-            _ => IdBytes::Heap(id.into()),
-        };
-        Self {
-            prefix: id_prefix(id),
-            text,
+            _ => IdText::Heap(id.into()),
         }
     }
 
     fn bytes(&self) -> &[u8] {
-        match &self.text {
-            IdBytes::Inline { len, bytes } => &bytes[..*len as usize],
-            IdBytes::Heap(b) => b,
+        match self {
+            IdText::Inline { len, bytes } => &bytes[..*len as usize],
+            IdText::Heap(b) => b,
         }
     }
 
@@ -265,31 +242,10 @@ impl IdText {
     }
 }
 
-/// A candidate event id whose text is only fetched when its prefix does not decide a comparison.
-pub(super) struct Candidate<F> {
-    /// The top bits of the id's [`id_prefix`] and how many low bits they lack, if it has one.
-    pub prefix: Option<(u64, u32)>,
-    /// The id's text.
-    pub text: F,
-}
-
-impl<'a, F: Fn() -> &'a [u8]> Candidate<F> {
-    /// Whether this id is smaller than `have`.
-    fn is_below(&self, have: &IdText) -> bool {
-        match (self.prefix, have.prefix) {
-            (Some((a, dropped)), Some(b)) if a != b >> dropped => a < b >> dropped,
-            _ => (self.text)() < have.bytes(),
-        }
-    }
-
-    fn to_id(&self) -> IdText {
-        IdText::new((self.text)())
-    }
-}
-
-/// Sample events of a pane: per combination of dimension values (host, distinct columns), the first event
-/// time and the smallest event id. Both merge by minimum, so samples do not depend on batching. Only the
-/// [`EVIDENCE_KEPT`] earliest combinations are kept.
+/// Sample events of a pane: per combination of dimension values (host, distinct columns), its first event
+/// by (time, id). Only the [`EVIDENCE_KEPT`] earliest combinations are kept. Exact whatever the order and
+/// batching of the input: a combination's first event only gets earlier, so one that fell out (behind
+/// the kept ones) can only come back with its true first event.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(super) struct Evidence {
     /// (combination hash, first time, smallest id), unordered.
@@ -299,21 +255,21 @@ pub(super) struct Evidence {
 }
 
 impl Evidence {
-    /// Adds a (first time, smallest id) candidate for a combination.
-    pub fn add<'a>(&mut self, combo: u64, time: i64, id: Candidate<impl Fn() -> &'a [u8]>) {
+    /// Adds an event of a combination.
+    pub fn add(&mut self, combo: u64, time: i64, id: &[u8]) {
         if let Some(i) = self.items.iter().position(|e| e.0 == combo) {
             let item = &mut self.items[i];
-            item.1 = item.1.min(time);
-            if id.is_below(&item.2) {
-                item.2 = id.to_id();
-            }
-            if self.latest == Some(i) {
-                self.latest = None;
+            if (time, id) < (item.1, item.2.bytes()) {
+                item.1 = time;
+                item.2 = IdText::new(id);
+                if self.latest == Some(i) {
+                    self.latest = None;
+                }
             }
             return;
         }
         if self.items.len() < EVIDENCE_KEPT {
-            self.items.push((combo, time, id.to_id()));
+            self.items.push((combo, time, IdText::new(id)));
             self.latest = None;
             return;
         }
@@ -327,20 +283,16 @@ impl Evidence {
                 .expect("full, so not empty")
         });
         let have = &self.items[latest];
-        let earlier = time < have.1 || (time == have.1 && id.is_below(&have.2));
-        if earlier {
-            self.items[latest] = (combo, time, id.to_id());
+        if (time, id) < (have.1, have.2.bytes()) {
+            self.items[latest] = (combo, time, IdText::new(id));
             self.latest = None;
         }
     }
 
-    fn merge(&mut self, other: &Evidence) {
+    /// Adds every sample of `other`.
+    pub fn merge(&mut self, other: &Evidence) {
         for (combo, time, id) in &other.items {
-            let candidate = Candidate {
-                prefix: id.prefix.map(|p| (p, 0)),
-                text: || id.bytes(),
-            };
-            self.add(*combo, *time, candidate);
+            self.add(*combo, *time, id.bytes());
         }
     }
 
@@ -635,28 +587,27 @@ mod tests {
 
     #[test]
     fn evidence_keeps_the_earliest_combinations_whatever_the_order() {
-        // Each combination once, as one batch's partial rows give them, in scrambled time order.
-        let candidates: Vec<(u64, i64, String)> = (0..200u64)
-            .map(|i| (i, (i * 7919 % 200) as i64, format!("{:032x}", i * 31 % 211)))
+        // Combinations seen several times, in scrambled time order.
+        let candidates: Vec<(u64, i64, String)> = (0..400u64)
+            .map(|i| {
+                (
+                    i % 97,
+                    (i * 7919 % 200) as i64,
+                    format!("{:032x}", i * 31 % 211),
+                )
+            })
             .collect();
-        let add = |e: &mut Evidence, (c, t, id): &(u64, i64, String)| {
-            let candidate = Candidate {
-                prefix: id_prefix(id.as_bytes()).map(|p| (p >> 4, 4)),
-                text: || id.as_bytes(),
-            };
-            e.add(*c, *t, candidate);
-        };
+        let add = |e: &mut Evidence, (c, t, id): &(u64, i64, String)| e.add(*c, *t, id.as_bytes());
         let mut forward = Evidence::default();
         candidates.iter().for_each(|c| add(&mut forward, c));
         let mut backward = Evidence::default();
         candidates.iter().rev().for_each(|c| add(&mut backward, c));
-        // Exact reference: per combination the minimum time and id, then the earliest ten.
+        // Exact reference: per combination its first (time, id), then the earliest ten.
         let mut best: BTreeMap<u64, (i64, String)> = BTreeMap::new();
         for (c, t, id) in &candidates {
             let e = best.entry(*c).or_insert((*t, id.clone()));
-            e.0 = e.0.min(*t);
-            if id < &e.1 {
-                e.1 = id.clone();
+            if (*t, id) < (e.0, &e.1) {
+                *e = (*t, id.clone());
             }
         }
         let mut expected: Vec<(i64, String)> = best.into_values().collect();
@@ -668,6 +619,14 @@ mod tests {
             .collect();
         assert_eq!(forward.ids(), expected);
         assert_eq!(backward.ids(), expected);
+        // Cut into batches and merged, as panes are.
+        let mut merged = Evidence::default();
+        for chunk in candidates.chunks(37) {
+            let mut part = Evidence::default();
+            chunk.iter().for_each(|c| add(&mut part, c));
+            merged.merge(&part);
+        }
+        assert_eq!(merged.ids(), expected);
     }
 
     #[test]
@@ -678,8 +637,9 @@ mod tests {
         let (alice, bob) = (strings.intern("alice"), strings.intern("bob"));
         let mut entity = Entity::new(60);
         let pane = entity.pane_mut(0, 1);
-        pane.cells[0].insert(bob);
-        pane.cells[0].insert(alice);
+        let mut members = vec![alice, bob];
+        members.sort_unstable();
+        pane.cells[0].union(&members);
         let mut keys = [NONE; MAX_KEYS];
         keys[0] = ip;
         let key = EntityKey {

@@ -1,0 +1,277 @@
+//! Sentra's own DataFusion aggregate functions, for what SQL aggregates do slowly: the distinct members of
+//! a pane (`sentra_set`, what a detection's `array_agg(DISTINCT col)` runs as) and its sample events
+//! (`sentra_evidence`). Both are native groups accumulators: DataFusion groups and filters the rows, the
+//! accumulators keep interned members and [`Evidence`] per group.
+//!
+//! A plan's output row carries an index into the engine's [`Outbox`] rather than the value itself, so the
+//! engine merges the group's set or samples without any Arrow list being built or read.
+
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex};
+
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, UInt64Array};
+use arrow::datatypes::{DataType, TimeUnit, TimestampMicrosecondType};
+use datafusion::error::{DataFusionError, Result};
+use datafusion::logical_expr::function::AccumulatorArgs;
+use datafusion::logical_expr::{
+    Accumulator, AggregateUDF, AggregateUDFImpl, EmitTo, GroupsAccumulator, Signature, Volatility,
+};
+
+use super::state::{combo_hash, Evidence, Interner, Sym};
+
+/// Per-group results of the last plan run, taken by the engine after each run.
+#[derive(Debug, Default)]
+pub(super) struct Outbox {
+    /// Distinct members of each emitted `sentra_set` group, sorted.
+    pub sets: Vec<Vec<Sym>>,
+    /// Samples of each emitted `sentra_evidence` group.
+    pub evidence: Vec<Evidence>,
+}
+
+/// What the accumulators share with the engine.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Shared {
+    /// The engine's interner.
+    pub strings: Arc<Mutex<Interner>>,
+    /// Where groups' results go.
+    pub outbox: Arc<Mutex<Outbox>>,
+}
+
+/// Which of the two functions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Kind {
+    /// `sentra_set(column)`: distinct non-null values.
+    Set,
+    /// `sentra_evidence(event_id, timestamp, dimension…)`: per combination of the dimensions, the first
+    /// time and smallest id.
+    Evidence,
+}
+
+/// One of the functions, bound to an engine's [`Shared`] state.
+#[derive(Debug)]
+struct Udaf {
+    kind: Kind,
+    signature: Signature,
+    shared: Shared,
+}
+
+impl PartialEq for Udaf {
+    fn eq(&self, other: &Self) -> bool {
+        self.kind == other.kind && Arc::ptr_eq(&self.shared.outbox, &other.shared.outbox)
+    }
+}
+
+impl Eq for Udaf {}
+
+impl Hash for Udaf {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.kind.hash(state);
+        Arc::as_ptr(&self.shared.outbox).hash(state);
+    }
+}
+
+/// The two functions, to register on the engine's session.
+pub(super) fn functions(shared: &Shared) -> [AggregateUDF; 2] {
+    [
+        AggregateUDF::from(Udaf {
+            kind: Kind::Set,
+            signature: Signature::any(1, Volatility::Immutable),
+            shared: shared.clone(),
+        }),
+        AggregateUDF::from(Udaf {
+            kind: Kind::Evidence,
+            signature: Signature::variadic_any(Volatility::Immutable),
+            shared: shared.clone(),
+        }),
+    ]
+}
+
+fn single_phase_only<T>() -> Result<T> {
+    Err(DataFusionError::NotImplemented(
+        "Sentra's pane aggregates run in a single aggregation phase only".into(),
+    ))
+}
+
+impl AggregateUDFImpl for Udaf {
+    fn name(&self) -> &str {
+        match self.kind {
+            Kind::Set => "sentra_set",
+            Kind::Evidence => "sentra_evidence",
+        }
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+        Ok(DataType::UInt64)
+    }
+
+    fn accumulator(&self, _args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
+        single_phase_only()
+    }
+
+    fn groups_accumulator_supported(&self, _args: AccumulatorArgs) -> bool {
+        true
+    }
+
+    fn create_groups_accumulator(
+        &self,
+        _args: AccumulatorArgs,
+    ) -> Result<Box<dyn GroupsAccumulator>> {
+        Ok(match self.kind {
+            Kind::Set => Box::new(SetGroups {
+                shared: self.shared.clone(),
+                groups: Vec::new(),
+            }),
+            Kind::Evidence => Box::new(EvidenceGroups {
+                shared: self.shared.clone(),
+                groups: Vec::new(),
+            }),
+        })
+    }
+}
+
+/// A column as `Utf8` (DataFusion may hand out views, large strings or, for a set over a number column,
+/// numbers).
+pub(super) fn as_utf8(col: &ArrayRef) -> Result<ArrayRef> {
+    match col.data_type() {
+        DataType::Utf8 => Ok(col.clone()),
+        _ => Ok(arrow::compute::cast(col, &DataType::Utf8)?),
+    }
+}
+
+/// Whether row `row` passes the aggregate's `FILTER`.
+fn passes(filter: Option<&BooleanArray>, row: usize) -> bool {
+    filter.is_none_or(|f| f.is_valid(row) && f.value(row))
+}
+
+/// Indices `first..first + n` of results just put in the outbox.
+fn indices(first: usize, n: usize) -> ArrayRef {
+    Arc::new(UInt64Array::from_iter_values(
+        (first..first + n).map(|i| i as u64),
+    ))
+}
+
+struct SetGroups {
+    shared: Shared,
+    groups: Vec<Vec<Sym>>,
+}
+
+impl GroupsAccumulator for SetGroups {
+    fn update_batch(
+        &mut self,
+        values: &[ArrayRef],
+        group_indices: &[usize],
+        opt_filter: Option<&BooleanArray>,
+        total_num_groups: usize,
+    ) -> Result<()> {
+        self.groups.resize_with(total_num_groups, Vec::new);
+        let col = as_utf8(&values[0])?;
+        let col = col.as_string::<i32>();
+        let mut strings = self.shared.strings.lock().expect("interner lock");
+        for (row, &g) in group_indices.iter().enumerate() {
+            if !passes(opt_filter, row) || col.is_null(row) {
+                continue;
+            }
+            let member = strings.intern(col.value(row));
+            let set = &mut self.groups[g];
+            if let Err(at) = set.binary_search(&member) {
+                set.insert(at, member);
+            }
+        }
+        Ok(())
+    }
+
+    fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
+        let taken = emit_to.take_needed(&mut self.groups);
+        let mut outbox = self.shared.outbox.lock().expect("outbox lock");
+        let (first, n) = (outbox.sets.len(), taken.len());
+        outbox.sets.extend(taken);
+        Ok(indices(first, n))
+    }
+
+    fn state(&mut self, _emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
+        single_phase_only()
+    }
+
+    fn merge_batch(&mut self, _: &[ArrayRef], _: &[usize], _: usize) -> Result<()> {
+        single_phase_only()
+    }
+
+    fn convert_to_state(&self, _: &[ArrayRef], _: Option<&BooleanArray>) -> Result<Vec<ArrayRef>> {
+        single_phase_only()
+    }
+
+    fn size(&self) -> usize {
+        self.groups
+            .iter()
+            .map(|g| g.capacity() * 4 + 24)
+            .sum::<usize>()
+    }
+}
+
+struct EvidenceGroups {
+    shared: Shared,
+    groups: Vec<Evidence>,
+}
+
+impl GroupsAccumulator for EvidenceGroups {
+    fn update_batch(
+        &mut self,
+        values: &[ArrayRef],
+        group_indices: &[usize],
+        opt_filter: Option<&BooleanArray>,
+        total_num_groups: usize,
+    ) -> Result<()> {
+        self.groups.resize_with(total_num_groups, Evidence::default);
+        let ids = as_utf8(&values[0])?;
+        let ids = ids.as_string::<i32>();
+        let micros = DataType::Timestamp(TimeUnit::Microsecond, None);
+        let times = arrow::compute::cast(&values[1], &micros)?;
+        let times = times.as_primitive::<TimestampMicrosecondType>();
+        let dims = values[2..]
+            .iter()
+            .map(as_utf8)
+            .collect::<Result<Vec<_>>>()?;
+        let dims: Vec<_> = dims.iter().map(|d| d.as_string::<i32>()).collect();
+        for (row, &g) in group_indices.iter().enumerate() {
+            if !passes(opt_filter, row) || ids.is_null(row) {
+                continue;
+            }
+            let combo = combo_hash(dims.iter().map(|d| (!d.is_null(row)).then(|| d.value(row))));
+            let time = if times.is_null(row) {
+                i64::MIN
+            } else {
+                times.value(row)
+            };
+            self.groups[g].add(combo, time, ids.value(row).as_bytes());
+        }
+        Ok(())
+    }
+
+    fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
+        let taken = emit_to.take_needed(&mut self.groups);
+        let mut outbox = self.shared.outbox.lock().expect("outbox lock");
+        let (first, n) = (outbox.evidence.len(), taken.len());
+        outbox.evidence.extend(taken);
+        Ok(indices(first, n))
+    }
+
+    fn state(&mut self, _emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
+        single_phase_only()
+    }
+
+    fn merge_batch(&mut self, _: &[ArrayRef], _: &[usize], _: usize) -> Result<()> {
+        single_phase_only()
+    }
+
+    fn convert_to_state(&self, _: &[ArrayRef], _: Option<&BooleanArray>) -> Result<Vec<ArrayRef>> {
+        single_phase_only()
+    }
+
+    fn size(&self) -> usize {
+        self.groups.len() * std::mem::size_of::<Evidence>()
+    }
+}
