@@ -195,13 +195,16 @@ impl EventColumns {
     pub fn with_capacity(n: usize) -> Self {
         Self {
             capacity: n,
-            // message and original (string columns 15 and 16) are long; the rest are short.
+            // message and original (string columns 15 and 16) are long, the source position (a path and a
+            // line number) and the id are medium; the rest are short.
             strings: (0..STRINGS)
                 .map(|i| {
-                    StringBuilder::with_capacity(
-                        n,
-                        n * if (15..17).contains(&i) { 128 } else { 16 },
-                    )
+                    let bytes = match i {
+                        15 | 16 => 128,
+                        1 | 17 => 64,
+                        _ => 16,
+                    };
+                    StringBuilder::with_capacity(n, n * bytes)
                 })
                 .collect(),
             timestamp: TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC"),

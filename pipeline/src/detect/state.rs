@@ -250,6 +250,8 @@ impl IdText {
 pub(super) struct Evidence {
     /// (combination hash, first time, smallest id), unordered.
     items: Vec<(u64, i64, IdText)>,
+    /// The items' combinations, in the same order (searched on every event).
+    combos: Vec<u64>,
     /// Index of the latest item, when known (only needed once full).
     latest: Option<usize>,
 }
@@ -257,7 +259,7 @@ pub(super) struct Evidence {
 impl Evidence {
     /// Adds an event of a combination.
     pub fn add(&mut self, combo: u64, time: i64, id: &[u8]) {
-        if let Some(i) = self.items.iter().position(|e| e.0 == combo) {
+        if let Some(i) = self.combos.iter().position(|&c| c == combo) {
             let item = &mut self.items[i];
             if (time, id) < (item.1, item.2.bytes()) {
                 item.1 = time;
@@ -270,6 +272,7 @@ impl Evidence {
         }
         if self.items.len() < EVIDENCE_KEPT {
             self.items.push((combo, time, IdText::new(id)));
+            self.combos.push(combo);
             self.latest = None;
             return;
         }
@@ -285,6 +288,7 @@ impl Evidence {
         let have = &self.items[latest];
         if (time, id) < (have.1, have.2.bytes()) {
             self.items[latest] = (combo, time, IdText::new(id));
+            self.combos[latest] = combo;
             self.latest = None;
         }
     }
@@ -549,6 +553,7 @@ impl Entity {
                         .iter()
                         .map(|(&combo, (time, id))| (combo, *time, IdText::new(id.as_bytes())))
                         .collect(),
+                    combos: p.evidence.keys().copied().collect(),
                     latest: None,
                 },
             })
