@@ -174,8 +174,10 @@ pub struct Engine {
     state: FastMap<EntityKey, Entity>,
     /// The strings `state` refers to, and the pane aggregates' outbox.
     shared: Shared,
-    /// Compact `strings` when it grows past this.
+    /// Compact `strings` when it grows past this…
     interned_limit: usize,
+    /// …which is never below this.
+    min_interned_limit: usize,
     scratch: Scratch,
     max_event_us: HashMap<String, i64>,
     entities_per_tenant: HashMap<String, usize>,
@@ -326,6 +328,7 @@ impl Engine {
             state: FastMap::default(),
             shared,
             interned_limit: MIN_INTERNED_LIMIT,
+            min_interned_limit: MIN_INTERNED_LIMIT,
             scratch: Scratch::default(),
             max_event_us: HashMap::new(),
             entities_per_tenant: HashMap::new(),
@@ -513,6 +516,7 @@ impl Engine {
             scratch,
             shared,
             interned_limit,
+            min_interned_limit,
             ..
         } = self;
         let mut strings = shared.strings.lock().expect("interner lock");
@@ -599,7 +603,7 @@ impl Engine {
         // Strings of closed windows are dropped once they are most of the interner.
         if strings.len() > *interned_limit {
             *strings = compact(state, strings);
-            *interned_limit = (2 * strings.len()).max(MIN_INTERNED_LIMIT);
+            *interned_limit = (2 * strings.len()).max(*min_interned_limit);
         }
         fired.sort_by(|a, b| {
             (
@@ -679,13 +683,26 @@ impl Engine {
                 self.state.insert(key, entity);
             }
         }
-        self.interned_limit = (2 * strings.len()).max(MIN_INTERNED_LIMIT);
+        self.interned_limit = (2 * strings.len()).max(self.min_interned_limit);
         self.state_overflow = s.state_overflow;
     }
 
     /// New entities not tracked because a tenant hit `max_entities_per_tenant`.
     pub fn state_overflow(&self) -> u64 {
         self.state_overflow
+    }
+
+    /// Compacts the interner whenever it doubles, however small (tests of compaction).
+    #[cfg(test)]
+    pub(super) fn compact_eagerly(&mut self) {
+        self.min_interned_limit = 0;
+        self.interned_limit = 0;
+    }
+
+    /// How many strings are interned.
+    #[cfg(test)]
+    pub(super) fn interned(&self) -> usize {
+        self.shared.strings.lock().expect("interner lock").len()
     }
 }
 

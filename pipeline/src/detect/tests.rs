@@ -395,6 +395,33 @@ fn results_do_not_depend_on_batching() {
 }
 
 #[test]
+fn compacting_the_interner_changes_nothing() {
+    // Many sources come and go, so most interned strings belong to closed windows.
+    let mut lines = mixed_scenario();
+    for i in 0..300u32 {
+        lines.push(fail(
+            4000 + i * 20,
+            "admin",
+            &format!("198.51.{}.{}", i / 200, i % 200),
+        ));
+    }
+    let (rt, mut normal) = engine();
+    let (_, mut compacted) = engine();
+    compacted.compact_eagerly();
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for batch in batches(&lines, 25) {
+        a.extend(rt.block_on(normal.process(&batch)).unwrap().signals);
+        b.extend(rt.block_on(compacted.process(&batch)).unwrap().signals);
+    }
+    assert!(compacted.interned() < normal.interned() / 2);
+    assert_eq!(compacted.snapshot(), normal.snapshot());
+    a.extend(normal.finish());
+    b.extend(compacted.finish());
+    assert!(a.len() >= 4);
+    assert_eq!(a, b);
+}
+
+#[test]
 fn a_restored_snapshot_continues_exactly() {
     let lines = mixed_scenario();
     let straight = run(&lines);
