@@ -532,3 +532,57 @@ fn same_input_same_ids_and_bytes() {
     let b = serde_json::to_string(&run(&lines)).unwrap();
     assert_eq!(a, b);
 }
+
+#[test]
+fn a_distinct_set_over_a_number_column_counts_its_values() {
+    let detection: crate::detect::Detection = toml::from_str(
+        r#"
+name = "port_probe"
+title = "Many source ports from one source"
+filter = "action = 'ssh_login' AND outcome = 'failure' AND source_ip IS NOT NULL"
+group_by = ["source_ip"]
+window = { kind = "tumbling", size_secs = 60 }
+aggregates = [{ name = "ports", sql = "array_agg(DISTINCT source_port)", merge = "union" }]
+conditions = ["ports >= 3"]
+risk = { base = 0.3 }
+mitre = [{ technique = "T1110", tactic = "Credential Access" }]
+compliance = ["SOC2:CC6.1"]
+intent = "Credential Access"
+narrative = "{source_ip} used {ports} ports."
+recommendation = "Check {source_ip}."
+"#,
+    )
+    .unwrap();
+    let probe = |secs: u32, port: u32| {
+        line(
+            secs,
+            "bastion-1",
+            "sshd[10]",
+            &format!("Failed password for root from 192.0.2.9 port {port} ssh2"),
+        )
+    };
+    let lines = [
+        probe(1, 4000),
+        probe(2, 4001),
+        probe(3, 4000),
+        probe(4, 4002),
+    ];
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let mut e = rt
+        .block_on(Engine::new(vec![detection], EngineConfig::default()))
+        .unwrap();
+    let mut got = Vec::new();
+    for b in batches(&lines, 2) {
+        got.extend(rt.block_on(e.process(&b)).unwrap().signals);
+    }
+    got.extend(e.finish());
+    assert_eq!(names(&got), ["port_probe"]);
+    assert_eq!(got[0].count, 4);
+    assert!(
+        got[0].narrative.contains("4000, 4001, 4002"),
+        "{}",
+        got[0].narrative
+    );
+}
