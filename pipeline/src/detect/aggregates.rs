@@ -120,13 +120,14 @@ impl AggregateUDFImpl for Udaf {
         &self,
         _args: AccumulatorArgs,
     ) -> Result<Box<dyn GroupsAccumulator>> {
+        let shared = self.shared.clone();
         Ok(match self.kind {
-            Kind::Set => Box::new(SetGroups {
-                shared: self.shared.clone(),
+            Kind::Set => Box::new(Groups::<Vec<Sym>> {
+                shared,
                 groups: Vec::new(),
             }),
-            Kind::Evidence => Box::new(EvidenceGroups {
-                shared: self.shared.clone(),
+            Kind::Evidence => Box::new(Groups::<Evidence> {
+                shared,
                 groups: Vec::new(),
             }),
         })
@@ -142,6 +143,12 @@ pub(super) fn as_utf8(col: &ArrayRef) -> Result<ArrayRef> {
     }
 }
 
+/// A timestamp column in microseconds, whatever unit DataFusion produced.
+pub(super) fn to_micros(col: &ArrayRef) -> Result<ArrayRef> {
+    let micros = DataType::Timestamp(TimeUnit::Microsecond, None);
+    Ok(arrow::compute::cast(col, &micros)?)
+}
+
 /// Whether row `row` passes the aggregate's `FILTER`.
 fn passes(filter: Option<&BooleanArray>, row: usize) -> bool {
     filter.is_none_or(|f| f.is_valid(row) && f.value(row))
@@ -154,29 +161,41 @@ fn indices(first: usize, n: usize) -> ArrayRef {
     ))
 }
 
-struct SetGroups {
-    shared: Shared,
-    groups: Vec<Vec<Sym>>,
-}
-
-impl GroupsAccumulator for SetGroups {
-    fn update_batch(
-        &mut self,
+/// What one of the functions keeps per group.
+trait PaneGroup: Default + Send + 'static {
+    /// Folds the rows of a batch (those passing `filter`) into their groups.
+    fn update(
+        groups: &mut [Self],
         values: &[ArrayRef],
         group_indices: &[usize],
-        opt_filter: Option<&BooleanArray>,
-        total_num_groups: usize,
+        filter: Option<&BooleanArray>,
+        shared: &Shared,
+    ) -> Result<()>;
+
+    /// Where emitted groups go.
+    fn outbox(outbox: &mut Outbox) -> &mut Vec<Self>;
+
+    /// Approximate heap size, bytes.
+    fn size(&self) -> usize;
+}
+
+impl PaneGroup for Vec<Sym> {
+    fn update(
+        groups: &mut [Self],
+        values: &[ArrayRef],
+        group_indices: &[usize],
+        filter: Option<&BooleanArray>,
+        shared: &Shared,
     ) -> Result<()> {
-        self.groups.resize_with(total_num_groups, Vec::new);
         let col = as_utf8(&values[0])?;
         let col = col.as_string::<i32>();
-        let mut strings = self.shared.strings.lock().expect("interner lock");
+        let mut strings = shared.strings.lock().expect("interner lock");
         for (row, &g) in group_indices.iter().enumerate() {
-            if !passes(opt_filter, row) || col.is_null(row) {
+            if !passes(filter, row) || col.is_null(row) {
                 continue;
             }
             let member = strings.intern(col.value(row));
-            let set = &mut self.groups[g];
+            let set = &mut groups[g];
             if let Err(at) = set.binary_search(&member) {
                 set.insert(at, member);
             }
@@ -184,52 +203,26 @@ impl GroupsAccumulator for SetGroups {
         Ok(())
     }
 
-    fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
-        let taken = emit_to.take_needed(&mut self.groups);
-        let mut outbox = self.shared.outbox.lock().expect("outbox lock");
-        let (first, n) = (outbox.sets.len(), taken.len());
-        outbox.sets.extend(taken);
-        Ok(indices(first, n))
-    }
-
-    fn state(&mut self, _emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
-        single_phase_only()
-    }
-
-    fn merge_batch(&mut self, _: &[ArrayRef], _: &[usize], _: usize) -> Result<()> {
-        single_phase_only()
-    }
-
-    fn convert_to_state(&self, _: &[ArrayRef], _: Option<&BooleanArray>) -> Result<Vec<ArrayRef>> {
-        single_phase_only()
+    fn outbox(outbox: &mut Outbox) -> &mut Vec<Self> {
+        &mut outbox.sets
     }
 
     fn size(&self) -> usize {
-        self.groups
-            .iter()
-            .map(|g| g.capacity() * 4 + 24)
-            .sum::<usize>()
+        self.capacity() * 4 + 24
     }
 }
 
-struct EvidenceGroups {
-    shared: Shared,
-    groups: Vec<Evidence>,
-}
-
-impl GroupsAccumulator for EvidenceGroups {
-    fn update_batch(
-        &mut self,
+impl PaneGroup for Evidence {
+    fn update(
+        groups: &mut [Self],
         values: &[ArrayRef],
         group_indices: &[usize],
-        opt_filter: Option<&BooleanArray>,
-        total_num_groups: usize,
+        filter: Option<&BooleanArray>,
+        _shared: &Shared,
     ) -> Result<()> {
-        self.groups.resize_with(total_num_groups, Evidence::default);
         let ids = as_utf8(&values[0])?;
         let ids = ids.as_string::<i32>();
-        let micros = DataType::Timestamp(TimeUnit::Microsecond, None);
-        let times = arrow::compute::cast(&values[1], &micros)?;
+        let times = to_micros(&values[1])?;
         let times = times.as_primitive::<TimestampMicrosecondType>();
         let dims = values[2..]
             .iter()
@@ -237,7 +230,7 @@ impl GroupsAccumulator for EvidenceGroups {
             .collect::<Result<Vec<_>>>()?;
         let dims: Vec<_> = dims.iter().map(|d| d.as_string::<i32>()).collect();
         for (row, &g) in group_indices.iter().enumerate() {
-            if !passes(opt_filter, row) || ids.is_null(row) {
+            if !passes(filter, row) || ids.is_null(row) {
                 continue;
             }
             let combo = combo_hash(dims.iter().map(|d| (!d.is_null(row)).then(|| d.value(row))));
@@ -246,16 +239,50 @@ impl GroupsAccumulator for EvidenceGroups {
             } else {
                 times.value(row)
             };
-            self.groups[g].add(combo, time, ids.value(row).as_bytes());
+            groups[g].add(combo, time, ids.value(row).as_bytes());
         }
         Ok(())
+    }
+
+    fn outbox(outbox: &mut Outbox) -> &mut Vec<Self> {
+        &mut outbox.evidence
+    }
+
+    fn size(&self) -> usize {
+        std::mem::size_of::<Evidence>()
+    }
+}
+
+/// The groups accumulator of either function.
+struct Groups<T> {
+    shared: Shared,
+    groups: Vec<T>,
+}
+
+impl<T: PaneGroup> GroupsAccumulator for Groups<T> {
+    fn update_batch(
+        &mut self,
+        values: &[ArrayRef],
+        group_indices: &[usize],
+        opt_filter: Option<&BooleanArray>,
+        total_num_groups: usize,
+    ) -> Result<()> {
+        self.groups.resize_with(total_num_groups, T::default);
+        T::update(
+            &mut self.groups,
+            values,
+            group_indices,
+            opt_filter,
+            &self.shared,
+        )
     }
 
     fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
         let taken = emit_to.take_needed(&mut self.groups);
         let mut outbox = self.shared.outbox.lock().expect("outbox lock");
-        let (first, n) = (outbox.evidence.len(), taken.len());
-        outbox.evidence.extend(taken);
+        let emitted = T::outbox(&mut outbox);
+        let (first, n) = (emitted.len(), taken.len());
+        emitted.extend(taken);
         Ok(indices(first, n))
     }
 
@@ -272,6 +299,6 @@ impl GroupsAccumulator for EvidenceGroups {
     }
 
     fn size(&self) -> usize {
-        self.groups.len() * std::mem::size_of::<Evidence>()
+        self.groups.iter().map(T::size).sum()
     }
 }

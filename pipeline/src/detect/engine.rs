@@ -28,7 +28,7 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use sentra_schemas::{events_schema, hex_digest, Signal};
 use serde::{Deserialize, Serialize};
 
-use super::aggregates::{self, as_utf8, Shared};
+use super::aggregates::{self, as_utf8, to_micros, Shared};
 use super::definition::{parse_condition, Condition, Detection, Merge, Op, Term};
 use super::risk;
 use super::state::{
@@ -431,7 +431,7 @@ impl Engine {
         let tenants = tenants.as_string::<i32>();
         let key_cols: Vec<ArrayRef> = (0..n_keys).map(|k| text(1 + k)).collect();
         let key_cols: Vec<&StringArray> = key_cols.iter().map(|c| c.as_string::<i32>()).collect();
-        let panes = to_micros(batch.column(1 + n_keys).as_ref());
+        let panes = to_micros(batch.column(1 + n_keys)).expect("timestamps cast to microseconds");
         let panes = panes.as_primitive::<TimestampMicrosecondType>();
         let outbox_index = |c: usize| batch.column(c).as_primitive::<UInt64Type>();
         let evidence = outbox_index(p.evidence_col);
@@ -710,18 +710,12 @@ impl Engine {
 /// compaction.
 const MIN_INTERNED_LIMIT: usize = 1 << 16;
 
-/// A timestamp column in microseconds, whatever unit DataFusion produced.
-fn to_micros(col: &dyn Array) -> ArrayRef {
-    let target = DataType::Timestamp(arrow::datatypes::TimeUnit::Microsecond, None);
-    arrow::compute::cast(col, &target).expect("timestamps cast to microseconds")
-}
-
 /// A numeric column as one of the types [`NumColumn`] reads (timestamps in microseconds, other numbers as
 /// floats; what does not cast reads as null).
 fn as_numbers(col: &ArrayRef) -> ArrayRef {
     match col.data_type() {
         DataType::Int64 | DataType::UInt64 | DataType::Float64 => col.clone(),
-        DataType::Timestamp(_, _) => to_micros(col.as_ref()),
+        DataType::Timestamp(_, _) => to_micros(col).expect("timestamps cast to microseconds"),
         _ => arrow::compute::cast(col, &DataType::Float64)
             .unwrap_or_else(|_| arrow::array::new_null_array(&DataType::Float64, col.len())),
     }

@@ -248,10 +248,10 @@ impl IdText {
 /// the kept ones) can only come back with its true first event.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(super) struct Evidence {
-    /// (combination hash, first time, smallest id), unordered.
-    items: Vec<(u64, i64, IdText)>,
-    /// The items' combinations, in the same order (searched on every event).
+    /// Combination hashes, unordered (searched on every event)…
     combos: Vec<u64>,
+    /// …and each one's first (time, id), in the same order.
+    items: Vec<(i64, IdText)>,
     /// Index of the latest item, when known (only needed once full).
     latest: Option<usize>,
 }
@@ -261,9 +261,8 @@ impl Evidence {
     pub fn add(&mut self, combo: u64, time: i64, id: &[u8]) {
         if let Some(i) = self.combos.iter().position(|&c| c == combo) {
             let item = &mut self.items[i];
-            if (time, id) < (item.1, item.2.bytes()) {
-                item.1 = time;
-                item.2 = IdText::new(id);
+            if (time, id) < (item.0, item.1.bytes()) {
+                *item = (time, IdText::new(id));
                 if self.latest == Some(i) {
                     self.latest = None;
                 }
@@ -271,8 +270,8 @@ impl Evidence {
             return;
         }
         if self.items.len() < EVIDENCE_KEPT {
-            self.items.push((combo, time, IdText::new(id)));
             self.combos.push(combo);
+            self.items.push((time, IdText::new(id)));
             self.latest = None;
             return;
         }
@@ -281,28 +280,28 @@ impl Evidence {
             (0..self.items.len())
                 .max_by(|&a, &b| {
                     let (x, y) = (&self.items[a], &self.items[b]);
-                    (x.1, x.2.bytes()).cmp(&(y.1, y.2.bytes()))
+                    (x.0, x.1.bytes()).cmp(&(y.0, y.1.bytes()))
                 })
                 .expect("full, so not empty")
         });
         let have = &self.items[latest];
-        if (time, id) < (have.1, have.2.bytes()) {
-            self.items[latest] = (combo, time, IdText::new(id));
+        if (time, id) < (have.0, have.1.bytes()) {
             self.combos[latest] = combo;
+            self.items[latest] = (time, IdText::new(id));
             self.latest = None;
         }
     }
 
     /// Adds every sample of `other`.
     pub fn merge(&mut self, other: &Evidence) {
-        for (combo, time, id) in &other.items {
+        for (combo, (time, id)) in other.combos.iter().zip(&other.items) {
             self.add(*combo, *time, id.bytes());
         }
     }
 
     /// The first [`MAX_EVIDENCE`] samples in event order.
     pub fn ids(&self) -> Vec<String> {
-        let mut all: Vec<(i64, &[u8])> = self.items.iter().map(|e| (e.1, e.2.bytes())).collect();
+        let mut all: Vec<(i64, &[u8])> = self.items.iter().map(|e| (e.0, e.1.bytes())).collect();
         all.sort_unstable();
         all.into_iter()
             .take(MAX_EVIDENCE)
@@ -520,9 +519,10 @@ impl Entity {
                     values: p.cells.iter().map(|c| c.to_value(strings)).collect(),
                     evidence: p
                         .evidence
-                        .items
+                        .combos
                         .iter()
-                        .map(|(combo, time, id)| (*combo, (*time, id.text())))
+                        .zip(&p.evidence.items)
+                        .map(|(combo, (time, id))| (*combo, (*time, id.text())))
                         .collect(),
                 };
                 (p.start, saved)
@@ -548,12 +548,12 @@ impl Entity {
                     .map(|v| Cell::from_value(v, strings))
                     .collect(),
                 evidence: Evidence {
+                    combos: p.evidence.keys().copied().collect(),
                     items: p
                         .evidence
-                        .iter()
-                        .map(|(&combo, (time, id))| (combo, *time, IdText::new(id.as_bytes())))
+                        .values()
+                        .map(|(time, id)| (*time, IdText::new(id.as_bytes())))
                         .collect(),
-                    combos: p.evidence.keys().copied().collect(),
                     latest: None,
                 },
             })
