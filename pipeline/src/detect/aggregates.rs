@@ -229,17 +229,22 @@ impl PaneGroup for Evidence {
             .map(as_utf8)
             .collect::<Result<Vec<_>>>()?;
         let dims: Vec<_> = dims.iter().map(|d| d.as_string::<i32>()).collect();
+        let mut buf = Vec::with_capacity(64);
         for (row, &g) in group_indices.iter().enumerate() {
             if !passes(filter, row) || ids.is_null(row) {
                 continue;
             }
-            let combo = combo_hash(dims.iter().map(|d| (!d.is_null(row)).then(|| d.value(row))));
             let time = if times.is_null(row) {
                 i64::MIN
             } else {
                 times.value(row)
             };
-            groups[g].add(combo, time, ids.value(row).as_bytes());
+            groups[g].add_with(time, ids.value(row).as_bytes(), || {
+                combo_hash(
+                    &mut buf,
+                    dims.iter().map(|d| (!d.is_null(row)).then(|| d.value(row))),
+                )
+            });
         }
         Ok(())
     }

@@ -453,7 +453,8 @@ impl Engine {
             })
             .collect();
         let mut strings = shared.strings.lock().expect("interner lock");
-        let outbox = shared.outbox.lock().expect("outbox lock");
+        // Each outbox entry belongs to one output row, so rows take theirs instead of copying.
+        let mut outbox = shared.outbox.lock().expect("outbox lock");
         for row in 0..batch.num_rows() {
             let tenant = tenants.value(row);
             let mut key = EntityKey {
@@ -491,14 +492,14 @@ impl Engine {
                         }
                     }
                     Reader::Set(index) => {
-                        if let Some(set) = outbox.sets.get(index.value(row) as usize) {
-                            cell.union(set);
+                        if let Some(set) = outbox.sets.get_mut(index.value(row) as usize) {
+                            cell.absorb(std::mem::take(set));
                         }
                     }
                 }
             }
-            if let Some(samples) = outbox.evidence.get(evidence.value(row) as usize) {
-                partial.evidence.merge(samples);
+            if let Some(samples) = outbox.evidence.get_mut(evidence.value(row) as usize) {
+                partial.evidence.absorb(std::mem::take(samples));
             }
         }
     }

@@ -161,6 +161,15 @@ impl Cell {
         }
     }
 
+    /// [`Cell::union`] of a set the caller no longer needs: moved in, not copied, when this cell has none.
+    pub fn absorb(&mut self, members: Vec<Sym>) {
+        match self {
+            Cell::Set(set) if !set.is_empty() => self.union(&members),
+            _ if members.is_empty() => {}
+            _ => *self = Cell::Set(members),
+        }
+    }
+
     /// Folds another pane's cell in.
     fn merge(&mut self, other: &Cell, how: Merge) {
         match other {
@@ -252,19 +261,33 @@ pub(super) struct Evidence {
     combos: Vec<u64>,
     /// …and each one's first (time, id), in the same order.
     items: Vec<(i64, IdText)>,
-    /// Index of the latest item, when known (only needed once full).
+    /// Index of the latest item, kept once full: an event after it changes nothing, whatever its combination.
     latest: Option<usize>,
 }
 
 impl Evidence {
     /// Adds an event of a combination.
     pub fn add(&mut self, combo: u64, time: i64, id: &[u8]) {
+        self.add_with(time, id, || combo);
+    }
+
+    /// Adds an event whose combination hash `combo` computes, only called when the event could be kept.
+    /// In time order (the usual case) a full pane rejects an event after one comparison.
+    pub fn add_with(&mut self, time: i64, id: &[u8], combo: impl FnOnce() -> u64) {
+        if let Some(latest) = self.latest {
+            let have = &self.items[latest];
+            if time > have.0 || (time == have.0 && id >= have.1.bytes()) {
+                // Not before the latest kept sample, so not before its own combination's either.
+                return;
+            }
+        }
+        let combo = combo();
         if let Some(i) = self.combos.iter().position(|&c| c == combo) {
             let item = &mut self.items[i];
             if (time, id) < (item.0, item.1.bytes()) {
                 *item = (time, IdText::new(id));
                 if self.latest == Some(i) {
-                    self.latest = None;
+                    self.find_latest();
                 }
             }
             return;
@@ -272,23 +295,31 @@ impl Evidence {
         if self.items.len() < EVIDENCE_KEPT {
             self.combos.push(combo);
             self.items.push((time, IdText::new(id)));
-            self.latest = None;
+            if self.items.len() == EVIDENCE_KEPT {
+                self.find_latest();
+            }
             return;
         }
-        // Full: keep only the earliest combinations.
-        let latest = *self.latest.get_or_insert_with(|| {
-            (0..self.items.len())
-                .max_by(|&a, &b| {
-                    let (x, y) = (&self.items[a], &self.items[b]);
-                    (x.0, x.1.bytes()).cmp(&(y.0, y.1.bytes()))
-                })
-                .expect("full, so not empty")
+        // Full, and earlier than the latest: it takes the latest one's place.
+        let latest = self.latest.expect("known once full");
+        self.combos[latest] = combo;
+        self.items[latest] = (time, IdText::new(id));
+        self.find_latest();
+    }
+
+    fn find_latest(&mut self) {
+        self.latest = (0..self.items.len()).max_by(|&a, &b| {
+            let (x, y) = (&self.items[a], &self.items[b]);
+            (x.0, x.1.bytes()).cmp(&(y.0, y.1.bytes()))
         });
-        let have = &self.items[latest];
-        if (time, id) < (have.0, have.1.bytes()) {
-            self.combos[latest] = combo;
-            self.items[latest] = (time, IdText::new(id));
-            self.latest = None;
+    }
+
+    /// [`Evidence::merge`] of samples the caller no longer needs: moved in when this pane has none.
+    pub fn absorb(&mut self, other: Evidence) {
+        if self.items.is_empty() {
+            *self = other;
+        } else {
+            self.merge(&other);
         }
     }
 
@@ -310,16 +341,19 @@ impl Evidence {
     }
 }
 
-/// FNV-1a over a combination's values: stable across runs and platforms (checkpoints keep it).
-pub(super) fn combo_hash<'a>(values: impl Iterator<Item = Option<&'a str>>) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+/// XXH3 over a combination's values, written into `buf`: stable across runs, platforms and versions
+/// (checkpoints keep it). Checkpoints from before 2026-11-22 used FNV-1a; their open windows may show a
+/// combination twice in their samples.
+pub(super) fn combo_hash<'a>(
+    buf: &mut Vec<u8>,
+    values: impl Iterator<Item = Option<&'a str>>,
+) -> u64 {
+    buf.clear();
     for v in values {
-        for b in v.unwrap_or("\u{0}").bytes().chain([0x1f]) {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
+        buf.extend_from_slice(v.unwrap_or("\u{0}").as_bytes());
+        buf.push(0x1f);
     }
-    h
+    twox_hash::XxHash3_64::oneshot(buf)
 }
 
 /// Partial aggregates of one pane.
@@ -547,14 +581,20 @@ impl Entity {
                     .iter()
                     .map(|v| Cell::from_value(v, strings))
                     .collect(),
-                evidence: Evidence {
-                    combos: p.evidence.keys().copied().collect(),
-                    items: p
-                        .evidence
-                        .values()
-                        .map(|(time, id)| (*time, IdText::new(id.as_bytes())))
-                        .collect(),
-                    latest: None,
+                evidence: {
+                    let mut e = Evidence {
+                        combos: p.evidence.keys().copied().collect(),
+                        items: p
+                            .evidence
+                            .values()
+                            .map(|(time, id)| (*time, IdText::new(id.as_bytes())))
+                            .collect(),
+                        latest: None,
+                    };
+                    if e.items.len() >= EVIDENCE_KEPT {
+                        e.find_latest();
+                    }
+                    e
                 },
             })
             .collect();
@@ -624,6 +664,12 @@ mod tests {
             .collect();
         assert_eq!(forward.ids(), expected);
         assert_eq!(backward.ids(), expected);
+        // In time order, as logs mostly come: the full pane's quick rejection must keep it exact.
+        let mut in_time_order = candidates.clone();
+        in_time_order.sort_by_key(|c| c.1);
+        let mut sorted = Evidence::default();
+        in_time_order.iter().for_each(|c| add(&mut sorted, c));
+        assert_eq!(sorted.ids(), expected);
         // Cut into batches and merged, as panes are.
         let mut merged = Evidence::default();
         for chunk in candidates.chunks(37) {

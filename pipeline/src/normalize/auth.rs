@@ -5,6 +5,9 @@
 //! anchors on the trailing, sshd-generated part of a line (`… from IP port N`), never on the first match.
 
 use std::net::IpAddr;
+use std::sync::LazyLock;
+
+use memchr::memmem::{Finder, FinderRev};
 
 use sentra_schemas::{Category, Outcome};
 
@@ -107,9 +110,13 @@ fn valid_ip(s: &str) -> Option<&str> {
     s.parse::<IpAddr>().is_ok().then_some(s)
 }
 
+/// Searchers built once: building one per line cost as much as the search.
+static LAST_FROM: LazyLock<FinderRev<'static>> = LazyLock::new(|| FinderRev::new(" from "));
+static FIRST_FOR: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(" for "));
+
 /// Splits `"… from IP[ port N][ rest]"` at the last ` from `: (text before, (ip, port)).
 fn split_from(s: &str) -> Option<(&str, Endpoint<'_>)> {
-    let at = s.rfind(" from ")?;
+    let at = LAST_FROM.rfind(s.as_bytes())?;
     Some((&s[..at], ip_port(&s[at + 6..])))
 }
 
@@ -156,7 +163,8 @@ fn sshd(m: &str) -> Option<Classified<'_>> {
         .or_else(|| m.strip_prefix("Accepted "))
     {
         let success = m.starts_with('A');
-        let (method, rest) = r.split_once(" for ")?;
+        let at = FIRST_FOR.find(r.as_bytes())?;
+        let (method, rest) = (&r[..at], &r[at + 5..]);
         let (who, from) = split_from(rest)?;
         let outcome = if success { Success } else { Failure };
         let event_type = if success { "start" } else { "info" };
