@@ -123,6 +123,15 @@ pub(super) enum Cell {
     Set(Vec<Sym>),
 }
 
+/// How two numbers of one value combine across events or panes: the smaller, the larger, or the sum.
+fn fold(x: f64, y: f64, how: Merge) -> f64 {
+    match how {
+        Merge::Min => x.min(y),
+        Merge::Max => x.max(y),
+        _ => x + y,
+    }
+}
+
 impl Cell {
     /// Folds a number in.
     pub fn merge_num(&mut self, v: Num, how: Merge) {
@@ -132,14 +141,7 @@ impl Cell {
             (Cell::Int(a), Num::Int(b), Merge::Sum) => Cell::Int(a + b),
             (Cell::Int(a), Num::Int(b), Merge::Min) => Cell::Int(*a.min(&b)),
             (Cell::Int(a), Num::Int(b), Merge::Max) => Cell::Int(*a.max(&b)),
-            (a, b, how) => {
-                let (x, y) = (a.num().unwrap_or(0.0), b.as_f64());
-                Cell::Float(match how {
-                    Merge::Min => x.min(y),
-                    Merge::Max => x.max(y),
-                    _ => x + y,
-                })
-            }
+            (a, b, how) => Cell::Float(fold(a.num().unwrap_or(0.0), b.as_f64(), how)),
         };
     }
 
@@ -468,12 +470,7 @@ impl Scratch {
                     Cell::Int(v) => *v as f64,
                     Cell::Float(v) => *v,
                 };
-                self.nums[i] = Some(match (self.nums[i], merges[i]) {
-                    (None, _) => x,
-                    (Some(a), Merge::Min) => a.min(x),
-                    (Some(a), Merge::Max) => a.max(x),
-                    (Some(a), _) => a + x,
-                });
+                self.nums[i] = Some(self.nums[i].map_or(x, |a| fold(a, x, merges[i])));
             }
         }
         if !with_sets {
@@ -582,17 +579,9 @@ impl Entity {
                     .map(|v| Cell::from_value(v, strings))
                     .collect(),
                 evidence: {
-                    let mut e = Evidence {
-                        combos: p.evidence.keys().copied().collect(),
-                        items: p
-                            .evidence
-                            .values()
-                            .map(|(time, id)| (*time, IdText::new(id.as_bytes())))
-                            .collect(),
-                        latest: None,
-                    };
-                    if e.items.len() >= EVIDENCE_KEPT {
-                        e.find_latest();
+                    let mut e = Evidence::default();
+                    for (&combo, (time, id)) in &p.evidence {
+                        e.add(combo, *time, id.as_bytes());
                     }
                     e
                 },
