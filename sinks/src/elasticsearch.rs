@@ -350,21 +350,8 @@ impl ElasticsearchSink {
                 Some(body),
                 None,
             )
-            .await
-            .map_err(|e| unavailable(e.to_string()))?;
-        let status = response.status_code();
-        let text = response
-            .text()
-            .await
-            .map_err(|e| unavailable(e.to_string()))?;
-        if !status.is_success() {
-            let detail = format!("bulk request: HTTP {status}: {}", excerpt(&text));
-            return Err(if retryable(status) {
-                unavailable(detail)
-            } else {
-                rejected(detail)
-            });
-        }
+            .await;
+        let text = reply_text(response, "bulk request").await?;
         let parsed: BulkResponse = serde_json::from_str(&text).map_err(|e| {
             rejected(format!(
                 "bulk response is not Elasticsearch's ({e}): {}",
@@ -479,12 +466,21 @@ impl ElasticsearchSink {
     }
 }
 
-/// The JSON body of a successful reply; transport trouble, 429 and 5xx are retryable, other statuses are
-/// rejections (each error says which request, the status and an excerpt of the body).
+/// The JSON body of a successful reply (`null` when it is not JSON); errors as [`reply_text`].
 async fn reply(
     sent: Result<elasticsearch::http::response::Response, elasticsearch::Error>,
     what: &str,
 ) -> Result<Value, SinkError> {
+    let text = reply_text(sent, what).await?;
+    Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+/// The body of a successful reply; transport trouble, 429 and 5xx are retryable, other statuses are
+/// rejections (each error says which request, the status and an excerpt of the body).
+async fn reply_text(
+    sent: Result<elasticsearch::http::response::Response, elasticsearch::Error>,
+    what: &str,
+) -> Result<String, SinkError> {
     let response = sent.map_err(|e| unavailable(e.to_string()))?;
     let status = response.status_code();
     let text = response
@@ -499,7 +495,7 @@ async fn reply(
             rejected(detail)
         });
     }
-    Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
+    Ok(text)
 }
 
 fn retryable(status: StatusCode) -> bool {
