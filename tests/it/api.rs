@@ -6,6 +6,7 @@ use serde_json::{json, Value};
 use tokio::sync::watch;
 
 use crate::query::setup;
+use crate::support::get_json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_api_answers_each_tenant_from_its_own_data_only() {
@@ -85,15 +86,12 @@ async fn the_api_answers_each_tenant_from_its_own_data_only() {
     assert!(r.status().is_client_error());
 
     // Signals: a list, one explained; another tenant's signal does not exist for globex.
-    let r: Value = http
-        .get(format!("{base}/v1/signals?severity=high"))
-        .header("X-API-Key", "acme-key")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let r = get_json(
+        &http,
+        &format!("{base}/v1/signals?severity=high"),
+        "acme-key",
+    )
+    .await;
     let rows = r["rows"].as_array().unwrap();
     assert!(
         !rows.is_empty() && rows.iter().all(|s| s["severity"] == "HIGH"),

@@ -15,7 +15,7 @@ use tokio::sync::watch;
 
 use crate::kafka_clickhouse::{create_topic, Env};
 use crate::soar::{delivered, receiver, signal};
-use crate::support::unique;
+use crate::support::{get_json, unique};
 
 async fn states(config: &sentra_pipeline::config::Config) -> Vec<(String, RunState)> {
     respond::runs(config)
@@ -175,15 +175,7 @@ async fn approval_gated_playbooks_and_a_tamper_evident_audit_trail() {
         .await
         .unwrap();
     let http = reqwest::Client::new();
-    let waiting: serde_json::Value = http
-        .get(format!("http://{addr}/v1/approvals"))
-        .header("X-API-Key", "acme-key")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let waiting = get_json(&http, &format!("http://{addr}/v1/approvals"), "acme-key").await;
     let ids: Vec<&str> = waiting
         .as_array()
         .unwrap()

@@ -8,7 +8,7 @@ use sentra_queries::{ask, AskError, Store};
 use sentra_schemas::TenantId;
 use serde_json::Value;
 
-use crate::support::{sentra, stdout};
+use crate::support::{get_json, sentra, stdout};
 
 /// 2026-03-15T00:00:00Z: "now" for every question.
 const NOW: i64 = 1_773_532_800_000_000;
@@ -644,15 +644,7 @@ async fn clickhouse_gives_the_same_answers_as_the_embedded_store() {
         .await
         .unwrap();
     let http = reqwest::Client::new();
-    let body: Value = http
-        .get(format!("http://{addr}/v1/signals/{id}"))
-        .header("X-API-Key", "acme-key")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let body = get_json(&http, &format!("http://{addr}/v1/signals/{id}"), "acme-key").await;
     assert_eq!(body["signal"]["signal_id"], id);
     let evidence = body["evidence"]
         .as_array()

@@ -74,3 +74,15 @@ pub fn api_config(keys: &[(&str, &str)], rate_per_minute: u32) -> sentra_pipelin
         rate_per_minute,
     }
 }
+
+/// `GET url` with an API key, as JSON (panics on transport or JSON errors).
+pub async fn get_json(http: &reqwest::Client, url: &str, key: &str) -> serde_json::Value {
+    http.get(url)
+        .header("X-API-Key", key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
