@@ -1,7 +1,8 @@
 //! Sentra's own DataFusion aggregate functions, for what SQL aggregates do slowly: the distinct members of
-//! a pane (`sentra_set`, what a detection's `array_agg(DISTINCT col)` runs as) and its sample events
-//! (`sentra_evidence`). Both are native groups accumulators: DataFusion groups and filters the rows, the
-//! accumulators keep interned members and [`Evidence`] per group.
+//! a pane (`sentra_set`, what a detection's `array_agg(DISTINCT col)` runs as, over the column's interned
+//! twin from [`table`](super::table)) and its sample events (`sentra_evidence`). Both are native groups
+//! accumulators: DataFusion groups and filters the rows, the accumulators keep sorted member numbers and
+//! [`Evidence`] per group.
 //!
 //! A plan's output row carries an index into the engine's [`Outbox`] rather than the value itself, so the
 //! engine merges the group's set or samples without any Arrow list being built or read.
@@ -9,15 +10,17 @@
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
 
-use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, UInt64Array};
-use arrow::datatypes::{DataType, TimeUnit, TimestampMicrosecondType};
+use arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, StringArray, StringViewArray, UInt64Array,
+};
+use arrow::datatypes::{DataType, TimeUnit, TimestampMicrosecondType, UInt32Type};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::function::AccumulatorArgs;
 use datafusion::logical_expr::{
     Accumulator, AggregateUDF, AggregateUDFImpl, EmitTo, GroupsAccumulator, Signature, Volatility,
 };
 
-use super::state::{combo_hash, Evidence, Interner, Sym};
+use super::state::{combo_hash, Evidence, Sym, NONE};
 
 /// Per-group results of the last plan run, taken by the engine after each run.
 #[derive(Debug, Default)]
@@ -28,19 +31,13 @@ pub(super) struct Outbox {
     pub evidence: Vec<Evidence>,
 }
 
-/// What the accumulators share with the engine.
-#[derive(Debug, Clone, Default)]
-pub(super) struct Shared {
-    /// The engine's interner.
-    pub strings: Arc<Mutex<Interner>>,
-    /// Where groups' results go.
-    pub outbox: Arc<Mutex<Outbox>>,
-}
+/// Where the accumulators put emitted groups, shared with the engine.
+pub(super) type SharedOutbox = Arc<Mutex<Outbox>>;
 
 /// Which of the two functions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Kind {
-    /// `sentra_set(column)`: distinct non-null values.
+    /// `sentra_set(twin)`: distinct non-null values of a column, read as its interned `UInt32` twin.
     Set,
     /// `sentra_evidence(event_id, timestamp, dimension…)`: per combination of the dimensions, the first
     /// time and smallest id.
@@ -52,12 +49,12 @@ enum Kind {
 struct Udaf {
     kind: Kind,
     signature: Signature,
-    shared: Shared,
+    outbox: SharedOutbox,
 }
 
 impl PartialEq for Udaf {
     fn eq(&self, other: &Self) -> bool {
-        self.kind == other.kind && Arc::ptr_eq(&self.shared.outbox, &other.shared.outbox)
+        self.kind == other.kind && Arc::ptr_eq(&self.outbox, &other.outbox)
     }
 }
 
@@ -66,22 +63,22 @@ impl Eq for Udaf {}
 impl Hash for Udaf {
     fn hash<H: Hasher>(&self, state: &mut H) {
         self.kind.hash(state);
-        Arc::as_ptr(&self.shared.outbox).hash(state);
+        Arc::as_ptr(&self.outbox).hash(state);
     }
 }
 
 /// The two functions, to register on the engine's session.
-pub(super) fn functions(shared: &Shared) -> [AggregateUDF; 2] {
+pub(super) fn functions(outbox: &SharedOutbox) -> [AggregateUDF; 2] {
     [
         AggregateUDF::from(Udaf {
             kind: Kind::Set,
             signature: Signature::any(1, Volatility::Immutable),
-            shared: shared.clone(),
+            outbox: outbox.clone(),
         }),
         AggregateUDF::from(Udaf {
             kind: Kind::Evidence,
             signature: Signature::variadic_any(Volatility::Immutable),
-            shared: shared.clone(),
+            outbox: outbox.clone(),
         }),
     ]
 }
@@ -120,26 +117,50 @@ impl AggregateUDFImpl for Udaf {
         &self,
         _args: AccumulatorArgs,
     ) -> Result<Box<dyn GroupsAccumulator>> {
-        let shared = self.shared.clone();
+        let outbox = self.outbox.clone();
         Ok(match self.kind {
             Kind::Set => Box::new(Groups::<Vec<Sym>> {
-                shared,
+                outbox,
                 groups: Vec::new(),
             }),
             Kind::Evidence => Box::new(Groups::<Evidence> {
-                shared,
+                outbox,
                 groups: Vec::new(),
             }),
         })
     }
 }
 
-/// A column as `Utf8` (DataFusion may hand out views, large strings or, for a set over a number column,
-/// numbers).
-pub(super) fn as_utf8(col: &ArrayRef) -> Result<ArrayRef> {
-    match col.data_type() {
-        DataType::Utf8 => Ok(col.clone()),
-        _ => Ok(arrow::compute::cast(col, &DataType::Utf8)?),
+/// A text column read in place: string views (how the engine hands events to its plans), plain strings,
+/// or, for anything else (large strings, a set over a number column), the column cast to text.
+pub(super) enum Text {
+    /// `Utf8View`.
+    View(StringViewArray),
+    /// `Utf8`, or another type cast to it.
+    Plain(StringArray),
+}
+
+impl Text {
+    /// Reads `col` as text.
+    pub(super) fn of(col: &ArrayRef) -> Result<Self> {
+        Ok(match col.data_type() {
+            DataType::Utf8View => Self::View(col.as_string_view().clone()),
+            DataType::Utf8 => Self::Plain(col.as_string::<i32>().clone()),
+            _ => Self::Plain(
+                arrow::compute::cast(col, &DataType::Utf8)?
+                    .as_string::<i32>()
+                    .clone(),
+            ),
+        })
+    }
+
+    /// The value at `row`, `None` when null.
+    #[inline]
+    pub(super) fn get(&self, row: usize) -> Option<&str> {
+        match self {
+            Self::View(a) => (!a.is_null(row)).then(|| a.value(row)),
+            Self::Plain(a) => (!a.is_null(row)).then(|| a.value(row)),
+        }
     }
 }
 
@@ -169,7 +190,6 @@ trait PaneGroup: Default + Send + 'static {
         values: &[ArrayRef],
         group_indices: &[usize],
         filter: Option<&BooleanArray>,
-        shared: &Shared,
     ) -> Result<()>;
 
     /// Where emitted groups go.
@@ -185,16 +205,15 @@ impl PaneGroup for Vec<Sym> {
         values: &[ArrayRef],
         group_indices: &[usize],
         filter: Option<&BooleanArray>,
-        shared: &Shared,
     ) -> Result<()> {
-        let col = as_utf8(&values[0])?;
-        let col = col.as_string::<i32>();
-        let mut strings = shared.strings.lock().expect("interner lock");
+        let members = values[0].as_primitive_opt::<UInt32Type>().ok_or_else(|| {
+            DataFusionError::Internal("sentra_set reads a column's interned twin".into())
+        })?;
         for (row, &g) in group_indices.iter().enumerate() {
-            if !passes(filter, row) || col.is_null(row) {
+            let member = members.value(row);
+            if member == NONE || !passes(filter, row) {
                 continue;
             }
-            let member = strings.intern(col.value(row));
             let set = &mut groups[g];
             if let Err(at) = set.binary_search(&member) {
                 set.insert(at, member);
@@ -218,32 +237,27 @@ impl PaneGroup for Evidence {
         values: &[ArrayRef],
         group_indices: &[usize],
         filter: Option<&BooleanArray>,
-        _shared: &Shared,
     ) -> Result<()> {
-        let ids = as_utf8(&values[0])?;
-        let ids = ids.as_string::<i32>();
+        let ids = Text::of(&values[0])?;
         let times = to_micros(&values[1])?;
         let times = times.as_primitive::<TimestampMicrosecondType>();
         let dims = values[2..]
             .iter()
-            .map(as_utf8)
+            .map(Text::of)
             .collect::<Result<Vec<_>>>()?;
-        let dims: Vec<_> = dims.iter().map(|d| d.as_string::<i32>()).collect();
         let mut buf = Vec::with_capacity(64);
         for (row, &g) in group_indices.iter().enumerate() {
-            if !passes(filter, row) || ids.is_null(row) {
+            if !passes(filter, row) {
                 continue;
             }
+            let Some(id) = ids.get(row) else { continue };
             let time = if times.is_null(row) {
                 i64::MIN
             } else {
                 times.value(row)
             };
-            groups[g].add_with(time, ids.value(row).as_bytes(), || {
-                combo_hash(
-                    &mut buf,
-                    dims.iter().map(|d| (!d.is_null(row)).then(|| d.value(row))),
-                )
+            groups[g].add_with(time, id.as_bytes(), || {
+                combo_hash(&mut buf, dims.iter().map(|d| d.get(row)))
             });
         }
         Ok(())
@@ -260,7 +274,7 @@ impl PaneGroup for Evidence {
 
 /// The groups accumulator of either function.
 struct Groups<T> {
-    shared: Shared,
+    outbox: SharedOutbox,
     groups: Vec<T>,
 }
 
@@ -273,18 +287,12 @@ impl<T: PaneGroup> GroupsAccumulator for Groups<T> {
         total_num_groups: usize,
     ) -> Result<()> {
         self.groups.resize_with(total_num_groups, T::default);
-        T::update(
-            &mut self.groups,
-            values,
-            group_indices,
-            opt_filter,
-            &self.shared,
-        )
+        T::update(&mut self.groups, values, group_indices, opt_filter)
     }
 
     fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
         let taken = emit_to.take_needed(&mut self.groups);
-        let mut outbox = self.shared.outbox.lock().expect("outbox lock");
+        let mut outbox = self.outbox.lock().expect("outbox lock");
         let emitted = T::outbox(&mut outbox);
         let (first, n) = (emitted.len(), taken.len());
         emitted.extend(taken);

@@ -14,10 +14,10 @@ use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
-use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch, StringArray};
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch, UInt32Array};
 use arrow::compute::filter_record_batch;
 use arrow::datatypes::{
-    DataType, Float64Type, Int64Type, SchemaRef, TimestampMicrosecondType, UInt64Type,
+    DataType, Float64Type, Int64Type, SchemaRef, TimestampMicrosecondType, UInt32Type, UInt64Type,
 };
 use datafusion::catalog::streaming::StreamingTable;
 use datafusion::execution::TaskContext;
@@ -25,10 +25,10 @@ use datafusion::physical_plan::memory::MemoryStream;
 use datafusion::physical_plan::streaming::PartitionStream;
 use datafusion::physical_plan::{collect, ExecutionPlan, SendableRecordBatchStream};
 use datafusion::prelude::{SessionConfig, SessionContext};
-use sentra_schemas::{events_schema, hex_digest, Signal};
+use sentra_schemas::{hex_digest, Signal};
 use serde::{Deserialize, Serialize};
 
-use super::aggregates::{self, as_utf8, to_micros, Shared};
+use super::aggregates::{self, to_micros, SharedOutbox};
 use super::definition::{parse_condition, Condition, Detection, Merge, Op, Term};
 use super::risk;
 use super::state::{
@@ -36,6 +36,7 @@ use super::state::{
     MAX_KEYS, NONE,
 };
 pub use super::state::{Value, MAX_EVIDENCE};
+use super::table::{sym_column, Table};
 
 /// Engine settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -168,12 +169,15 @@ pub struct BatchOutcome {
 pub struct Engine {
     config: EngineConfig,
     ctx: SessionContext,
+    table: Table,
     slot: Arc<Mutex<Vec<RecordBatch>>>,
     planned: Vec<Planned>,
     /// Window state by (detection, tenant, entity).
     state: FastMap<EntityKey, Entity>,
-    /// The strings `state` refers to, and the pane aggregates' outbox.
-    shared: Shared,
+    /// The strings `state` (and each batch's interned columns) refer to.
+    strings: Interner,
+    /// Where the pane aggregates put their groups' sets and samples.
+    outbox: SharedOutbox,
     /// Compact `strings` when it grows past this…
     interned_limit: usize,
     /// …which is never below this.
@@ -201,15 +205,16 @@ impl Engine {
             .with_target_partitions(1)
             .with_batch_size(65_536);
         let ctx = SessionContext::new_with_config(session);
-        let shared = Shared::default();
-        for f in aggregates::functions(&shared) {
+        let outbox = SharedOutbox::default();
+        for f in aggregates::functions(&outbox) {
             ctx.register_udaf(f);
         }
         let slot = Arc::new(Mutex::new(Vec::new()));
-        let table = StreamingTable::try_new(
-            events_schema(),
+        let table = Table::for_detections(&detections);
+        let streaming = StreamingTable::try_new(
+            table.schema.clone(),
             vec![Arc::new(Slot {
-                schema: events_schema(),
+                schema: table.schema.clone(),
                 batches: slot.clone(),
             })],
         )
@@ -217,7 +222,7 @@ impl Engine {
             name: "<events table>".into(),
             source: e,
         })?;
-        ctx.register_table("events", Arc::new(table))
+        ctx.register_table("events", Arc::new(streaming))
             .map_err(|e| EngineError::Plan {
                 name: "<events table>".into(),
                 source: e,
@@ -237,8 +242,8 @@ impl Engine {
             let (size_us, slide_us) = d.window.size_slide_us();
             // Output columns: tenant, keys…, pane, samples, then one per value. Distinct sets and samples are
             // Sentra's own aggregates (see `aggregates`); the rest is the detection's SQL as written.
-            let mut group_cols: Vec<String> = vec!["tenant".into()];
-            group_cols.extend(d.group_by.iter().cloned());
+            let mut group_cols: Vec<String> = vec![sym_column("tenant")];
+            group_cols.extend(d.group_by.iter().map(|c| sym_column(c)));
             let mut select: Vec<String> = group_cols.clone();
             select.push(format!(
                 "date_bin(INTERVAL '{} seconds', timestamp, TIMESTAMP '1970-01-01T00:00:00Z') AS __pane",
@@ -263,7 +268,10 @@ impl Engine {
                 let source = match (merge, parse_distinct(sql)) {
                     (Merge::Union, Some((col, cond))) => {
                         let filter = cond.map_or(String::new(), |c| format!(" FILTER (WHERE {c})"));
-                        select.push(format!("sentra_set({col}){filter} AS {name}"));
+                        select.push(format!(
+                            "sentra_set({}){filter} AS {name}",
+                            sym_column(&col)
+                        ));
                         sample_dims.push(col);
                         ValueSource::Set(select.len() - 1)
                     }
@@ -323,10 +331,12 @@ impl Engine {
         Ok(Self {
             config,
             ctx,
+            table,
             slot,
             planned,
             state: FastMap::default(),
-            shared,
+            strings: Interner::default(),
+            outbox,
             interned_limit: MIN_INTERNED_LIMIT,
             min_interned_limit: MIN_INTERNED_LIMIT,
             scratch: Scratch::default(),
@@ -388,7 +398,7 @@ impl Engine {
             filter_record_batch(batch, &BooleanArray::from(keep)).expect("mask matches the batch")
         };
 
-        *self.slot.lock().expect("slot lock") = vec![on_time];
+        *self.slot.lock().expect("slot lock") = vec![self.table.batch(&on_time, &mut self.strings)];
         let task = self.ctx.task_ctx();
         for i in 0..self.planned.len() {
             let result = collect(self.planned[i].plan.clone(), task.clone())
@@ -400,7 +410,7 @@ impl Engine {
             for part in &result {
                 self.merge_partials(i, part);
             }
-            let mut outbox = self.shared.outbox.lock().expect("outbox lock");
+            let mut outbox = self.outbox.lock().expect("outbox lock");
             outbox.sets.clear();
             outbox.evidence.clear();
         }
@@ -419,18 +429,17 @@ impl Engine {
             config,
             planned,
             state,
-            shared,
+            strings,
+            outbox,
             entities_per_tenant,
             state_overflow,
             ..
         } = self;
         let p = &planned[det];
         let n_keys = p.detection.group_by.len();
-        let text = |c: usize| as_utf8(batch.column(c)).expect("any column casts to text");
-        let tenants = text(0);
-        let tenants = tenants.as_string::<i32>();
-        let key_cols: Vec<ArrayRef> = (0..n_keys).map(|k| text(1 + k)).collect();
-        let key_cols: Vec<&StringArray> = key_cols.iter().map(|c| c.as_string::<i32>()).collect();
+        let syms = |c: usize| batch.column(c).as_primitive::<UInt32Type>();
+        let tenants = syms(0);
+        let key_cols: Vec<&UInt32Array> = (0..n_keys).map(|k| syms(1 + k)).collect();
         let panes = to_micros(batch.column(1 + n_keys)).expect("timestamps cast to microseconds");
         let panes = panes.as_primitive::<TimestampMicrosecondType>();
         let outbox_index = |c: usize| batch.column(c).as_primitive::<UInt64Type>();
@@ -452,23 +461,22 @@ impl Engine {
                 ValueSource::Set(c) => Reader::Set(outbox_index(c)),
             })
             .collect();
-        let mut strings = shared.strings.lock().expect("interner lock");
         // Each outbox entry belongs to one output row, so rows take theirs instead of copying.
-        let mut outbox = shared.outbox.lock().expect("outbox lock");
+        let mut outbox = outbox.lock().expect("outbox lock");
         for row in 0..batch.num_rows() {
-            let tenant = tenants.value(row);
             let mut key = EntityKey {
                 det: det as u32,
-                tenant: strings.intern(tenant),
+                tenant: tenants.value(row),
                 keys: [NONE; MAX_KEYS],
             };
             for (slot, col) in key.keys.iter_mut().zip(&key_cols) {
-                *slot = strings.intern_opt((!col.is_null(row)).then(|| col.value(row)));
+                *slot = col.value(row);
             }
             let pane = panes.value(row);
             let entity = match state.entry(key) {
                 Entry::Occupied(e) => e.into_mut(),
                 Entry::Vacant(e) => {
+                    let tenant = strings.resolve(key.tenant).unwrap_or_default();
                     let count = match entities_per_tenant.get_mut(tenant) {
                         Some(c) => c,
                         None => entities_per_tenant.entry(tenant.to_owned()).or_default(),
@@ -515,13 +523,11 @@ impl Engine {
             max_event_us,
             entities_per_tenant,
             scratch,
-            shared,
+            strings,
             interned_limit,
             min_interned_limit,
             ..
         } = self;
-        let mut strings = shared.strings.lock().expect("interner lock");
-        let strings = &mut *strings;
         let watermarks: FastMap<Sym, i64> = max_event_us
             .iter()
             .filter_map(|(t, m)| Some((strings.lookup(t)?, m - lateness)))
@@ -625,7 +631,7 @@ impl Engine {
 
     /// The engine's state, for checkpoints.
     pub fn snapshot(&self) -> EngineState {
-        let strings = self.shared.strings.lock().expect("interner lock");
+        let strings = &self.strings;
         let mut entities: BTreeMap<String, Vec<SavedEntity>> = BTreeMap::new();
         for (key, entity) in &self.state {
             let p = &self.planned[key.det as usize];
@@ -639,7 +645,7 @@ impl Engine {
                         .iter()
                         .map(|&k| strings.resolve(k).map(str::to_owned))
                         .collect(),
-                    state: entity.save(&strings),
+                    state: entity.save(strings),
                 });
         }
         for v in entities.values_mut() {
@@ -660,7 +666,7 @@ impl Engine {
     pub fn restore(&mut self, s: EngineState) {
         self.max_event_us = s.max_event_us.into_iter().collect();
         self.state.clear();
-        let mut strings = self.shared.strings.lock().expect("interner lock");
+        let strings = &mut self.strings;
         *strings = Interner::default();
         self.entities_per_tenant.clear();
         for (tenant, list) in s.entities {
@@ -680,7 +686,7 @@ impl Engine {
                 for (slot, k) in key.keys.iter_mut().zip(&saved.keys) {
                     *slot = strings.intern_opt(k.as_deref());
                 }
-                let entity = Entity::load(&saved.state, &mut strings);
+                let entity = Entity::load(&saved.state, strings);
                 self.state.insert(key, entity);
             }
         }
@@ -703,7 +709,7 @@ impl Engine {
     /// How many strings are interned.
     #[cfg(test)]
     pub(super) fn interned(&self) -> usize {
-        self.shared.strings.lock().expect("interner lock").len()
+        self.strings.len()
     }
 }
 

@@ -11,6 +11,7 @@ pub mod engine;
 pub mod overrides;
 pub mod risk;
 mod state;
+mod table;
 
 pub use definition::Detection;
 pub use engine::{BatchOutcome, Engine, EngineConfig, EngineError, EngineState};

@@ -1,0 +1,110 @@
+//! The `events` table the detection plans read, made once per batch from an events batch.
+//!
+//! - Only the [`events_schema`] columns some detection names are in it; the rest are never scanned.
+//! - Text is given as string views pointing into the batch's own buffers, so a plan's filter moves 16-byte
+//!   views instead of copying strings, and short strings compare inline.
+//! - The columns plans group by or collect distinct members of (the tenant, every `group_by` column, every
+//!   `array_agg(DISTINCT col)`) also come interned, as `UInt32` twins named [`sym_column`]. Each value is
+//!   interned once per batch instead of once per plan, and plans group by integers.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, AsArray, RecordBatch, StringViewArray, UInt32Array};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use sentra_schemas::events_schema;
+
+use super::aggregates::Text;
+use super::definition::{Detection, Merge};
+use super::engine::parse_distinct;
+use super::state::Interner;
+
+/// The name of `column`'s interned twin.
+pub(super) fn sym_column(column: &str) -> String {
+    format!("__sym_{column}")
+}
+
+/// Which columns of an events batch the plans see, and how.
+#[derive(Debug)]
+pub(super) struct Table {
+    /// The table's schema: the columns, then their twins.
+    pub schema: SchemaRef,
+    /// Events columns in the table, in order.
+    columns: Vec<usize>,
+    /// Events columns with an interned twin, in order.
+    twins: Vec<usize>,
+}
+
+impl Table {
+    /// The table for `detections`.
+    pub fn for_detections(detections: &[Detection]) -> Self {
+        let mut named: HashSet<&str> = ["tenant", "timestamp", "event_id", "host"].into();
+        let mut interned: HashSet<&str> = ["tenant", "host"].into();
+        let mut distinct = Vec::new();
+        for d in detections {
+            let texts = [d.filter.as_str()]
+                .into_iter()
+                .chain(d.group_by.iter().map(String::as_str))
+                .chain(d.aggregates.iter().map(|a| a.sql.as_str()));
+            for text in texts {
+                named.extend(text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')));
+            }
+            interned.extend(d.group_by.iter().map(String::as_str));
+            distinct.extend(
+                d.aggregates
+                    .iter()
+                    .filter(|a| a.merge == Merge::Union)
+                    .filter_map(|a| parse_distinct(&a.sql).map(|(col, _)| col)),
+            );
+        }
+        interned.extend(distinct.iter().map(String::as_str));
+        let events = events_schema();
+        let mut fields = Vec::new();
+        let (mut columns, mut twins) = (Vec::new(), Vec::new());
+        for (i, f) in events.fields().iter().enumerate() {
+            if named.contains(f.name().as_str()) {
+                columns.push(i);
+                fields.push(match f.data_type() {
+                    DataType::Utf8 => {
+                        Arc::new(f.as_ref().clone().with_data_type(DataType::Utf8View))
+                    }
+                    _ => f.clone(),
+                });
+            }
+        }
+        for (i, f) in events.fields().iter().enumerate() {
+            if interned.contains(f.name().as_str()) {
+                twins.push(i);
+                let name = sym_column(f.name());
+                fields.push(Arc::new(Field::new(name, DataType::UInt32, false)));
+            }
+        }
+        Self {
+            schema: Arc::new(Schema::new(fields)),
+            columns,
+            twins,
+        }
+    }
+
+    /// An events batch as this table; twins are interned into `strings` (null is
+    /// [`NONE`](super::state::NONE)).
+    pub fn batch(&self, events: &RecordBatch, strings: &mut Interner) -> RecordBatch {
+        let mut columns: Vec<ArrayRef> = self
+            .columns
+            .iter()
+            .map(|&i| {
+                let c = events.column(i);
+                match c.data_type() {
+                    DataType::Utf8 => Arc::new(StringViewArray::from(c.as_string::<i32>())) as _,
+                    _ => c.clone(),
+                }
+            })
+            .collect();
+        for &i in &self.twins {
+            let text = Text::of(events.column(i)).expect("any column casts to text");
+            let syms = (0..events.num_rows()).map(|row| strings.intern_opt(text.get(row)));
+            columns.push(Arc::new(UInt32Array::from_iter_values(syms)));
+        }
+        RecordBatch::try_new(self.schema.clone(), columns).expect("columns match the table schema")
+    }
+}
