@@ -29,7 +29,7 @@ use sentra_schemas::{hex_digest, Signal};
 use serde::{Deserialize, Serialize};
 
 use super::aggregates::{self, to_micros, SharedOutbox};
-use super::definition::{parse_condition, Condition, Detection, Merge, Op, Term};
+use super::definition::{parse_condition, Detection, Merge, Op, Term};
 use super::risk;
 use super::state::{
     compact, merge_window, Entity, EntityKey, FastMap, Interner, Num, SavedEntity, Scratch, Sym,
@@ -116,9 +116,12 @@ impl PartitionStream for Slot {
 struct Planned {
     detection: Detection,
     plan: Arc<dyn ExecutionPlan>,
-    /// Conditions over counts and times only (cheap), and those that need a distinct set's size.
-    numeric_conditions: Vec<Condition>,
-    set_conditions: Vec<Condition>,
+    /// Conditions over counts and times only (cheap), and those that need a distinct set's size…
+    numeric_rules: Vec<Rule>,
+    set_rules: Vec<Rule>,
+    /// …and the values each kind reads.
+    numeric_needs: Vec<usize>,
+    set_needs: Vec<usize>,
     /// Names of the values of a pane, in order (builtins first).
     value_names: Vec<String>,
     merges: Vec<Merge>,
@@ -299,26 +302,36 @@ impl Engine {
             );
             let df = ctx.sql(&sql).await.map_err(plan_err)?;
             let plan = df.create_physical_plan().await.map_err(plan_err)?;
-            let (set_conditions, numeric_conditions): (Vec<Condition>, Vec<Condition>) = d
-                .conditions
-                .iter()
-                .map(|c| parse_condition(c).unwrap_or_default())
-                .partition(|c| {
-                    c.iter().flat_map(|cmp| [&cmp.lhs, &cmp.rhs]).any(|t| {
-                        t.name.as_ref().is_some_and(|n| {
-                            value_names
-                                .iter()
-                                .position(|v| v == n)
-                                .is_some_and(|i| merges[i] == Merge::Union)
-                        })
+            let rules = d.conditions.iter().map(|c| {
+                let rule = parse_condition(c).unwrap_or_default();
+                rule.iter()
+                    .map(|c| Check {
+                        lhs: Operand::resolve(&c.lhs, &value_names),
+                        op: c.op,
+                        rhs: Operand::resolve(&c.rhs, &value_names),
                     })
-                });
+                    .collect::<Rule>()
+            });
+            let (set_rules, numeric_rules): (Vec<Rule>, Vec<Rule>) = rules.partition(|r| {
+                r.iter()
+                    .flat_map(Check::values)
+                    .any(|i| merges[i] == Merge::Union)
+            });
+            let needs = |rules: &[Rule]| {
+                let mut v: Vec<usize> = rules.iter().flatten().flat_map(Check::values).collect();
+                v.sort_unstable();
+                v.dedup();
+                v
+            };
+            let (numeric_needs, set_needs) = (needs(&numeric_rules), needs(&set_rules));
             let repeat_after_us = d.repeat_after_secs as i64 * 1_000_000;
             planned.push(Planned {
                 detection: d,
                 plan,
-                numeric_conditions,
-                set_conditions,
+                numeric_rules,
+                set_rules,
+                numeric_needs,
+                set_needs,
                 value_names,
                 merges,
                 sources,
@@ -560,11 +573,13 @@ impl Engine {
                 // are checked on counts and times first, and distinct sets are only counted when those pass
                 // and a condition needs them. Values are merged for real only when a window fires.
                 let fires = start >= entity.fired_until && !window.is_empty() && {
-                    scratch.window_numbers(&entity.panes, window.clone(), &p.merges, false);
-                    holds(&p.numeric_conditions, &p.value_names, &scratch.nums)
-                        && (p.set_conditions.is_empty() || {
-                            scratch.window_numbers(&entity.panes, window.clone(), &p.merges, true);
-                            holds(&p.set_conditions, &p.value_names, &scratch.nums)
+                    let (panes, merges) = (&entity.panes, &p.merges);
+                    scratch.reset(merges.len());
+                    scratch.window_numbers(panes, window.clone(), merges, &p.numeric_needs);
+                    holds(&p.numeric_rules, &scratch.nums)
+                        && (p.set_rules.is_empty() || {
+                            scratch.window_numbers(panes, window.clone(), merges, &p.set_needs);
+                            holds(&p.set_rules, &scratch.nums)
                         })
                 };
                 if fires {
@@ -767,32 +782,75 @@ enum Reader<'a> {
     Set(&'a arrow::array::UInt64Array),
 }
 
-fn term(t: &Term, names: &[String], values: &[Option<f64>]) -> Option<f64> {
-    match &t.name {
-        None => Some(t.factor),
-        Some(n) => {
-            let i = names.iter().position(|x| x == n)?;
-            Some(t.factor * values[i]?)
+/// A condition with its value names resolved: it holds when any of its comparisons does.
+type Rule = Vec<Check>;
+
+/// One comparison of a [`Rule`].
+#[derive(Debug, Clone, Copy)]
+struct Check {
+    lhs: Operand,
+    op: Op,
+    rhs: Operand,
+}
+
+impl Check {
+    /// The values the comparison reads.
+    fn values(&self) -> impl Iterator<Item = usize> {
+        [self.lhs, self.rhs].into_iter().filter_map(|o| match o {
+            Operand::Scaled(_, i) => Some(i),
+            _ => None,
+        })
+    }
+
+    fn holds(&self, values: &[Option<f64>]) -> bool {
+        let (Some(l), Some(r)) = (self.lhs.eval(values), self.rhs.eval(values)) else {
+            return false;
+        };
+        match self.op {
+            Op::Ge => l >= r,
+            Op::Gt => l > r,
+            Op::Le => l <= r,
+            Op::Lt => l < r,
+            Op::Eq => l == r,
+            Op::Ne => l != r,
         }
     }
 }
 
-fn holds(conditions: &[Condition], names: &[String], values: &[Option<f64>]) -> bool {
-    conditions.iter().all(|alts| {
-        alts.iter().any(
-            |c| match (term(&c.lhs, names, values), term(&c.rhs, names, values)) {
-                (Some(l), Some(r)) => match c.op {
-                    Op::Ge => l >= r,
-                    Op::Gt => l > r,
-                    Op::Le => l <= r,
-                    Op::Lt => l < r,
-                    Op::Eq => l == r,
-                    Op::Ne => l != r,
-                },
-                _ => false,
-            },
-        )
-    })
+/// A side of a comparison.
+#[derive(Debug, Clone, Copy)]
+enum Operand {
+    /// A number.
+    Const(f64),
+    /// A multiple of the value with this index.
+    Scaled(f64, usize),
+    /// A name no value has (never holds).
+    Unknown,
+}
+
+impl Operand {
+    fn resolve(t: &Term, names: &[String]) -> Self {
+        match &t.name {
+            None => Self::Const(t.factor),
+            Some(n) => names
+                .iter()
+                .position(|x| x == n)
+                .map_or(Self::Unknown, |i| Self::Scaled(t.factor, i)),
+        }
+    }
+
+    fn eval(self, values: &[Option<f64>]) -> Option<f64> {
+        match self {
+            Self::Const(c) => Some(c),
+            Self::Scaled(f, i) => Some(f * values[i]?),
+            Self::Unknown => None,
+        }
+    }
+}
+
+/// Whether every rule holds.
+fn holds(rules: &[Rule], values: &[Option<f64>]) -> bool {
+    rules.iter().all(|r| r.iter().any(|c| c.holds(values)))
 }
 
 fn build_signal(

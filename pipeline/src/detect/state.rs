@@ -452,43 +452,42 @@ pub(super) struct Scratch {
 }
 
 impl Scratch {
-    /// The numeric view of the window's merged values into `self.nums`: sets as their distinct size when
-    /// `with_sets`, otherwise left `None`.
+    /// Forgets every value, for a detection with `n` values.
+    pub fn reset(&mut self, n: usize) {
+        self.nums.clear();
+        self.nums.resize(n, None);
+    }
+
+    /// The numeric view of the window's merged values listed in `needed`, into `self.nums`: sets as their
+    /// distinct size. The others are left as they are.
     pub fn window_numbers(
         &mut self,
         panes: &VecDeque<Pane>,
         window: Range<usize>,
         merges: &[Merge],
-        with_sets: bool,
+        needed: &[usize],
     ) {
-        self.nums.clear();
-        self.nums.resize(merges.len(), None);
-        for pane in panes.range(window.clone()) {
-            for (i, cell) in pane.cells.iter().enumerate() {
-                let x = match cell {
-                    Cell::Null | Cell::Set(_) => continue,
-                    Cell::Int(v) => *v as f64,
-                    Cell::Float(v) => *v,
-                };
-                self.nums[i] = Some(self.nums[i].map_or(x, |a| fold(a, x, merges[i])));
-            }
-        }
-        if !with_sets {
-            return;
-        }
-        for (i, m) in merges.iter().enumerate() {
-            if *m != Merge::Union || self.nums[i].is_some() {
-                continue;
-            }
-            self.members.clear();
-            for pane in panes.range(window.clone()) {
-                if let Cell::Set(s) = &pane.cells[i] {
-                    self.members.extend_from_slice(s);
+        for &i in needed {
+            self.nums[i] = if merges[i] == Merge::Union {
+                self.members.clear();
+                for pane in panes.range(window.clone()) {
+                    if let Cell::Set(s) = &pane.cells[i] {
+                        self.members.extend_from_slice(s);
+                    }
                 }
-            }
-            self.members.sort_unstable();
-            self.members.dedup();
-            self.nums[i] = Some(self.members.len() as f64);
+                self.members.sort_unstable();
+                self.members.dedup();
+                Some(self.members.len() as f64)
+            } else {
+                panes.range(window.clone()).fold(None, |acc, pane| {
+                    let x = match pane.cells[i] {
+                        Cell::Null | Cell::Set(_) => return acc,
+                        Cell::Int(v) => v as f64,
+                        Cell::Float(v) => v,
+                    };
+                    Some(acc.map_or(x, |a| fold(a, x, merges[i])))
+                })
+            };
         }
     }
 }
