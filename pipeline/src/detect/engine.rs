@@ -11,7 +11,7 @@
 //! window is only evaluated when no event of it can still be accepted.
 
 use std::collections::hash_map::Entry;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch, UInt32Array};
@@ -36,7 +36,7 @@ use super::state::{
     MAX_KEYS, NONE,
 };
 pub use super::state::{Value, MAX_EVIDENCE};
-use super::table::{sym_column, Table};
+use super::table::{pane_column, sym_column, Table};
 
 /// Engine settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -186,8 +186,8 @@ pub struct Engine {
     /// …which is never below this.
     min_interned_limit: usize,
     scratch: Scratch,
-    max_event_us: HashMap<String, i64>,
-    entities_per_tenant: HashMap<String, usize>,
+    max_event_us: FastMap<String, i64>,
+    entities_per_tenant: FastMap<String, usize>,
     state_overflow: u64,
 }
 
@@ -248,11 +248,8 @@ impl Engine {
             let mut group_cols: Vec<String> = vec![sym_column("tenant")];
             group_cols.extend(d.group_by.iter().map(|c| sym_column(c)));
             let mut select: Vec<String> = group_cols.clone();
-            select.push(format!(
-                "date_bin(INTERVAL '{} seconds', timestamp, TIMESTAMP '1970-01-01T00:00:00Z') AS __pane",
-                slide_us / 1_000_000
-            ));
-            group_cols.push("__pane".into());
+            select.push(pane_column(slide_us));
+            group_cols.push(pane_column(slide_us));
             let evidence_col = select.len();
             select.push(String::new()); // The samples, once the distinct columns are known.
             let mut value_names = Vec::new();
@@ -353,8 +350,8 @@ impl Engine {
             interned_limit: MIN_INTERNED_LIMIT,
             min_interned_limit: MIN_INTERNED_LIMIT,
             scratch: Scratch::default(),
-            max_event_us: HashMap::new(),
-            entities_per_tenant: HashMap::new(),
+            max_event_us: FastMap::default(),
+            entities_per_tenant: FastMap::default(),
             state_overflow: 0,
         })
     }

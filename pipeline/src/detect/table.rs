@@ -6,12 +6,13 @@
 //! - The columns plans group by or collect distinct members of (the tenant, every `group_by` column, every
 //!   `array_agg(DISTINCT col)`) also come interned, as `UInt32` twins named [`sym_column`]. Each value is
 //!   interned once per batch instead of once per plan, and plans group by integers.
+//! - Each window slide the detections use has a column of panes ([`pane_column`]), computed once per batch.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, AsArray, RecordBatch, StringViewArray, UInt32Array};
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::array::{ArrayRef, AsArray, Int64Array, RecordBatch, StringViewArray, UInt32Array};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimestampMicrosecondType};
 use sentra_schemas::events_schema;
 
 use super::aggregates::Text;
@@ -24,6 +25,12 @@ pub(super) fn sym_column(column: &str) -> String {
     format!("__sym_{column}")
 }
 
+/// The name of the column of window panes `slide_us` long: each event's time rounded down to a multiple of
+/// the slide (epoch µs).
+pub(super) fn pane_column(slide_us: i64) -> String {
+    format!("__pane_{slide_us}")
+}
+
 /// Which columns of an events batch the plans see, and how.
 #[derive(Debug)]
 pub(super) struct Table {
@@ -33,6 +40,8 @@ pub(super) struct Table {
     columns: Vec<usize>,
     /// Events columns with an interned twin, in order.
     twins: Vec<usize>,
+    /// Pane lengths with a column, in order, µs.
+    slides: Vec<i64>,
 }
 
 impl Table {
@@ -79,10 +88,24 @@ impl Table {
                 fields.push(Arc::new(Field::new(name, DataType::UInt32, false)));
             }
         }
+        let mut slides: Vec<i64> = detections
+            .iter()
+            .map(|d| d.window.size_slide_us().1)
+            .collect();
+        slides.sort_unstable();
+        slides.dedup();
+        for &slide in &slides {
+            fields.push(Arc::new(Field::new(
+                pane_column(slide),
+                DataType::Int64,
+                false,
+            )));
+        }
         Self {
             schema: Arc::new(Schema::new(fields)),
             columns,
             twins,
+            slides,
         }
     }
 
@@ -104,6 +127,14 @@ impl Table {
             let text = Text::of(events.column(i)).expect("any column casts to text");
             let syms = (0..events.num_rows()).map(|row| strings.intern_opt(text.get(row)));
             columns.push(Arc::new(UInt32Array::from_iter_values(syms)));
+        }
+        let times = events
+            .column_by_name("timestamp")
+            .expect("events have a timestamp")
+            .as_primitive::<TimestampMicrosecondType>();
+        for &slide in &self.slides {
+            let panes = times.values().iter().map(|t| t - t.rem_euclid(slide));
+            columns.push(Arc::new(Int64Array::from_iter_values(panes)));
         }
         RecordBatch::try_new(self.schema.clone(), columns).expect("columns match the table schema")
     }
