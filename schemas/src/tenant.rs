@@ -47,7 +47,7 @@ impl TenantId {
         let ok = b[0].is_ascii_alphanumeric()
             && b.iter()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
-            && !s.contains("..");
+            && !b.windows(2).any(|w| w == b"..");
         if !ok {
             let shown: String = s.chars().take(MAX_TENANT_LEN).collect();
             return Err(TenantError::BadChars(shown));

@@ -11,6 +11,8 @@ use memchr::memmem::{Finder, FinderRev};
 
 use sentra_schemas::{Category, Outcome};
 
+use super::{find_byte, split_byte};
+
 /// What a message says, borrowing from the message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Classified<'a> {
@@ -122,7 +124,7 @@ fn split_from(s: &str) -> Option<(&str, Endpoint<'_>)> {
 
 /// Parses `IP[ port N]…` (anything after is ignored); the IP must be a valid address.
 fn ip_port(s: &str) -> Endpoint<'_> {
-    let (ip, rest) = s.split_once(' ').unwrap_or((s, ""));
+    let (ip, rest) = split_byte(s, b' ').unwrap_or((s, ""));
     let ip = valid_ip(ip);
     let port = rest.strip_prefix("port ").and_then(|p| {
         let end = p.find(|c: char| !c.is_ascii_digit()).unwrap_or(p.len());
@@ -218,7 +220,7 @@ fn sshd(m: &str) -> Option<Classified<'_>> {
         let (ip, port) = ip_port(r);
         let port = port.or_else(|| {
             let p = r.split_once(" port ")?.1;
-            p[..p.find(':').unwrap_or(p.len())].parse().ok()
+            p[..find_byte(p, b':').unwrap_or(p.len())].parse().ok()
         });
         return Some(
             Classified::new(Session, "end", "ssh_disconnect", Outcome::Unknown).from((ip, port)),
@@ -256,7 +258,7 @@ fn kv<'a>(s: &'a str, key: &str) -> Option<&'a str> {
         let at = search + i;
         if at == 0 || s.as_bytes()[at - 1] == b' ' {
             let v = &s[at + key.len()..];
-            return Some(&v[..v.find(' ').unwrap_or(v.len())]);
+            return Some(&v[..find_byte(v, b' ').unwrap_or(v.len())]);
         }
         search = at + key.len();
     }
@@ -379,7 +381,7 @@ fn su(m: &str) -> Option<Classified<'_>> {
         (_, Some(r)) => (false, r),
         _ => return None,
     };
-    let (user, target) = r.split_once(' ')?.1.split_once(':')?;
+    let (user, target) = split_byte(split_byte(r, b' ')?.1, b':')?;
     let c = if ok {
         Classified::new(Authentication, "start", "su_success", Success)
     } else {
@@ -391,14 +393,14 @@ fn su(m: &str) -> Option<Classified<'_>> {
 /// `name=VALUE,` from useradd/groupadd's `k=v, k=v` lists.
 fn comma_kv<'a>(s: &'a str, key: &str) -> Option<&'a str> {
     let v = &s[s.find(key)? + key.len()..];
-    Some(&v[..v.find(',').unwrap_or(v.len())])
+    Some(&v[..find_byte(v, b',').unwrap_or(v.len())])
 }
 
 /// The text between the first pair of single quotes after `after`.
 fn quoted<'a>(s: &'a str, after: &str) -> Option<&'a str> {
     let r = &s[s.find(after)? + after.len()..];
     let r = r.strip_prefix('\'')?;
-    Some(&r[..r.find('\'')?])
+    Some(&r[..find_byte(r, b'\'')?])
 }
 
 fn account(m: &str) -> Option<Classified<'_>> {

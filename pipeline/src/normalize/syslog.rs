@@ -9,6 +9,8 @@
 
 use sentra_schemas::time::{days_from_civil, parse_iso8601_prefix};
 
+use super::{find_byte, split_byte};
+
 /// The framing of one syslog line; the strings borrow from the line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyslogLine<'a> {
@@ -176,13 +178,16 @@ fn parse_classic_stamp(b: &[u8]) -> Option<(u32, u32, u32)> {
 
 /// `host tag: message` where tag is `prog[pid]` or `prog`. A line without a tag keeps its text as message.
 fn parse_3164_tail(timestamp_us: i64, s: &str) -> SyslogLine<'_> {
-    let (host, rest) = s.split_once(' ').unwrap_or((s, ""));
-    let tag_end = rest.find([' ', ':', '[']).unwrap_or(rest.len());
+    let (host, rest) = split_byte(s, b' ').unwrap_or((s, ""));
+    let tag_end = rest
+        .bytes()
+        .position(|b| matches!(b, b' ' | b':' | b'['))
+        .unwrap_or(rest.len());
     let program = &rest[..tag_end];
     let mut after = &rest[tag_end..];
     let mut pid = None;
     if let Some(p) = after.strip_prefix('[') {
-        if let Some(close) = p.find(']') {
+        if let Some(close) = find_byte(p, b']') {
             pid = p[..close].parse().ok();
             after = &p[close + 1..];
         }
