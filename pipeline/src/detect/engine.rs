@@ -569,16 +569,23 @@ impl Engine {
                 // Quiet windows (within an episode that already fired) are not evaluated at all; the others
                 // are checked on counts and times first, and distinct sets are only counted when those pass
                 // and a condition needs them. Values are merged for real only when a window fires.
-                let fires = start >= entity.fired_until && !window.is_empty() && {
-                    let (panes, merges) = (&entity.panes, &p.merges);
-                    scratch.reset(merges.len());
-                    scratch.window_numbers(panes, window.clone(), merges, &p.numeric_needs);
-                    holds(&p.numeric_rules, &scratch.nums)
-                        && (p.set_rules.is_empty() || {
-                            scratch.window_numbers(panes, window.clone(), merges, &p.set_needs);
-                            holds(&p.set_rules, &scratch.nums)
-                        })
-                };
+                let fires = start >= entity.fired_until
+                    && !window.is_empty()
+                    && {
+                        let panes = &entity.panes;
+                        let checked = (panes[window.start].start, panes[window.end - 1].start);
+                        std::mem::replace(&mut entity.checked, checked) != checked
+                    }
+                    && {
+                        let (panes, merges) = (&entity.panes, &p.merges);
+                        scratch.reset(merges.len());
+                        scratch.window_numbers(panes, window.clone(), merges, &p.numeric_needs);
+                        holds(&p.numeric_rules, &scratch.nums)
+                            && (p.set_rules.is_empty() || {
+                                scratch.window_numbers(panes, window.clone(), merges, &p.set_needs);
+                                holds(&p.set_rules, &scratch.nums)
+                            })
+                    };
                 if fires {
                     // One signal per episode: overlapping windows, and windows starting within
                     // `repeat_after_secs` of this one, stay quiet.

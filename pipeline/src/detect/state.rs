@@ -389,6 +389,10 @@ pub(super) struct Entity {
     pub next_end: i64,
     /// Windows starting before this stay quiet (set when a window fires).
     pub fired_until: i64,
+    /// Starts of the first and last pane of the last window whose conditions were checked. A later window
+    /// of the same panes has the same values (panes of an evaluated window take no more events: they
+    /// would be late), so it cannot fire: either that window did not, or it did and this one is quiet.
+    pub checked: (i64, i64),
 }
 
 impl Entity {
@@ -398,6 +402,7 @@ impl Entity {
             panes: VecDeque::new(),
             next_end,
             fired_until: 0,
+            checked: (i64::MIN, i64::MIN),
         }
     }
 
@@ -590,6 +595,7 @@ impl Entity {
             panes,
             next_end: saved.next_end,
             fired_until: saved.fired_until,
+            checked: (i64::MIN, i64::MIN),
         }
     }
 }

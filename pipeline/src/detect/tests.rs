@@ -171,6 +171,22 @@ fn distributed_brute_force() {
 }
 
 #[test]
+fn a_sliding_window_fires_when_a_later_pane_joins_a_quiet_one() {
+    // Half the attack in the first minute, half five minutes later: only windows holding both panes fire,
+    // after windows holding the first pane alone were checked and stayed quiet.
+    let lines: Vec<String> = (0..12)
+        .map(|i| {
+            let at = if i < 6 { i * 5 } else { 300 + i * 5 };
+            fail(at, "oracle", &format!("198.18.0.{}", i / 2 + 1))
+        })
+        .collect();
+    let s = run(&lines);
+    assert_eq!(names(&s), ["ssh_distributed_brute_force"]);
+    let d = only(&s, "ssh_distributed_brute_force");
+    assert_eq!(d.count, 12);
+}
+
+#[test]
 fn login_after_failures_from_one_source() {
     let mut lines: Vec<String> = (0..6)
         .map(|i| fail(i * 10, "alice", "198.51.100.9"))
