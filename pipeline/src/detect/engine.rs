@@ -198,6 +198,16 @@ const BUILTIN_SQL: [(&str, &str, Merge); 4] = [
     ("last_seen", "max(timestamp)", Merge::Max),
 ];
 
+/// A detection's values as (name, SQL, merge): the builtins, then its own aggregates.
+pub(super) fn values(d: &Detection) -> impl Iterator<Item = (&str, &str, Merge)> {
+    let builtins = BUILTIN_SQL.iter().copied();
+    let own = d
+        .aggregates
+        .iter()
+        .map(|a| (a.name.as_str(), a.sql.as_str(), a.merge));
+    builtins.chain(own)
+}
+
 impl Engine {
     /// Plans every detection. Fails with the detection's name if its SQL does not plan.
     pub async fn new(
@@ -257,14 +267,7 @@ impl Engine {
             let mut sources = Vec::new();
             // Samples are kept per combination of the distinct sets' columns.
             let mut sample_dims: Vec<String> = Vec::new();
-            let builtins = BUILTIN_SQL
-                .iter()
-                .map(|&(name, sql, merge)| (name, sql, merge));
-            let own = d
-                .aggregates
-                .iter()
-                .map(|a| (a.name.as_str(), a.sql.as_str(), a.merge));
-            for (name, sql, merge) in builtins.chain(own) {
+            for (name, sql, merge) in values(&d) {
                 let source = match (merge, parse_distinct(sql)) {
                     (Merge::Union, Some((col, cond))) => {
                         let filter = cond.map_or(String::new(), |c| format!(" FILTER (WHERE {c})"));
@@ -450,8 +453,7 @@ impl Engine {
         let syms = |c: usize| batch.column(c).as_primitive::<UInt32Type>();
         let tenants = syms(0);
         let key_cols: Vec<&UInt32Array> = (0..n_keys).map(|k| syms(1 + k)).collect();
-        let panes = to_micros(batch.column(1 + n_keys)).expect("timestamps cast to microseconds");
-        let panes = panes.as_primitive::<TimestampMicrosecondType>();
+        let panes = batch.column(1 + n_keys).as_primitive::<Int64Type>();
         let outbox_index = |c: usize| batch.column(c).as_primitive::<UInt64Type>();
         let evidence = outbox_index(p.evidence_col);
         let numbers: Vec<Option<ArrayRef>> = p

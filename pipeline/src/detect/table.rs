@@ -17,7 +17,7 @@ use sentra_schemas::events_schema;
 
 use super::aggregates::Text;
 use super::definition::{Detection, Merge};
-use super::engine::parse_distinct;
+use super::engine::{parse_distinct, values};
 use super::state::Interner;
 
 /// The name of `column`'s interned twin.
@@ -45,25 +45,25 @@ pub(super) struct Table {
 }
 
 impl Table {
-    /// The table for `detections`.
+    /// The table for `detections`: the columns their filters, keys and values (builtins included) name,
+    /// plus those the engine's own SQL reads (tenant, time, id).
     pub fn for_detections(detections: &[Detection]) -> Self {
-        let mut named: HashSet<&str> = ["tenant", "timestamp", "event_id", "host"].into();
-        let mut interned: HashSet<&str> = ["tenant", "host"].into();
+        let mut named: HashSet<&str> = ["tenant", "timestamp", "event_id"].into();
+        let mut interned: HashSet<&str> = ["tenant"].into();
         let mut distinct = Vec::new();
         for d in detections {
             let texts = [d.filter.as_str()]
                 .into_iter()
                 .chain(d.group_by.iter().map(String::as_str))
-                .chain(d.aggregates.iter().map(|a| a.sql.as_str()));
+                .chain(values(d).map(|(_, sql, _)| sql));
             for text in texts {
                 named.extend(text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')));
             }
             interned.extend(d.group_by.iter().map(String::as_str));
             distinct.extend(
-                d.aggregates
-                    .iter()
-                    .filter(|a| a.merge == Merge::Union)
-                    .filter_map(|a| parse_distinct(&a.sql).map(|(col, _)| col)),
+                values(d)
+                    .filter(|&(_, _, merge)| merge == Merge::Union)
+                    .filter_map(|(_, sql, _)| parse_distinct(sql).map(|(col, _)| col)),
             );
         }
         interned.extend(distinct.iter().map(String::as_str));
