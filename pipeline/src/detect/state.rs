@@ -24,8 +24,10 @@ pub(super) const MAX_KEYS: usize = GROUPABLE.len();
 
 /// Evidence event ids kept per signal.
 pub const MAX_EVIDENCE: usize = 10;
-/// Evidence combinations kept per pane: enough for the earliest [`MAX_EVIDENCE`] of any window to be exact.
-const EVIDENCE_KEPT: usize = 4 * MAX_EVIDENCE;
+/// Evidence combinations kept per pane (and per batch partial). Enough for the earliest [`MAX_EVIDENCE`] of
+/// any window to be exact: a combination among a window's earliest ones has its first event of the window in
+/// some pane, and only combinations that come earlier in the window too can come before it in that pane.
+const EVIDENCE_KEPT: usize = MAX_EVIDENCE;
 
 /// Strings by number and numbers by string.
 #[derive(Debug, Default)]
