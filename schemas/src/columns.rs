@@ -6,9 +6,10 @@
 use std::sync::{Arc, OnceLock};
 
 use arrow::array::{
-    Array, ArrayRef, AsArray, RecordBatch, StringBuilder, TimestampMicrosecondBuilder,
-    UInt16Builder, UInt32Builder,
+    make_view, Array, ArrayRef, AsArray, NullBufferBuilder, RecordBatch, StringViewArray,
+    TimestampMicrosecondBuilder, UInt16Builder, UInt32Builder,
 };
+use arrow::buffer::Buffer;
 use arrow::datatypes::{
     DataType, Field, Schema, SchemaRef, TimeUnit, TimestampMicrosecondType, UInt16Type, UInt32Type,
 };
@@ -160,8 +161,8 @@ pub fn events_schema() -> SchemaRef {
                     "process_pid" => (DataType::UInt32, true),
                     "source_port" => (DataType::UInt16, true),
                     "user_name" | "target_user" | "group_name" | "source_ip" | "auth_method"
-                    | "command" => (DataType::Utf8, true),
-                    _ => (DataType::Utf8, false),
+                    | "command" => (DataType::Utf8View, true),
+                    _ => (DataType::Utf8View, false),
                 };
                 Field::new(name, dt, nullable)
             });
@@ -170,14 +171,71 @@ pub fn events_schema() -> SchemaRef {
         .clone()
 }
 
-/// Index of the string columns in [`EVENT_COLUMNS`] order, skipping the three typed ones.
+/// Number of string columns in [`EVENT_COLUMNS`] (all but the three typed ones).
 const STRINGS: usize = 18;
 
+/// Largest block of the bytes a batch's views point into (views address a block with a `u32` offset).
+const BLOCK_BYTES: usize = 1 << 30;
+
+/// The bytes the string views of a batch point into: each event's original text once, then whatever value
+/// is longer than a view can hold inline and is not part of that text (the id, the source position).
+#[derive(Debug)]
+struct Arena {
+    full: Vec<Buffer>,
+    current: Vec<u8>,
+    /// Block size limit ([`BLOCK_BYTES`]; smaller in tests).
+    block_bytes: usize,
+}
+
+impl Arena {
+    /// Copies `bytes` in; returns (block, offset).
+    fn push(&mut self, bytes: &[u8]) -> (u32, u32) {
+        if self.current.len() + bytes.len() > self.block_bytes && !self.current.is_empty() {
+            let capacity = self.current.capacity();
+            let full = std::mem::replace(&mut self.current, Vec::with_capacity(capacity));
+            self.full.push(Buffer::from_vec(full));
+        }
+        let offset = self.current.len();
+        self.current.extend_from_slice(bytes);
+        (self.full.len() as u32, offset as u32)
+    }
+
+    /// Every block, the arena left empty with the current block's capacity.
+    fn finish(&mut self) -> Arc<[Buffer]> {
+        let capacity = self.current.capacity();
+        let current = std::mem::replace(&mut self.current, Vec::with_capacity(capacity));
+        let mut blocks = std::mem::take(&mut self.full);
+        blocks.push(Buffer::from_vec(current));
+        blocks.into()
+    }
+}
+
+/// One string column: views into the [`Arena`], and which rows are null.
+#[derive(Debug)]
+struct Views {
+    views: Vec<u128>,
+    nulls: NullBufferBuilder,
+}
+
+impl Views {
+    fn with_capacity(n: usize) -> Self {
+        Self {
+            views: Vec::with_capacity(n),
+            nulls: NullBufferBuilder::new(n),
+        }
+    }
+}
+
 /// Arrow builders for a batch of events.
+///
+/// String columns are string views. Each event's original text is copied once; every value found inside it
+/// (host, user, address, message…) is a view into that copy, short values are held inline in their view,
+/// and only the rest (the id, the source position, a few long constants) is copied again.
 #[derive(Debug)]
 pub struct EventColumns {
     capacity: usize,
-    strings: Vec<StringBuilder>,
+    arena: Arena,
+    strings: Vec<Views>,
     timestamp: TimestampMicrosecondBuilder,
     pid: UInt32Builder,
     port: UInt16Builder,
@@ -195,18 +253,13 @@ impl EventColumns {
     pub fn with_capacity(n: usize) -> Self {
         Self {
             capacity: n,
-            // message and original (string columns 15 and 16) are long, the source position (a path and a
-            // line number) and the id are medium; the rest are short.
-            strings: (0..STRINGS)
-                .map(|i| {
-                    let bytes = match i {
-                        15 | 16 => 128,
-                        1 | 17 => 64,
-                        _ => 16,
-                    };
-                    StringBuilder::with_capacity(n, n * bytes)
-                })
-                .collect(),
+            // The original text (~128 bytes) plus the id and source position that are copied again.
+            arena: Arena {
+                full: Vec::new(),
+                current: Vec::with_capacity(n * 256),
+                block_bytes: BLOCK_BYTES,
+            },
+            strings: (0..STRINGS).map(|_| Views::with_capacity(n)).collect(),
             timestamp: TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC"),
             pid: UInt32Builder::with_capacity(n),
             port: UInt16Builder::with_capacity(n),
@@ -246,8 +299,27 @@ impl EventColumns {
             Some(e.original),
             Some(e.source),
         ];
-        for (b, v) in self.strings.iter_mut().zip(values) {
-            b.append_option(v);
+        let original = e.original.as_bytes();
+        let (block, start) = self.arena.push(original);
+        let inside = original.as_ptr_range();
+        for (column, value) in self.strings.iter_mut().zip(values) {
+            let Some(v) = value else {
+                column.views.push(0);
+                column.nulls.append_null();
+                continue;
+            };
+            let v = v.as_bytes();
+            let view = if v.len() <= 12 {
+                make_view(v, 0, 0)
+            } else if inside.start <= v.as_ptr() && v.as_ptr_range().end <= inside.end {
+                let at = start + (v.as_ptr() as usize - inside.start as usize) as u32;
+                make_view(v, block, at)
+            } else {
+                let (block, at) = self.arena.push(v);
+                make_view(v, block, at)
+            };
+            column.views.push(view);
+            column.nulls.append_non_null();
         }
         self.timestamp.append_value(e.timestamp_us);
         self.pid.append_option(e.process_pid);
@@ -257,12 +329,18 @@ impl EventColumns {
 
     /// Finishes the batch and resets the builders.
     pub fn finish(&mut self) -> RecordBatch {
-        let mut s: Vec<ArrayRef> = self
-            .strings
-            .iter_mut()
-            .map(|b| Arc::new(b.finish()) as ArrayRef)
-            .collect();
-        let mut s = s.drain(..);
+        let blocks = self.arena.finish();
+        let capacity = self.capacity;
+        let mut s = self.strings.iter_mut().map(|c| {
+            let c = std::mem::replace(c, Views::with_capacity(capacity));
+            // SAFETY: every view was made by `make_view` from a `&str` whose bytes were copied, unchanged, to
+            // the block and offset the view names (or are inline in it), so each view is in bounds and
+            // its bytes are valid UTF-8, which is all `try_new` would check.
+            let array = unsafe {
+                StringViewArray::new_unchecked(c.views.into(), blocks.clone(), c.nulls.build())
+            };
+            Arc::new(array) as ArrayRef
+        });
         let mut next = || s.next().expect("string column");
         let columns: Vec<ArrayRef> = vec![
             next(),
@@ -287,8 +365,7 @@ impl EventColumns {
             next(),
             next(),
         ];
-        // Finished builders are empty with no capacity; start the next batch at full size.
-        *self = Self::with_capacity(self.capacity);
+        self.len = 0;
         RecordBatch::try_new(events_schema(), columns).expect("columns match events_schema")
     }
 }
@@ -305,7 +382,7 @@ impl<'a> EventRows<'a> {
     }
 
     fn s(&self, col: usize, row: usize) -> Option<&'a str> {
-        let a = self.batch.column(col).as_string::<i32>();
+        let a = self.batch.column(col).as_string_view();
         (!a.is_null(row)).then(|| a.value(row))
     }
 
@@ -346,5 +423,73 @@ impl<'a> EventRows<'a> {
     /// Every event, in order.
     pub fn iter(&self) -> impl Iterator<Item = EventRef<'a>> + '_ {
         (0..self.batch.num_rows()).map(|r| self.get(r))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event<'a>(original: &'a str, id: &'a str, source: &'a str) -> EventRef<'a> {
+        let host = &original[16..29];
+        EventRef {
+            id,
+            tenant: "acme",
+            timestamp_us: 1,
+            host,
+            process_name: "sshd",
+            process_pid: Some(7),
+            dataset: "system.auth",
+            category: "authentication",
+            event_type: "start",
+            action: "ssh_invalid_user_login",
+            outcome: "failure",
+            user: Some(&original[original.len() - 31..original.len() - 21]),
+            target_user: None,
+            group: None,
+            source_ip: Some(&original[original.len() - 20..original.len() - 6]),
+            source_port: None,
+            auth_method: Some("password"),
+            command: None,
+            message: &original[40..],
+            original,
+            source,
+        }
+    }
+
+    #[test]
+    fn events_read_back_as_appended_across_blocks() {
+        let lines: Vec<String> = (0..50)
+            .map(|i| {
+                format!(
+                    "Mar 14 00:00:{:02} acme-bastion1 sshd[1]: Failed password for \
+                     invalid user oracle{i:04} from 203.0.113.{:03} port 1",
+                    i % 60,
+                    100 + i
+                )
+            })
+            .collect();
+        let ids: Vec<String> = (0..50).map(|i| format!("{i:032x}")).collect();
+        let sources: Vec<String> = (0..50).map(|i| format!("/var/log/auth.log:{i}")).collect();
+        let events: Vec<EventRef<'_>> = (0..50)
+            .map(|i| event(&lines[i], &ids[i], &sources[i]))
+            .collect();
+        let mut columns = EventColumns::with_capacity(4);
+        // Room for about three events per block: views must name the right block on each side of a switch.
+        columns.arena.block_bytes = 400;
+        for e in &events {
+            columns.append(e);
+        }
+        let batch = columns.finish();
+        assert_eq!(batch.schema(), events_schema());
+        let host = batch.column(3).as_string_view();
+        assert!(host.data_buffers().len() > 10, "several blocks");
+        let rows = EventRows::new(&batch);
+        for (i, e) in events.iter().enumerate() {
+            assert_eq!(&rows.get(i), e, "row {i}");
+        }
+        // The builders start over empty.
+        columns.append(&events[0]);
+        assert_eq!(EventRows::new(&columns.finish()).get(0), events[0]);
     }
 }

@@ -20,7 +20,7 @@ use arrow::array::{
     ArrayRef, AsArray, BooleanArray, Float64Builder, StringBuilder, TimestampMicrosecondBuilder,
     UInt64Builder,
 };
-use arrow::compute::filter_record_batch;
+use arrow::compute::{cast, filter_record_batch};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow::record_batch::RecordBatch;
 use parquet::arrow::ArrowWriter;
@@ -130,6 +130,23 @@ fn signals_batch(signals: &[&Signal]) -> Result<RecordBatch, arrow::error::Arrow
     RecordBatch::try_new(signals_schema(), columns)
 }
 
+/// `batch` with its string views as plain strings: event parts keep the file schema they always had, so
+/// parts written before and after events became views are read as one table.
+fn plain_strings(batch: &RecordBatch) -> Result<RecordBatch, arrow::error::ArrowError> {
+    let mut fields = Vec::with_capacity(batch.num_columns());
+    let mut columns = Vec::with_capacity(batch.num_columns());
+    for (f, c) in batch.schema().fields().iter().zip(batch.columns()) {
+        if f.data_type() == &DataType::Utf8View {
+            fields.push(Arc::new(f.as_ref().clone().with_data_type(DataType::Utf8)));
+            columns.push(cast(c, &DataType::Utf8)?);
+        } else {
+            fields.push(f.clone());
+            columns.push(c.clone());
+        }
+    }
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
+}
+
 /// Groups items by tenant, keeping their order within each tenant.
 fn by_tenant<T>(items: &[T], tenant: impl Fn(&T) -> &str) -> BTreeMap<String, Vec<&T>> {
     let mut out: BTreeMap<String, Vec<&T>> = BTreeMap::new();
@@ -153,7 +170,7 @@ impl EmbeddedStore {
     /// Durably writes a batch of events (with [`sentra_schemas::events_schema`]), one Parquet part per
     /// tenant; the tenant is the partition directory, not a column in the file.
     pub fn write_events(&self, events: &RecordBatch) -> Result<(), SinkError> {
-        let tenants = events.column(0).as_string::<i32>();
+        let tenants = events.column(0).as_string_view();
         let distinct: BTreeSet<&str> = tenants.iter().flatten().collect();
         let single = distinct.len() == 1;
         for tenant in distinct {
@@ -166,6 +183,7 @@ impl EmbeddedStore {
             let part = part
                 .project(&(1..part.num_columns()).collect::<Vec<_>>())
                 .map_err(internal)?;
+            let part = plain_strings(&part).map_err(internal)?;
             let ids = part.column(0).as_string::<i32>();
             let ids: Vec<&[u8]> = ids.iter().map(|i| i.unwrap_or("").as_bytes()).collect();
             self.write_parquet(&format!("events/tenant={tenant}"), &ids, &part)?;
@@ -318,6 +336,18 @@ mod tests {
         store.write_events(&b).unwrap();
         assert_eq!(rows(&dir.path().join("events/tenant=acme")), 2);
         assert_eq!(rows(&dir.path().join("events/tenant=globex")), 1);
+        // Parts keep plain strings whatever the batch holds, so old and new parts read as one table.
+        let part = fs::read_dir(dir.path().join("events/tenant=acme"))
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap();
+        let reader = ParquetRecordBatchReaderBuilder::try_new(fs::File::open(part.path()).unwrap());
+        let schema = reader.unwrap().schema().clone();
+        assert_eq!(
+            schema.field_with_name("host").unwrap().data_type(),
+            &DataType::Utf8
+        );
         assert!(!dir
             .path()
             .join("events/tenant=acme")

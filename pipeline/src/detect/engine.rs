@@ -383,7 +383,7 @@ impl Engine {
             return Ok(out);
         }
         // Lateness, event by event.
-        let tenants = batch.column(0).as_string::<i32>();
+        let tenants = batch.column(0).as_string_view();
         let ts = batch.column(2).as_primitive::<TimestampMicrosecondType>();
         let lateness = self.lateness_us();
         let mut keep = Vec::with_capacity(batch.num_rows());

@@ -1,8 +1,8 @@
 //! The `events` table the detection plans read, made once per batch from an events batch.
 //!
 //! - Only the [`events_schema`] columns some detection names are in it; the rest are never scanned.
-//! - Text is given as string views pointing into the batch's own buffers, so a plan's filter moves 16-byte
-//!   views instead of copying strings, and short strings compare inline.
+//! - Text stays as the events batch has it, string views, so a plan's filter moves 16-byte views instead of
+//!   copying strings, and short strings compare inline.
 //! - The columns plans group by or collect distinct members of (the tenant, every `group_by` column, every
 //!   `array_agg(DISTINCT col)`) also come interned, as `UInt32` twins named [`sym_column`]. Each value is
 //!   interned once per batch instead of once per plan, and plans group by integers.
@@ -11,7 +11,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, AsArray, Int64Array, RecordBatch, StringViewArray, UInt32Array};
+use arrow::array::{ArrayRef, AsArray, Int64Array, RecordBatch, UInt32Array};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimestampMicrosecondType};
 use sentra_schemas::events_schema;
 
@@ -73,12 +73,7 @@ impl Table {
         for (i, f) in events.fields().iter().enumerate() {
             if named.contains(f.name().as_str()) {
                 columns.push(i);
-                fields.push(match f.data_type() {
-                    DataType::Utf8 => {
-                        Arc::new(f.as_ref().clone().with_data_type(DataType::Utf8View))
-                    }
-                    _ => f.clone(),
-                });
+                fields.push(f.clone());
             }
         }
         for (i, f) in events.fields().iter().enumerate() {
@@ -115,13 +110,7 @@ impl Table {
         let mut columns: Vec<ArrayRef> = self
             .columns
             .iter()
-            .map(|&i| {
-                let c = events.column(i);
-                match c.data_type() {
-                    DataType::Utf8 => Arc::new(StringViewArray::from(c.as_string::<i32>())) as _,
-                    _ => c.clone(),
-                }
-            })
+            .map(|&i| events.column(i).clone())
             .collect();
         for &i in &self.twins {
             let text = Text::of(events.column(i)).expect("any column casts to text");

@@ -129,7 +129,7 @@ fn brute_force() {
     );
     // One sample per (host, user) combination: its first event (the lines are 5 s apart).
     let all = batches(&lines, 100);
-    let ids = all[0].column(1).as_string::<i32>();
+    let ids = all[0].column(1).as_string_view();
     assert_eq!(b.evidence, [ids.value(0)]);
 }
 
