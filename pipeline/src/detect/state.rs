@@ -261,10 +261,8 @@ impl IdText {
 /// the kept ones) can only come back with its true first event.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(super) struct Evidence {
-    /// Combination hashes, unordered (searched on every event)…
-    combos: Vec<u64>,
-    /// …and each one's first (time, id), in the same order.
-    items: Vec<(i64, IdText)>,
+    /// Per combination hash its first (time, id), unordered.
+    items: Vec<(u64, i64, IdText)>,
     /// Index of the latest item, kept once full: an event after it changes nothing, whatever its combination.
     latest: Option<usize>,
 }
@@ -280,16 +278,16 @@ impl Evidence {
     pub fn add_with(&mut self, time: i64, id: &[u8], combo: impl FnOnce() -> u64) {
         if let Some(latest) = self.latest {
             let have = &self.items[latest];
-            if time > have.0 || (time == have.0 && id >= have.1.bytes()) {
+            if time > have.1 || (time == have.1 && id >= have.2.bytes()) {
                 // Not before the latest kept sample, so not before its own combination's either.
                 return;
             }
         }
         let combo = combo();
-        if let Some(i) = self.combos.iter().position(|&c| c == combo) {
+        if let Some(i) = self.items.iter().position(|item| item.0 == combo) {
             let item = &mut self.items[i];
-            if (time, id) < (item.0, item.1.bytes()) {
-                *item = (time, IdText::new(id));
+            if (time, id) < (item.1, item.2.bytes()) {
+                *item = (combo, time, IdText::new(id));
                 if self.latest == Some(i) {
                     self.find_latest();
                 }
@@ -297,8 +295,7 @@ impl Evidence {
             return;
         }
         if self.items.len() < EVIDENCE_KEPT {
-            self.combos.push(combo);
-            self.items.push((time, IdText::new(id)));
+            self.items.push((combo, time, IdText::new(id)));
             if self.items.len() == EVIDENCE_KEPT {
                 self.find_latest();
             }
@@ -306,15 +303,14 @@ impl Evidence {
         }
         // Full, and earlier than the latest: it takes the latest one's place.
         let latest = self.latest.expect("known once full");
-        self.combos[latest] = combo;
-        self.items[latest] = (time, IdText::new(id));
+        self.items[latest] = (combo, time, IdText::new(id));
         self.find_latest();
     }
 
     fn find_latest(&mut self) {
         self.latest = (0..self.items.len()).max_by(|&a, &b| {
             let (x, y) = (&self.items[a], &self.items[b]);
-            (x.0, x.1.bytes()).cmp(&(y.0, y.1.bytes()))
+            (x.1, x.2.bytes()).cmp(&(y.1, y.2.bytes()))
         });
     }
 
@@ -329,14 +325,14 @@ impl Evidence {
 
     /// Adds every sample of `other`.
     pub fn merge(&mut self, other: &Evidence) {
-        for (combo, (time, id)) in other.combos.iter().zip(&other.items) {
+        for (combo, time, id) in &other.items {
             self.add(*combo, *time, id.bytes());
         }
     }
 
     /// The first [`MAX_EVIDENCE`] samples in event order.
     pub fn ids(&self) -> Vec<String> {
-        let mut all: Vec<(i64, &[u8])> = self.items.iter().map(|e| (e.0, e.1.bytes())).collect();
+        let mut all: Vec<(i64, &[u8])> = self.items.iter().map(|e| (e.1, e.2.bytes())).collect();
         all.sort_unstable();
         all.into_iter()
             .take(MAX_EVIDENCE)
@@ -430,8 +426,12 @@ impl Entity {
 
     /// Indices of the panes starting in `[start, end)`.
     pub fn window(&self, start: i64, end: i64) -> Range<usize> {
-        let lo = self.panes.partition_point(|p| p.start < start);
-        let hi = self.panes.partition_point(|p| p.start < end);
+        // Closing pops the panes before each next window, so it usually starts at the first pane.
+        let lo = match self.panes.front() {
+            Some(first) if first.start >= start => 0,
+            _ => self.panes.partition_point(|p| p.start < start),
+        };
+        let hi = lo + self.panes.range(lo..).take_while(|p| p.start < end).count();
         lo..hi
     }
 
@@ -556,10 +556,9 @@ impl Entity {
                     values: p.cells.iter().map(|c| c.to_value(strings)).collect(),
                     evidence: p
                         .evidence
-                        .combos
+                        .items
                         .iter()
-                        .zip(&p.evidence.items)
-                        .map(|(combo, (time, id))| (*combo, (*time, id.text())))
+                        .map(|(combo, time, id)| (*combo, (*time, id.text())))
                         .collect(),
                 };
                 (p.start, saved)
