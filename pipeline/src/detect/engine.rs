@@ -2,7 +2,7 @@
 //!
 //! Each detection's SQL (filter, group by tenant + entity + window pane, aggregates) is planned by DataFusion
 //! once, at start; every batch then runs through the same physical plans (the plans read a table whose
-//! contents are swapped per batch). Their per-pane partial results are merged into keyed window state
+//! contents are swapped per batch). Detections with the same filter, keys and pane length share one plan. Their per-pane partial results are merged into keyed window state
 //! (tenant, detection, entity, pane). Per-tenant watermarks (newest event time − allowed lateness) decide
 //! which windows are final: events older than their tenant's watermark are late (returned so the caller
 //! quarantines them) and every window whose end the watermark passed is evaluated, once.
@@ -112,10 +112,27 @@ impl PartitionStream for Slot {
     }
 }
 
+/// A physical plan and the detections it serves (same filter, keys and pane length), in merge order.
+struct SharedPlan {
+    plan: Arc<dyn ExecutionPlan>,
+    members: Vec<usize>,
+}
+
+/// Where a detection's values are in the output of the plan it shares.
+struct Layout {
+    /// Names of the values of a pane, in order (builtins first).
+    value_names: Vec<String>,
+    merges: Vec<Merge>,
+    /// Where each value comes from in the plan's output.
+    sources: Vec<ValueSource>,
+    /// Output column of the samples' outbox index, and whether this detection takes the samples (the last
+    /// one to read them) or copies them.
+    evidence: (usize, bool),
+}
+
 /// A planned detection.
 struct Planned {
     detection: Detection,
-    plan: Arc<dyn ExecutionPlan>,
     /// Conditions over counts and times only (cheap), and those that need a distinct set's size…
     numeric_rules: Vec<Rule>,
     set_rules: Vec<Rule>,
@@ -127,11 +144,141 @@ struct Planned {
     merges: Vec<Merge>,
     /// Where each value comes from in the plan's output.
     sources: Vec<ValueSource>,
-    /// Output column of the samples' outbox index.
-    evidence_col: usize,
+    /// Output column of the samples' outbox index; whether this detection takes them.
+    evidence: (usize, bool),
     size_us: i64,
     slide_us: i64,
     repeat_after_us: i64,
+}
+
+impl Planned {
+    /// `d` reading its values as `layout` says.
+    fn new(d: Detection, layout: Layout) -> Self {
+        let Layout {
+            value_names,
+            merges,
+            sources,
+            evidence,
+        } = layout;
+        let rules = d.conditions.iter().map(|c| {
+            let rule = parse_condition(c).unwrap_or_default();
+            rule.iter()
+                .map(|c| Check {
+                    lhs: Operand::resolve(&c.lhs, &value_names),
+                    op: c.op,
+                    rhs: Operand::resolve(&c.rhs, &value_names),
+                })
+                .collect::<Rule>()
+        });
+        let (set_rules, numeric_rules): (Vec<Rule>, Vec<Rule>) = rules.partition(|r| {
+            r.iter()
+                .flat_map(Check::values)
+                .any(|i| merges[i] == Merge::Union)
+        });
+        let needs = |rules: &[Rule]| {
+            let mut v: Vec<usize> = rules.iter().flatten().flat_map(Check::values).collect();
+            v.sort_unstable();
+            v.dedup();
+            v
+        };
+        let (numeric_needs, set_needs) = (needs(&numeric_rules), needs(&set_rules));
+        let (size_us, slide_us) = d.window.size_slide_us();
+        let repeat_after_us = d.repeat_after_secs as i64 * 1_000_000;
+        Self {
+            detection: d,
+            numeric_rules,
+            set_rules,
+            numeric_needs,
+            set_needs,
+            value_names,
+            merges,
+            sources,
+            evidence,
+            size_us,
+            slide_us,
+            repeat_after_us,
+        }
+    }
+}
+
+/// Plans the detections `members` (same filter, keys and pane length) as one query: output columns are
+/// tenant, keys…, pane, then each distinct value expression once. Distinct sets and samples are Sentra's own
+/// aggregates (see `aggregates`); the rest is the detections' SQL as written.
+async fn plan_shared(
+    ctx: &SessionContext,
+    detections: &[Detection],
+    members: &[usize],
+) -> datafusion::error::Result<(Arc<dyn ExecutionPlan>, Vec<Layout>)> {
+    let first = &detections[members[0]];
+    let mut group_cols: Vec<String> = vec![sym_column("tenant")];
+    group_cols.extend(first.group_by.iter().map(|c| sym_column(c)));
+    group_cols.push(pane_column(first.window.size_slide_us().1));
+    let mut exprs: Vec<String> = Vec::new();
+    let mut column = |expr: String| {
+        let at = exprs.iter().position(|e| *e == expr).unwrap_or_else(|| {
+            exprs.push(expr);
+            exprs.len() - 1
+        });
+        group_cols.len() + at
+    };
+    let mut layouts = Vec::new();
+    for &m in members {
+        let d = &detections[m];
+        let (mut value_names, mut merges, mut sources) = (Vec::new(), Vec::new(), Vec::new());
+        // Samples are kept per combination of the distinct sets' columns.
+        let mut sample_dims = String::new();
+        for (name, sql, merge) in values(d) {
+            let source = match (merge, parse_distinct(sql)) {
+                (Merge::Union, Some((col, cond))) => {
+                    let filter = cond.map_or(String::new(), |c| format!(" FILTER (WHERE {c})"));
+                    sample_dims.push_str(&format!(", {col}"));
+                    ValueSource::Set(
+                        column(format!("sentra_set({}){filter}", sym_column(&col))),
+                        true,
+                    )
+                }
+                _ => ValueSource::Column(column(sql.trim().to_owned())),
+            };
+            value_names.push(name.to_owned());
+            merges.push(merge);
+            sources.push(source);
+        }
+        let evidence = column(format!("sentra_evidence(event_id, timestamp{sample_dims})"));
+        layouts.push(Layout {
+            value_names,
+            merges,
+            sources,
+            evidence: (evidence, true),
+        });
+    }
+    // Outbox entries are moved out by the last member reading them and copied by the others.
+    let mut taken = std::collections::HashSet::new();
+    for layout in layouts.iter_mut().rev() {
+        for source in &mut layout.sources {
+            if let ValueSource::Set(c, takes) = source {
+                *takes = taken.insert(*c);
+            }
+        }
+        layout.evidence.1 = taken.insert(layout.evidence.0);
+    }
+    let select: Vec<String> = group_cols
+        .iter()
+        .cloned()
+        .chain(
+            exprs
+                .iter()
+                .enumerate()
+                .map(|(i, e)| format!("{e} AS __v{i}")),
+        )
+        .collect();
+    let sql = format!(
+        "SELECT {} FROM events WHERE ({}) GROUP BY {}",
+        select.join(", "),
+        first.filter,
+        group_cols.join(", ")
+    );
+    let plan = ctx.sql(&sql).await?.create_physical_plan().await?;
+    Ok((plan, layouts))
 }
 
 /// How a pane value is read from a plan's output row.
@@ -139,8 +286,9 @@ struct Planned {
 enum ValueSource {
     /// A native aggregate in this output column.
     Column(usize),
-    /// A distinct set (`sentra_set`): its outbox index is in this output column.
-    Set(usize),
+    /// A distinct set (`sentra_set`): its outbox index is in this output column; whether this detection takes
+    /// the set (the last one to read it) or copies it.
+    Set(usize, bool),
 }
 
 /// `array_agg(DISTINCT col)` with an optional `FILTER (WHERE cond)`: (column, condition).
@@ -174,6 +322,8 @@ pub struct Engine {
     ctx: SessionContext,
     table: Table,
     slot: Arc<Mutex<Vec<RecordBatch>>>,
+    /// The physical plans, each serving one or more detections.
+    plans: Vec<SharedPlan>,
     planned: Vec<Planned>,
     /// Window state by (detection, tenant, entity).
     state: FastMap<EntityKey, Entity>,
@@ -240,112 +390,64 @@ impl Engine {
                 name: "<events table>".into(),
                 source: e,
             })?;
-        let mut planned = Vec::new();
-        for d in detections {
-            let plan_err = |e| EngineError::Plan {
-                name: d.name.clone(),
-                source: e,
-            };
+        for d in &detections {
             if d.group_by.len() > MAX_KEYS {
-                return Err(plan_err(datafusion::error::DataFusionError::Plan(format!(
-                    "group_by has {} columns; at most {MAX_KEYS} are supported",
-                    d.group_by.len()
-                ))));
+                return Err(EngineError::Plan {
+                    name: d.name.clone(),
+                    source: datafusion::error::DataFusionError::Plan(format!(
+                        "group_by has {} columns; at most {MAX_KEYS} are supported",
+                        d.group_by.len()
+                    )),
+                });
             }
-            let (size_us, slide_us) = d.window.size_slide_us();
-            // Output columns: tenant, keys…, pane, samples, then one per value. Distinct sets and samples are
-            // Sentra's own aggregates (see `aggregates`); the rest is the detection's SQL as written.
-            let mut group_cols: Vec<String> = vec![sym_column("tenant")];
-            group_cols.extend(d.group_by.iter().map(|c| sym_column(c)));
-            let mut select: Vec<String> = group_cols.clone();
-            select.push(pane_column(slide_us));
-            group_cols.push(pane_column(slide_us));
-            let evidence_col = select.len();
-            select.push(String::new()); // The samples, once the distinct columns are known.
-            let mut value_names = Vec::new();
-            let mut merges = Vec::new();
-            let mut sources = Vec::new();
-            // Samples are kept per combination of the distinct sets' columns.
-            let mut sample_dims: Vec<String> = Vec::new();
-            for (name, sql, merge) in values(&d) {
-                let source = match (merge, parse_distinct(sql)) {
-                    (Merge::Union, Some((col, cond))) => {
-                        let filter = cond.map_or(String::new(), |c| format!(" FILTER (WHERE {c})"));
-                        select.push(format!(
-                            "sentra_set({}){filter} AS {name}",
-                            sym_column(&col)
-                        ));
-                        sample_dims.push(col);
-                        ValueSource::Set(select.len() - 1)
-                    }
-                    _ => {
-                        select.push(format!("{sql} AS {name}"));
-                        ValueSource::Column(select.len() - 1)
-                    }
-                };
-                value_names.push(name.to_owned());
-                merges.push(merge);
-                sources.push(source);
-            }
-            select[evidence_col] = format!(
-                "sentra_evidence(event_id, timestamp{}) AS __evidence",
-                sample_dims
-                    .iter()
-                    .map(|c| format!(", {c}"))
-                    .collect::<String>()
-            );
-            let sql = format!(
-                "SELECT {} FROM events WHERE ({}) GROUP BY {}",
-                select.join(", "),
-                d.filter,
-                group_cols.join(", ")
-            );
-            let df = ctx.sql(&sql).await.map_err(plan_err)?;
-            let plan = df.create_physical_plan().await.map_err(plan_err)?;
-            let rules = d.conditions.iter().map(|c| {
-                let rule = parse_condition(c).unwrap_or_default();
-                rule.iter()
-                    .map(|c| Check {
-                        lhs: Operand::resolve(&c.lhs, &value_names),
-                        op: c.op,
-                        rhs: Operand::resolve(&c.rhs, &value_names),
-                    })
-                    .collect::<Rule>()
-            });
-            let (set_rules, numeric_rules): (Vec<Rule>, Vec<Rule>) = rules.partition(|r| {
-                r.iter()
-                    .flat_map(Check::values)
-                    .any(|i| merges[i] == Merge::Union)
-            });
-            let needs = |rules: &[Rule]| {
-                let mut v: Vec<usize> = rules.iter().flatten().flat_map(Check::values).collect();
-                v.sort_unstable();
-                v.dedup();
-                v
-            };
-            let (numeric_needs, set_needs) = (needs(&numeric_rules), needs(&set_rules));
-            let repeat_after_us = d.repeat_after_secs as i64 * 1_000_000;
-            planned.push(Planned {
-                detection: d,
-                plan,
-                numeric_rules,
-                set_rules,
-                numeric_needs,
-                set_needs,
-                value_names,
-                merges,
-                sources,
-                evidence_col,
-                size_us,
-                slide_us,
-                repeat_after_us,
-            });
         }
+        // Detections with the same filter, keys and pane length share one plan, which computes the union of
+        // their values: the filter, the grouping and any value they have in common are computed once.
+        let mut groups: Vec<Vec<usize>> = Vec::new();
+        for (i, d) in detections.iter().enumerate() {
+            let same = |g: &Vec<usize>| {
+                let o = &detections[g[0]];
+                o.filter.trim() == d.filter.trim()
+                    && o.group_by == d.group_by
+                    && o.window.size_slide_us().1 == d.window.size_slide_us().1
+            };
+            match groups.iter_mut().find(|g| same(g)) {
+                Some(g) => g.push(i),
+                None => groups.push(vec![i]),
+            }
+        }
+        let mut plans = Vec::new();
+        let mut layouts: Vec<Option<Layout>> = detections.iter().map(|_| None).collect();
+        while let Some(members) = groups.pop() {
+            match plan_shared(&ctx, &detections, &members).await {
+                Ok((plan, member_layouts)) => {
+                    for (&m, layout) in members.iter().zip(member_layouts) {
+                        layouts[m] = Some(layout);
+                    }
+                    plans.push(SharedPlan { plan, members });
+                }
+                // Planned apart, the error names the detection whose SQL is wrong.
+                Err(_) if members.len() > 1 => groups.extend(members.iter().map(|&m| vec![m])),
+                Err(e) => {
+                    return Err(EngineError::Plan {
+                        name: detections[members[0]].name.clone(),
+                        source: e,
+                    })
+                }
+            }
+        }
+        plans.sort_by_key(|p| p.members[0]);
+        let planned = detections
+            .into_iter()
+            .zip(layouts)
+            .map(|(d, layout)| Planned::new(d, layout.expect("every detection is planned")))
+            .collect();
         Ok(Self {
             config,
             ctx,
             table,
             slot,
+            plans,
             planned,
             state: FastMap::default(),
             strings: Interner::default(),
@@ -357,6 +459,12 @@ impl Engine {
             entities_per_tenant: FastMap::default(),
             state_overflow: 0,
         })
+    }
+
+    /// How many physical plans the detections run as (fewer than detections when some share one).
+    #[cfg(test)]
+    pub(super) fn plan_count(&self) -> usize {
+        self.plans.len()
     }
 
     /// The detections, in evaluation order.
@@ -413,15 +521,22 @@ impl Engine {
 
         *self.slot.lock().expect("slot lock") = vec![self.table.batch(&on_time, &mut self.strings)];
         let task = self.ctx.task_ctx();
-        for i in 0..self.planned.len() {
-            let result = collect(self.planned[i].plan.clone(), task.clone())
+        for i in 0..self.plans.len() {
+            let result = collect(self.plans[i].plan.clone(), task.clone())
                 .await
                 .map_err(|e| EngineError::Execute {
-                    name: self.planned[i].detection.name.clone(),
+                    name: self.plans[i]
+                        .members
+                        .iter()
+                        .map(|&m| self.planned[m].detection.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
                     source: e,
                 })?;
             for part in &result {
-                self.merge_partials(i, part);
+                for m in 0..self.plans[i].members.len() {
+                    self.merge_partials(self.plans[i].members[m], part);
+                }
             }
             let mut outbox = self.outbox.lock().expect("outbox lock");
             outbox.sets.clear();
@@ -455,13 +570,13 @@ impl Engine {
         let key_cols: Vec<&UInt32Array> = (0..n_keys).map(|k| syms(1 + k)).collect();
         let panes = batch.column(1 + n_keys).as_primitive::<Int64Type>();
         let outbox_index = |c: usize| batch.column(c).as_primitive::<UInt64Type>();
-        let evidence = outbox_index(p.evidence_col);
+        let evidence = outbox_index(p.evidence.0);
         let numbers: Vec<Option<ArrayRef>> = p
             .sources
             .iter()
             .map(|s| match *s {
                 ValueSource::Column(c) => Some(as_numbers(batch.column(c))),
-                ValueSource::Set(_) => None,
+                ValueSource::Set(..) => None,
             })
             .collect();
         let readers: Vec<Reader> = p
@@ -470,7 +585,7 @@ impl Engine {
             .zip(&numbers)
             .map(|(s, n)| match *s {
                 ValueSource::Column(_) => Reader::Num(NumColumn::of(n.as_ref())),
-                ValueSource::Set(c) => Reader::Set(outbox_index(c)),
+                ValueSource::Set(c, takes) => Reader::Set(outbox_index(c), takes),
             })
             .collect();
         // Each outbox entry belongs to one output row, so rows take theirs instead of copying.
@@ -511,15 +626,23 @@ impl Engine {
                             cell.merge_num(v, *how);
                         }
                     }
-                    Reader::Set(index) => {
+                    Reader::Set(index, takes) => {
                         if let Some(set) = outbox.sets.get_mut(index.value(row) as usize) {
-                            cell.absorb(std::mem::take(set));
+                            cell.absorb(if *takes {
+                                std::mem::take(set)
+                            } else {
+                                set.clone()
+                            });
                         }
                     }
                 }
             }
             if let Some(samples) = outbox.evidence.get_mut(evidence.value(row) as usize) {
-                partial.evidence.absorb(std::mem::take(samples));
+                partial.evidence.absorb(if p.evidence.1 {
+                    std::mem::take(samples)
+                } else {
+                    samples.clone()
+                });
             }
         }
     }
@@ -784,8 +907,8 @@ impl<'a> NumColumn<'a> {
 enum Reader<'a> {
     /// A native aggregate.
     Num(NumColumn<'a>),
-    /// A distinct set's outbox index.
-    Set(&'a arrow::array::UInt64Array),
+    /// A distinct set's outbox index, and whether to take the set (else copy it).
+    Set(&'a arrow::array::UInt64Array, bool),
 }
 
 /// A condition with its value names resolved: it holds when any of its comparisons does.

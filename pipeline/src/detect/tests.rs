@@ -411,6 +411,62 @@ fn results_do_not_depend_on_batching() {
 }
 
 #[test]
+fn detections_sharing_a_plan_get_what_they_would_alone() {
+    let lines = mixed_scenario();
+    let (rt, e) = engine();
+    assert!(
+        e.plan_count() < catalog::builtin().len(),
+        "some share a plan"
+    );
+    drop((rt, e));
+    let mut together = run(&lines);
+    let mut apart = Vec::new();
+    for d in catalog::builtin() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let mut e = rt
+            .block_on(Engine::new(vec![d], EngineConfig::default()))
+            .unwrap();
+        for b in batches(&lines, 1000) {
+            apart.extend(rt.block_on(e.process(&b)).unwrap().signals);
+        }
+        apart.extend(e.finish());
+    }
+    let names_together = names(&together);
+    assert!(
+        names_together.contains(&"ssh_brute_force")
+            && names_together.contains(&"ssh_password_spray"),
+        "{names_together:?}"
+    );
+    together.sort_by(|a, b| a.id.cmp(&b.id));
+    apart.sort_by(|a, b| a.id.cmp(&b.id));
+    assert_eq!(together, apart);
+}
+
+#[test]
+fn a_plan_error_names_the_detection_even_when_it_would_share_a_plan() {
+    let brute = catalog::builtin()
+        .into_iter()
+        .find(|d| d.name == "ssh_brute_force")
+        .unwrap();
+    let mut broken = brute.clone();
+    broken.name = "broken_copy".into();
+    broken.aggregates[0].sql = "sum(no_such_column)".into();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let err = rt
+        .block_on(Engine::new(vec![brute, broken], EngineConfig::default()))
+        .err()
+        .expect("the broken detection does not plan");
+    let EngineError::Plan { name, .. } = &err else {
+        panic!("{err}")
+    };
+    assert_eq!(name, "broken_copy");
+}
+
+#[test]
 fn compacting_the_interner_changes_nothing() {
     // Many sources come and go, so most interned strings belong to closed windows.
     let mut lines = mixed_scenario();
