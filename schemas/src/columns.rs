@@ -6,7 +6,7 @@
 use std::sync::{Arc, OnceLock};
 
 use arrow::array::{
-    make_view, Array, ArrayRef, AsArray, NullBufferBuilder, RecordBatch, StringViewArray,
+    make_view, Array, ArrayRef, AsArray, ByteView, NullBufferBuilder, RecordBatch, StringViewArray,
     TimestampMicrosecondBuilder, UInt16Builder, UInt32Builder,
 };
 use arrow::buffer::Buffer;
@@ -174,6 +174,9 @@ pub fn events_schema() -> SchemaRef {
 /// Number of string columns in [`EVENT_COLUMNS`] (all but the three typed ones).
 const STRINGS: usize = 18;
 
+/// The string columns whose values differ for every event (the id, the source position).
+const UNIQUE: [usize; 2] = [1, 17];
+
 /// Largest block of the bytes a batch's views point into (views address a block with a `u32` offset).
 const BLOCK_BYTES: usize = 1 << 30;
 
@@ -200,6 +203,15 @@ impl Arena {
         (self.full.len() as u32, offset as u32)
     }
 
+    /// The bytes of a non-inline `view` into the current block (`None` for a view into an earlier one).
+    fn bytes(&self, view: u128) -> Option<&[u8]> {
+        let view = ByteView::from(view);
+        (view.buffer_index as usize == self.full.len()).then(|| {
+            let start = view.offset as usize;
+            &self.current[start..start + view.length as usize]
+        })
+    }
+
     /// Every block, the arena left empty with the current block's capacity.
     fn finish(&mut self) -> Arc<[Buffer]> {
         let capacity = self.current.capacity();
@@ -215,14 +227,39 @@ impl Arena {
 struct Views {
     views: Vec<u128>,
     nulls: NullBufferBuilder,
+    /// Views of the last values this column copied to the arena, reused when one comes again (`None` for
+    /// the columns whose values are unique per event): a batch then holds each long constant (an action, a
+    /// category) once, and filters comparing with it read the same bytes, in cache, for every event.
+    copied: Option<[u128; 4]>,
 }
 
 impl Views {
-    fn with_capacity(n: usize) -> Self {
+    fn with_capacity(n: usize, unique: bool) -> Self {
         Self {
             views: Vec::with_capacity(n),
             nulls: NullBufferBuilder::new(n),
+            copied: (!unique).then_some([0; 4]),
         }
+    }
+
+    /// The view of `v` (longer than 12 bytes, not inside the event's text): a recent copy, or a new one.
+    fn copy(&mut self, v: &[u8], arena: &mut Arena) -> u128 {
+        let Some(copied) = &mut self.copied else {
+            let (block, at) = arena.push(v);
+            return make_view(v, block, at);
+        };
+        let head = v.len() as u64 | u64::from(u32::from_le_bytes([v[0], v[1], v[2], v[3]])) << 32;
+        if let Some(&view) = copied
+            .iter()
+            .find(|&&view| view as u64 == head && arena.bytes(view) == Some(v))
+        {
+            return view;
+        }
+        let (block, at) = arena.push(v);
+        let view = make_view(v, block, at);
+        copied.rotate_right(1);
+        copied[0] = view;
+        view
     }
 }
 
@@ -259,7 +296,9 @@ impl EventColumns {
                 current: Vec::with_capacity(n * 256),
                 block_bytes: BLOCK_BYTES,
             },
-            strings: (0..STRINGS).map(|_| Views::with_capacity(n)).collect(),
+            strings: (0..STRINGS)
+                .map(|i| Views::with_capacity(n, UNIQUE.contains(&i)))
+                .collect(),
             timestamp: TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC"),
             pid: UInt32Builder::with_capacity(n),
             port: UInt16Builder::with_capacity(n),
@@ -315,8 +354,7 @@ impl EventColumns {
                 let at = start + (v.as_ptr() as usize - inside.start as usize) as u32;
                 make_view(v, block, at)
             } else {
-                let (block, at) = self.arena.push(v);
-                make_view(v, block, at)
+                column.copy(v, &mut self.arena)
             };
             column.views.push(view);
             column.nulls.append_non_null();
@@ -332,7 +370,8 @@ impl EventColumns {
         let blocks = self.arena.finish();
         let capacity = self.capacity;
         let mut s = self.strings.iter_mut().map(|c| {
-            let c = std::mem::replace(c, Views::with_capacity(capacity));
+            let unique = c.copied.is_none();
+            let c = std::mem::replace(c, Views::with_capacity(capacity, unique));
             // SAFETY: every view was made by `make_view` from a `&str` whose bytes were copied, unchanged, to
             // the block and offset the view names (or are inline in it), so each view is in bounds and
             // its bytes are valid UTF-8, which is all `try_new` would check.
@@ -430,7 +469,12 @@ impl<'a> EventRows<'a> {
 mod tests {
     use super::*;
 
-    fn event<'a>(original: &'a str, id: &'a str, source: &'a str) -> EventRef<'a> {
+    fn event<'a>(
+        original: &'a str,
+        id: &'a str,
+        source: &'a str,
+        command: &'a str,
+    ) -> EventRef<'a> {
         let host = &original[16..29];
         EventRef {
             id,
@@ -450,7 +494,7 @@ mod tests {
             source_ip: Some(&original[original.len() - 20..original.len() - 6]),
             source_port: None,
             auth_method: Some("password"),
-            command: None,
+            command: Some(command),
             message: &original[40..],
             original,
             source,
@@ -471,8 +515,12 @@ mod tests {
             .collect();
         let ids: Vec<String> = (0..50).map(|i| format!("{i:032x}")).collect();
         let sources: Vec<String> = (0..50).map(|i| format!("/var/log/auth.log:{i}")).collect();
+        // Long values from outside the text that repeat, and some that only share a length and prefix.
+        let commands: Vec<String> = (0..50)
+            .map(|i| format!("/usr/bin/systemctl restart unit{}", i % 3 + i / 40))
+            .collect();
         let events: Vec<EventRef<'_>> = (0..50)
-            .map(|i| event(&lines[i], &ids[i], &sources[i]))
+            .map(|i| event(&lines[i], &ids[i], &sources[i], &commands[i]))
             .collect();
         let mut columns = EventColumns::with_capacity(4);
         // Room for about three events per block: views must name the right block on each side of a switch.
@@ -484,6 +532,10 @@ mod tests {
         assert_eq!(batch.schema(), events_schema());
         let host = batch.column(3).as_string_view();
         assert!(host.data_buffers().len() > 10, "several blocks");
+        // A long constant is copied once per block, not once per event.
+        let category = batch.column(7).as_string_view();
+        assert_eq!(category.value(0), "authentication");
+        assert_eq!(category.views()[0], category.views()[1]);
         let rows = EventRows::new(&batch);
         for (i, e) in events.iter().enumerate() {
             assert_eq!(&rows.get(i), e, "row {i}");
