@@ -212,13 +212,10 @@ impl Arena {
         })
     }
 
-    /// Every block, the arena left empty with the current block's capacity.
-    fn finish(&mut self) -> Arc<[Buffer]> {
-        let capacity = self.current.capacity();
-        let current = std::mem::replace(&mut self.current, Vec::with_capacity(capacity));
-        let mut blocks = std::mem::take(&mut self.full);
-        blocks.push(Buffer::from_vec(current));
-        blocks.into()
+    /// Every block.
+    fn into_blocks(mut self) -> Arc<[Buffer]> {
+        self.full.push(Buffer::from_vec(self.current));
+        self.full.into()
     }
 }
 
@@ -367,11 +364,9 @@ impl EventColumns {
 
     /// Finishes the batch and resets the builders.
     pub fn finish(&mut self) -> RecordBatch {
-        let blocks = self.arena.finish();
-        let capacity = self.capacity;
-        let mut s = self.strings.iter_mut().map(|c| {
-            let unique = c.copied.is_none();
-            let c = std::mem::replace(c, Views::with_capacity(capacity, unique));
+        let mut done = std::mem::replace(self, Self::with_capacity(self.capacity));
+        let blocks = done.arena.into_blocks();
+        let mut s = done.strings.into_iter().map(|c| {
             // SAFETY: every view was made by `make_view` from a `&str` whose bytes were copied, unchanged, to
             // the block and offset the view names (or are inline in it), so each view is in bounds and
             // its bytes are valid UTF-8, which is all `try_new` would check.
@@ -384,27 +379,26 @@ impl EventColumns {
         let columns: Vec<ArrayRef> = vec![
             next(),
             next(),
-            Arc::new(self.timestamp.finish()),
+            Arc::new(done.timestamp.finish()),
             next(),
             next(),
-            Arc::new(self.pid.finish()),
-            next(),
-            next(),
-            next(),
+            Arc::new(done.pid.finish()),
             next(),
             next(),
             next(),
             next(),
             next(),
             next(),
-            Arc::new(self.port.finish()),
+            next(),
+            next(),
+            next(),
+            Arc::new(done.port.finish()),
             next(),
             next(),
             next(),
             next(),
             next(),
         ];
-        self.len = 0;
         RecordBatch::try_new(events_schema(), columns).expect("columns match events_schema")
     }
 }
