@@ -11,14 +11,16 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, AsArray, Int64Array, RecordBatch, UInt32Array};
+use arrow::array::{
+    Array, ArrayRef, AsArray, Int64Array, RecordBatch, StringViewArray, UInt32Array,
+};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimestampMicrosecondType};
 use sentra_schemas::events_schema;
 
 use super::aggregates::Text;
 use super::definition::{Detection, Merge};
 use super::engine::{parse_distinct, values};
-use super::state::Interner;
+use super::state::{Interner, Sym, NONE};
 
 /// The name of `column`'s interned twin.
 pub(super) fn sym_column(column: &str) -> String {
@@ -113,9 +115,16 @@ impl Table {
             .map(|&i| events.column(i).clone())
             .collect();
         for &i in &self.twins {
-            let text = Text::of(events.column(i)).expect("any column casts to text");
-            let syms = (0..events.num_rows()).map(|row| strings.intern_opt(text.get(row)));
-            columns.push(Arc::new(UInt32Array::from_iter_values(syms)));
+            let column = events.column(i);
+            let syms = match column.as_string_view_opt() {
+                Some(views) => intern_views(views, strings),
+                None => {
+                    let text = Text::of(column).expect("any column casts to text");
+                    let syms = (0..events.num_rows()).map(|row| strings.intern_opt(text.get(row)));
+                    UInt32Array::from_iter_values(syms)
+                }
+            };
+            columns.push(Arc::new(syms));
         }
         let times = events
             .column_by_name("timestamp")
@@ -126,5 +135,58 @@ impl Table {
             columns.push(Arc::new(Int64Array::from_iter_values(panes)));
         }
         RecordBatch::try_new(self.schema.clone(), columns).expect("columns match the table schema")
+    }
+}
+
+/// Interns a column of string views (null is [`NONE`]). A value of at most 12 bytes is held whole in its view,
+/// so a repeat of one is found in a small direct-mapped cache keyed by the view, without hashing the string.
+fn intern_views(column: &StringViewArray, strings: &mut Interner) -> UInt32Array {
+    const SLOTS: usize = 512;
+    // No inline view has this length, so no view matches an empty slot.
+    let mut cache = [(u128::MAX, NONE); SLOTS];
+    let views = column.views();
+    let syms = (0..column.len()).map(|row| -> Sym {
+        if column.is_null(row) {
+            return NONE;
+        }
+        let view = views[row];
+        if view as u32 > 12 {
+            return strings.intern(column.value(row));
+        }
+        let mixed = (view as u64 ^ (view >> 64) as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let slot = &mut cache[(mixed >> 55) as usize % SLOTS];
+        if slot.0 != view {
+            *slot = (view, strings.intern(column.value(row)));
+        }
+        slot.1
+    });
+    UInt32Array::from_iter_values(syms)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interned_views_resolve_to_their_text_whatever_the_cache_holds() {
+        // Many more short values than cache slots (so slots are shared and overwritten), repeats, nulls and
+        // values too long to be inline.
+        let values: Vec<Option<String>> = (0..5000u32)
+            .map(|i| match i % 7 {
+                0 => None,
+                1 => Some(format!("a-much-longer-value-{}", i % 50)),
+                _ => Some(format!("u{}", (i * 7919) % 1500)),
+            })
+            .collect();
+        let column = StringViewArray::from_iter(values.iter().map(Option::as_deref));
+        let mut strings = Interner::default();
+        let syms = intern_views(&column, &mut strings);
+        let mut numbers = std::collections::HashMap::new();
+        for (sym, value) in syms.values().iter().zip(&values) {
+            assert_eq!(strings.resolve(*sym), value.as_deref());
+            // The same text always gets the same number.
+            assert_eq!(*numbers.entry(value.clone()).or_insert(*sym), *sym);
+        }
+        assert!(numbers.len() > 2 * 512, "more values than cache slots");
     }
 }
