@@ -75,7 +75,7 @@ pub enum EngineError {
     /// Executing a plan failed (internal).
     #[error("detection {name} failed on a batch: {source}")]
     Execute {
-        /// The detection.
+        /// The detection, or the comma-separated detections sharing the plan.
         name: String,
         /// DataFusion's message.
         source: datafusion::error::DataFusionError,
