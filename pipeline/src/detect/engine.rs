@@ -2,10 +2,11 @@
 //!
 //! Each detection's SQL (filter, group by tenant + entity + window pane, aggregates) is planned by DataFusion
 //! once, at start; every batch then runs through the same physical plans (the plans read a table whose
-//! contents are swapped per batch). Detections with the same filter, keys and pane length share one plan. Their per-pane partial results are merged into keyed window state
-//! (tenant, detection, entity, pane). Per-tenant watermarks (newest event time − allowed lateness) decide
-//! which windows are final: events older than their tenant's watermark are late (returned so the caller
-//! quarantines them) and every window whose end the watermark passed is evaluated, once.
+//! contents are swapped per batch). Detections with the same filter, keys and pane length share one plan.
+//! The per-pane partial results are merged into keyed window state (tenant, detection, entity, pane).
+//! Per-tenant watermarks (newest event time − allowed lateness) decide which windows are final: events older
+//! than their tenant's watermark are late (returned so the caller quarantines them) and every window whose
+//! end the watermark passed is evaluated, once.
 //!
 //! Results do not depend on how the input was cut into batches: lateness is decided event by event, and a
 //! window is only evaluated when no event of it can still be accepted.
