@@ -267,14 +267,14 @@ fn kv<'a>(s: &'a str, key: &str) -> Option<&'a str> {
 
 /// `name(uid=N)` or `name` → `name`.
 fn strip_uid(s: &str) -> &str {
-    s.split('(').next().unwrap_or(s)
+    &s[..find_byte(s, b'(').unwrap_or(s.len())]
 }
 
 fn pam_unix<'a>(program: &str, r: &'a str) -> Option<Classified<'a>> {
     use Category::*;
     use Outcome::*;
     let (service, rest) = r.split_once("): ")?;
-    let service = service.split(':').next().unwrap_or("");
+    let service = &service[..find_byte(service, b':').unwrap_or(service.len())];
     let via = if program.is_empty() { service } else { program };
     if let Some(r) = rest.strip_prefix("authentication failure;") {
         let action = match via {

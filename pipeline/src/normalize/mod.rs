@@ -157,7 +157,7 @@ impl Normalizer {
         let host_tenant = if self.config.tenant_from_host {
             doc.host
                 .or(line.as_ref().map(|l| l.host))
-                .and_then(|h| h.split('-').next())
+                .map(|h| &h[..find_byte(h, b'-').unwrap_or(h.len())])
         } else {
             None
         };
