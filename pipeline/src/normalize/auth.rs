@@ -11,7 +11,7 @@ use memchr::memmem::{Finder, FinderRev};
 
 use sentra_schemas::{Category, Outcome};
 
-use super::{find_byte, split_byte};
+use super::{before_byte, find_byte, split_byte};
 
 /// What a message says, borrowing from the message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -220,7 +220,7 @@ fn sshd(m: &str) -> Option<Classified<'_>> {
         let (ip, port) = ip_port(r);
         let port = port.or_else(|| {
             let p = r.split_once(" port ")?.1;
-            p[..find_byte(p, b':').unwrap_or(p.len())].parse().ok()
+            before_byte(p, b':').parse().ok()
         });
         return Some(
             Classified::new(Session, "end", "ssh_disconnect", Outcome::Unknown).from((ip, port)),
@@ -258,7 +258,7 @@ fn kv<'a>(s: &'a str, key: &str) -> Option<&'a str> {
         let at = search + i;
         if at == 0 || s.as_bytes()[at - 1] == b' ' {
             let v = &s[at + key.len()..];
-            return Some(&v[..find_byte(v, b' ').unwrap_or(v.len())]);
+            return Some(before_byte(v, b' '));
         }
         search = at + key.len();
     }
@@ -267,14 +267,14 @@ fn kv<'a>(s: &'a str, key: &str) -> Option<&'a str> {
 
 /// `name(uid=N)` or `name` → `name`.
 fn strip_uid(s: &str) -> &str {
-    &s[..find_byte(s, b'(').unwrap_or(s.len())]
+    before_byte(s, b'(')
 }
 
 fn pam_unix<'a>(program: &str, r: &'a str) -> Option<Classified<'a>> {
     use Category::*;
     use Outcome::*;
     let (service, rest) = r.split_once("): ")?;
-    let service = &service[..find_byte(service, b':').unwrap_or(service.len())];
+    let service = before_byte(service, b':');
     let via = if program.is_empty() { service } else { program };
     if let Some(r) = rest.strip_prefix("authentication failure;") {
         let action = match via {
@@ -393,7 +393,7 @@ fn su(m: &str) -> Option<Classified<'_>> {
 /// `name=VALUE,` from useradd/groupadd's `k=v, k=v` lists.
 fn comma_kv<'a>(s: &'a str, key: &str) -> Option<&'a str> {
     let v = &s[s.find(key)? + key.len()..];
-    Some(&v[..find_byte(v, b',').unwrap_or(v.len())])
+    Some(before_byte(v, b','))
 }
 
 /// The text between the first pair of single quotes after `after`.

@@ -157,7 +157,7 @@ impl Normalizer {
         let host_tenant = if self.config.tenant_from_host {
             doc.host
                 .or(line.as_ref().map(|l| l.host))
-                .map(|h| &h[..find_byte(h, b'-').unwrap_or(h.len())])
+                .map(|h| before_byte(h, b'-'))
         } else {
             None
         };
@@ -353,6 +353,12 @@ fn doc_fields(v: &Value) -> Result<DocFields<'_>, String> {
 fn split_byte(s: &str, byte: u8) -> Option<(&str, &str)> {
     let i = find_byte(s, byte)?;
     Some((&s[..i], &s[i + 1..]))
+}
+
+/// The text of `s` before the first `byte` (ASCII), all of it when there is none; see [`split_byte`].
+#[inline]
+fn before_byte(s: &str, byte: u8) -> &str {
+    &s[..find_byte(s, byte).unwrap_or(s.len())]
 }
 
 /// Index of the first `byte` (ASCII) in `s`; see [`split_byte`].
