@@ -140,13 +140,8 @@ struct Planned {
     /// …and the values each kind reads.
     numeric_needs: Vec<usize>,
     set_needs: Vec<usize>,
-    /// Names of the values of a pane, in order (builtins first).
-    value_names: Vec<String>,
-    merges: Vec<Merge>,
-    /// Where each value comes from in the plan's output.
-    sources: Vec<ValueSource>,
-    /// Output column of the samples' outbox index; whether this detection takes them.
-    evidence: (usize, bool),
+    /// Its values and where they are in the plan's output.
+    layout: Layout,
     size_us: i64,
     slide_us: i64,
     repeat_after_us: i64,
@@ -155,19 +150,14 @@ struct Planned {
 impl Planned {
     /// `d` reading its values as `layout` says.
     fn new(d: Detection, layout: Layout) -> Self {
-        let Layout {
-            value_names,
-            merges,
-            sources,
-            evidence,
-        } = layout;
+        let (value_names, merges) = (&layout.value_names, &layout.merges);
         let rules = d.conditions.iter().map(|c| {
             let rule = parse_condition(c).unwrap_or_default();
             rule.iter()
                 .map(|c| Check {
-                    lhs: Operand::resolve(&c.lhs, &value_names),
+                    lhs: Operand::resolve(&c.lhs, value_names),
                     op: c.op,
-                    rhs: Operand::resolve(&c.rhs, &value_names),
+                    rhs: Operand::resolve(&c.rhs, value_names),
                 })
                 .collect::<Rule>()
         });
@@ -191,10 +181,7 @@ impl Planned {
             set_rules,
             numeric_needs,
             set_needs,
-            value_names,
-            merges,
-            sources,
-            evidence,
+            layout,
             size_us,
             slide_us,
             repeat_after_us,
@@ -571,8 +558,9 @@ impl Engine {
         let key_cols: Vec<&UInt32Array> = (0..n_keys).map(|k| syms(1 + k)).collect();
         let panes = batch.column(1 + n_keys).as_primitive::<Int64Type>();
         let outbox_index = |c: usize| batch.column(c).as_primitive::<UInt64Type>();
-        let evidence = outbox_index(p.evidence.0);
+        let evidence = outbox_index(p.layout.evidence.0);
         let numbers: Vec<Option<ArrayRef>> = p
+            .layout
             .sources
             .iter()
             .map(|s| match *s {
@@ -581,6 +569,7 @@ impl Engine {
             })
             .collect();
         let readers: Vec<Reader> = p
+            .layout
             .sources
             .iter()
             .zip(&numbers)
@@ -589,7 +578,7 @@ impl Engine {
                 ValueSource::Set(c, takes) => Reader::Set(outbox_index(c), takes),
             })
             .collect();
-        // Each outbox entry belongs to one output row, so rows take theirs instead of copying.
+        // Each outbox entry belongs to one output row: the last detection reading it takes it, others copy.
         let mut outbox = outbox.lock().expect("outbox lock");
         for row in 0..batch.num_rows() {
             let mut key = EntityKey {
@@ -619,8 +608,10 @@ impl Engine {
             };
             // An earlier pane (out of order, within lateness) must still have its windows evaluated.
             entity.next_end = entity.next_end.min(pane + p.slide_us);
-            let partial = entity.pane_mut(pane, p.sources.len());
-            for ((cell, reader), how) in partial.cells.iter_mut().zip(&readers).zip(&p.merges) {
+            let partial = entity.pane_mut(pane, p.layout.sources.len());
+            for ((cell, reader), how) in
+                partial.cells.iter_mut().zip(&readers).zip(&p.layout.merges)
+            {
                 match reader {
                     Reader::Num(col) => {
                         if let Some(v) = col.at(row) {
@@ -629,21 +620,15 @@ impl Engine {
                     }
                     Reader::Set(index, takes) => {
                         if let Some(set) = outbox.sets.get_mut(index.value(row) as usize) {
-                            cell.absorb(if *takes {
-                                std::mem::take(set)
-                            } else {
-                                set.clone()
-                            });
+                            cell.absorb(take_or_copy(set, *takes));
                         }
                     }
                 }
             }
             if let Some(samples) = outbox.evidence.get_mut(evidence.value(row) as usize) {
-                partial.evidence.absorb(if p.evidence.1 {
-                    std::mem::take(samples)
-                } else {
-                    samples.clone()
-                });
+                partial
+                    .evidence
+                    .absorb(take_or_copy(samples, p.layout.evidence.1));
             }
         }
     }
@@ -703,7 +688,7 @@ impl Engine {
                         std::mem::replace(&mut entity.checked, checked) != checked
                     }
                     && {
-                        let (panes, merges) = (&entity.panes, &p.merges);
+                        let (panes, merges) = (&entity.panes, &p.layout.merges);
                         scratch.reset(merges.len());
                         scratch.window_numbers(panes, window.clone(), merges, &p.numeric_needs);
                         holds(&p.numeric_rules, &scratch.nums)
@@ -727,7 +712,7 @@ impl Engine {
                         .map(|&k| strings.resolve(k).map(str::to_owned))
                         .collect();
                     let (values, evidence) =
-                        merge_window(&entity.panes, window, &p.merges, strings);
+                        merge_window(&entity.panes, window, &p.layout.merges, strings);
                     let window = (start, end);
                     let signal = build_signal(p, tenant, &keys, window, values, evidence, offset);
                     fired.push((end, det, signal));
@@ -904,6 +889,15 @@ impl<'a> NumColumn<'a> {
     }
 }
 
+/// An outbox entry moved out (`take`, for the last detection reading it) or copied.
+fn take_or_copy<T: Default + Clone>(entry: &mut T, take: bool) -> T {
+    if take {
+        std::mem::take(entry)
+    } else {
+        entry.clone()
+    }
+}
+
 /// How one value of a pane is read from a plan's output row.
 enum Reader<'a> {
     /// A native aggregate.
@@ -1002,6 +996,7 @@ fn build_signal(
     id_parts.push(&start_bytes);
     let id = hex_digest(&id_parts, 12);
     let named: BTreeMap<&str, &Value> = p
+        .layout
         .value_names
         .iter()
         .map(String::as_str)
