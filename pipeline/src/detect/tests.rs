@@ -46,24 +46,38 @@ fn batches(lines: &[String], size: usize) -> Vec<arrow::array::RecordBatch> {
     out
 }
 
-fn engine() -> (tokio::runtime::Runtime, Engine) {
-    let rt = tokio::runtime::Builder::new_current_thread()
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
         .build()
-        .unwrap();
+        .unwrap()
+}
+
+/// An engine running `detections`.
+fn engine_with(detections: Vec<Detection>) -> (tokio::runtime::Runtime, Engine) {
+    let rt = runtime();
     let e = rt
-        .block_on(Engine::new(catalog::builtin(), EngineConfig::default()))
+        .block_on(Engine::new(detections, EngineConfig::default()))
         .unwrap();
     (rt, e)
 }
 
-fn run_sized(lines: &[String], size: usize) -> Vec<Signal> {
-    let (rt, mut e) = engine();
+fn engine() -> (tokio::runtime::Runtime, Engine) {
+    engine_with(catalog::builtin())
+}
+
+/// The signals of `detections` on `lines`, fed in batches of `size`, then end of input.
+fn run_with(detections: Vec<Detection>, lines: &[String], size: usize) -> Vec<Signal> {
+    let (rt, mut e) = engine_with(detections);
     let mut out = Vec::new();
     for b in batches(lines, size) {
         out.extend(rt.block_on(e.process(&b)).unwrap().signals);
     }
     out.extend(e.finish());
     out
+}
+
+fn run_sized(lines: &[String], size: usize) -> Vec<Signal> {
+    run_with(catalog::builtin(), lines, size)
 }
 
 fn run(lines: &[String]) -> Vec<Signal> {
@@ -420,19 +434,10 @@ fn detections_sharing_a_plan_get_what_they_would_alone() {
     );
     drop((rt, e));
     let mut together = run(&lines);
-    let mut apart = Vec::new();
-    for d in catalog::builtin() {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
-        let mut e = rt
-            .block_on(Engine::new(vec![d], EngineConfig::default()))
-            .unwrap();
-        for b in batches(&lines, 1000) {
-            apart.extend(rt.block_on(e.process(&b)).unwrap().signals);
-        }
-        apart.extend(e.finish());
-    }
+    let mut apart: Vec<Signal> = catalog::builtin()
+        .into_iter()
+        .flat_map(|d| run_with(vec![d], &lines, 1000))
+        .collect();
     let names_together = names(&together);
     assert!(
         names_together.contains(&"ssh_brute_force")
@@ -453,10 +458,7 @@ fn a_plan_error_names_the_detection_even_when_it_would_share_a_plan() {
     let mut broken = brute.clone();
     broken.name = "broken_copy".into();
     broken.aggregates[0].sql = "sum(no_such_column)".into();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .unwrap();
-    let err = rt
+    let err = runtime()
         .block_on(Engine::new(vec![brute, broken], EngineConfig::default()))
         .err()
         .expect("the broken detection does not plan");
@@ -607,7 +609,7 @@ fn same_input_same_ids_and_bytes() {
 
 #[test]
 fn a_distinct_set_over_a_number_column_counts_its_values() {
-    let detection: crate::detect::Detection = toml::from_str(
+    let detection: Detection = toml::from_str(
         r#"
 name = "port_probe"
 title = "Many source ports from one source"
@@ -639,17 +641,7 @@ recommendation = "Check {source_ip}."
         probe(3, 4000),
         probe(4, 4002),
     ];
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .unwrap();
-    let mut e = rt
-        .block_on(Engine::new(vec![detection], EngineConfig::default()))
-        .unwrap();
-    let mut got = Vec::new();
-    for b in batches(&lines, 2) {
-        got.extend(rt.block_on(e.process(&b)).unwrap().signals);
-    }
-    got.extend(e.finish());
+    let got = run_with(vec![detection], &lines, 2);
     assert_eq!(names(&got), ["port_probe"]);
     assert_eq!(got[0].count, 4);
     assert!(
