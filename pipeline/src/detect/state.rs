@@ -220,40 +220,24 @@ impl Cell {
     }
 }
 
-/// An event id, kept inline when it is at most 32 bytes (every id Sentra makes) so that evidence allocates
-/// nothing. Compares like the text.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum IdText {
-    Inline { len: u8, bytes: [u8; 32] },
-    Heap(Box<[u8]>),
+/// An event id as a sample keeps it: plain data, so that samples allocate nothing and closed panes are freed
+/// without reading them. Ids of at most 32 bytes (every id Sentra makes) are held inline; a longer one (only
+/// in batches built by other means) lives in its pane's [`Evidence::long`] and is named by its index there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct IdText {
+    /// The id's length, or [`IdText::LONG`].
+    len: u8,
+    /// The id, or for a long one its index in [`Evidence::long`] (little-endian, first 8 bytes).
+    bytes: [u8; 32],
 }
 
 impl IdText {
-    fn new(id: &[u8]) -> Self {
-        match id.len() {
-            len @ 0..=32 => {
-                let mut bytes = [0u8; 32];
-                bytes[..len].copy_from_slice(id);
-                IdText::Inline {
-                    len: len as u8,
-                    bytes,
-                }
-            }
-            _ => IdText::Heap(id.into()),
-        }
-    }
-
-    fn bytes(&self) -> &[u8] {
-        match self {
-            IdText::Inline { len, bytes } => &bytes[..*len as usize],
-            IdText::Heap(b) => b,
-        }
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(self.bytes()).into_owned()
-    }
+    /// `len` of an id kept in [`Evidence::long`].
+    const LONG: u8 = u8::MAX;
 }
+
+/// One sample: the combination's hash, its first event's time and id.
+type Sample = (u64, i64, IdText);
 
 /// Sample events of a pane: per combination of dimension values (host, distinct columns), its first event
 /// by (time, id). Only the [`EVIDENCE_KEPT`] earliest combinations are kept. Exact whatever the order and
@@ -262,9 +246,11 @@ impl IdText {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(super) struct Evidence {
     /// Per combination hash its first (time, id), unordered.
-    items: Vec<(u64, i64, IdText)>,
+    items: Vec<Sample>,
     /// Index of the latest item, kept once full: an event after it changes nothing, whatever its combination.
     latest: Option<usize>,
+    /// Ids longer than an [`IdText`] holds, by index (some may belong to samples since replaced).
+    long: Vec<Box<[u8]>>,
 }
 
 impl Evidence {
@@ -273,21 +259,49 @@ impl Evidence {
         self.add_with(time, id, || combo);
     }
 
+    /// The bytes of a kept id.
+    fn bytes<'a>(&'a self, id: &'a IdText) -> &'a [u8] {
+        if id.len == IdText::LONG {
+            let at = u64::from_le_bytes(id.bytes[..8].try_into().expect("8 bytes"));
+            &self.long[at as usize]
+        } else {
+            &id.bytes[..id.len as usize]
+        }
+    }
+
+    /// `id` as a sample keeps it.
+    fn keep(&mut self, id: &[u8]) -> IdText {
+        let mut bytes = [0u8; 32];
+        if id.len() <= 32 {
+            bytes[..id.len()].copy_from_slice(id);
+            return IdText {
+                len: id.len() as u8,
+                bytes,
+            };
+        }
+        bytes[..8].copy_from_slice(&(self.long.len() as u64).to_le_bytes());
+        self.long.push(id.into());
+        IdText {
+            len: IdText::LONG,
+            bytes,
+        }
+    }
+
     /// Adds an event whose combination hash `combo` computes, only called when the event could be kept.
     /// In time order (the usual case) a full pane rejects an event after one comparison.
     pub fn add_with(&mut self, time: i64, id: &[u8], combo: impl FnOnce() -> u64) {
         if let Some(latest) = self.latest {
             let have = &self.items[latest];
-            if time > have.1 || (time == have.1 && id >= have.2.bytes()) {
+            if time > have.1 || (time == have.1 && id >= self.bytes(&have.2)) {
                 // Not before the latest kept sample, so not before its own combination's either.
                 return;
             }
         }
         let combo = combo();
         if let Some(i) = self.items.iter().position(|item| item.0 == combo) {
-            let item = &mut self.items[i];
-            if (time, id) < (item.1, item.2.bytes()) {
-                *item = (combo, time, IdText::new(id));
+            let item = &self.items[i];
+            if (time, id) < (item.1, self.bytes(&item.2)) {
+                self.items[i] = (combo, time, self.keep(id));
                 if self.latest == Some(i) {
                     self.find_latest();
                 }
@@ -295,7 +309,11 @@ impl Evidence {
             return;
         }
         if self.items.len() < EVIDENCE_KEPT {
-            self.items.push((combo, time, IdText::new(id)));
+            if self.items.is_empty() {
+                self.items.reserve_exact(EVIDENCE_KEPT);
+            }
+            let kept = self.keep(id);
+            self.items.push((combo, time, kept));
             if self.items.len() == EVIDENCE_KEPT {
                 self.find_latest();
             }
@@ -303,14 +321,14 @@ impl Evidence {
         }
         // Full, and earlier than the latest: it takes the latest one's place.
         let latest = self.latest.expect("known once full");
-        self.items[latest] = (combo, time, IdText::new(id));
+        self.items[latest] = (combo, time, self.keep(id));
         self.find_latest();
     }
 
     fn find_latest(&mut self) {
         self.latest = (0..self.items.len()).max_by(|&a, &b| {
             let (x, y) = (&self.items[a], &self.items[b]);
-            (x.1, x.2.bytes()).cmp(&(y.1, y.2.bytes()))
+            (x.1, self.bytes(&x.2)).cmp(&(y.1, self.bytes(&y.2)))
         });
     }
 
@@ -326,13 +344,20 @@ impl Evidence {
     /// Adds every sample of `other`.
     pub fn merge(&mut self, other: &Evidence) {
         for (combo, time, id) in &other.items {
-            self.add(*combo, *time, id.bytes());
+            self.add(*combo, *time, other.bytes(id));
         }
+    }
+
+    /// Every sample: (combination hash, time, id).
+    fn samples(&self) -> impl Iterator<Item = (u64, i64, &[u8])> {
+        self.items
+            .iter()
+            .map(|(combo, time, id)| (*combo, *time, self.bytes(id)))
     }
 
     /// The first [`MAX_EVIDENCE`] samples in event order.
     pub fn ids(&self) -> Vec<String> {
-        let mut all: Vec<(i64, &[u8])> = self.items.iter().map(|e| (e.1, e.2.bytes())).collect();
+        let mut all: Vec<(i64, &[u8])> = self.samples().map(|(_, t, id)| (t, id)).collect();
         all.sort_unstable();
         all.into_iter()
             .take(MAX_EVIDENCE)
@@ -556,9 +581,10 @@ impl Entity {
                     values: p.cells.iter().map(|c| c.to_value(strings)).collect(),
                     evidence: p
                         .evidence
-                        .items
-                        .iter()
-                        .map(|(combo, time, id)| (*combo, (*time, id.text())))
+                        .samples()
+                        .map(|(combo, time, id)| {
+                            (combo, (time, String::from_utf8_lossy(id).into_owned()))
+                        })
                         .collect(),
                 };
                 (p.start, saved)
@@ -627,13 +653,25 @@ mod tests {
 
     #[test]
     fn evidence_keeps_the_earliest_combinations_whatever_the_order() {
+        // Sentra's 32-character ids, then some longer ones among them (kept apart from the samples).
+        for long_every in [0, 3] {
+            evidence_is_exact(long_every);
+        }
+    }
+
+    fn evidence_is_exact(long_every: u64) {
         // Combinations seen several times, in scrambled time order.
         let candidates: Vec<(u64, i64, String)> = (0..400u64)
             .map(|i| {
+                let width = if long_every > 0 && i % long_every == 0 {
+                    48
+                } else {
+                    32
+                };
                 (
                     i % 97,
                     (i * 7919 % 200) as i64,
-                    format!("{:032x}", i * 31 % 211),
+                    format!("{:0width$x}", i * 31 % 211),
                 )
             })
             .collect();
@@ -673,6 +711,12 @@ mod tests {
             merged.merge(&part);
         }
         assert_eq!(merged.ids(), expected);
+        if long_every > 0 {
+            assert!(
+                expected.iter().any(|id| id.len() == 48),
+                "long ids are among the kept"
+            );
+        }
     }
 
     #[test]
