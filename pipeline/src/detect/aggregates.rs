@@ -182,6 +182,9 @@ fn indices(first: usize, n: usize) -> ArrayRef {
     ))
 }
 
+/// Members a pane's set has room for when its first one comes.
+const SET_START: usize = 8;
+
 /// What one of the functions keeps per group.
 trait PaneGroup: Default + Send + 'static {
     /// Folds the rows of a batch (those passing `filter`) into their groups.
@@ -216,6 +219,10 @@ impl PaneGroup for Vec<Sym> {
             }
             let set = &mut groups[g];
             if let Err(at) = set.binary_search(&member) {
+                if set.is_empty() {
+                    // Room for the usual handful of members at once, not grown through 4 and 8.
+                    set.reserve_exact(SET_START);
+                }
                 set.insert(at, member);
             }
         }
