@@ -206,8 +206,41 @@ pub fn replay(
     })
 }
 
-/// Bytes read between progress reports.
-const PROGRESS_STEP_BYTES: u64 = 1 << 16;
+/// Calls `f` on every line of `reader` (without its `\n`), in order, until it returns `false`; reports
+/// bytes read to `progress`. Lines are read in place from the reader's buffer; only a line cut by a refill
+/// is copied. Returns whether every line was read.
+fn for_each_line(
+    reader: &mut impl BufRead,
+    mut f: impl FnMut(&[u8]) -> bool,
+    progress: &mut (dyn FnMut(u64) + Send),
+) -> io::Result<bool> {
+    let mut split = Vec::new();
+    loop {
+        let buf = reader.fill_buf()?;
+        if buf.is_empty() {
+            progress(0);
+            return Ok(split.is_empty() || f(&split));
+        }
+        let mut from = 0;
+        for end in memchr::memchr_iter(b'\n', buf) {
+            let line = if split.is_empty() {
+                &buf[from..end]
+            } else {
+                split.extend_from_slice(&buf[from..end]);
+                &split[..]
+            };
+            if !f(line) {
+                return Ok(false);
+            }
+            split.clear();
+            from = end + 1;
+        }
+        split.extend_from_slice(&buf[from..]);
+        let n = buf.len();
+        reader.consume(n);
+        progress(n as u64);
+    }
+}
 
 /// Reads and normalizes every source, sending full batches to `tx`.
 fn read_all(
@@ -239,25 +272,14 @@ fn read_all(
         };
         let mut reader = BufReader::with_capacity(1 << 20, reader);
         let mut normalizer = Normalizer::new(opts.normalize.clone());
-        let mut line = Vec::with_capacity(512);
         let mut position = String::with_capacity(name.len() + 12);
-        // Progress is reported in steps: a progress bar update per line costs more than a parse.
-        let mut unreported = 0u64;
-        for line_no in 1u64.. {
-            line.clear();
-            let n = reader.read_until(b'\n', &mut line).map_err(input_err)?;
-            unreported += n as u64;
-            if unreported >= PROGRESS_STEP_BYTES || n == 0 {
-                progress(std::mem::take(&mut unreported));
-            }
-            if n == 0 {
-                break;
-            }
-            let bytes = line.strip_suffix(b"\n").unwrap_or(&line);
-            let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
+        let mut line_no = 0u64;
+        let one = |line: &[u8]| {
+            line_no += 1;
+            let bytes = line.strip_suffix(b"\r").unwrap_or(line);
             if bytes.iter().all(u8::is_ascii_whitespace) {
                 counts.blank += 1;
-                continue;
+                return true;
             }
             position.clear();
             position.push_str(&name);
@@ -276,13 +298,58 @@ fn read_all(
             if let Err(q) = result {
                 quarantined.push(*q);
             }
-            if columns.len() >= BATCH_EVENTS && !send(&mut columns, &mut quarantined) {
-                return Ok(counts);
-            }
+            columns.len() < BATCH_EVENTS || send(&mut columns, &mut quarantined)
+        };
+        if !for_each_line(&mut reader, one, &mut *progress).map_err(input_err)? {
+            return Ok(counts);
         }
     }
     if !columns.is_empty() || !quarantined.is_empty() {
         send(&mut columns, &mut quarantined);
     }
     Ok(counts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_come_whole_and_in_order_whatever_the_buffer_cuts() {
+        let text =
+            "first\n\nsecond line\r\na much longer line than the buffer holds\nx\nlast, unended";
+        let expected: Vec<&str> = text.split('\n').collect();
+        for capacity in [1, 2, 3, 7, 16, 64, 1024] {
+            let mut reader = BufReader::with_capacity(capacity, text.as_bytes());
+            let mut lines = Vec::new();
+            let mut read = 0;
+            let finished = for_each_line(
+                &mut reader,
+                |l| {
+                    lines.push(String::from_utf8(l.to_vec()).unwrap());
+                    true
+                },
+                &mut |n| read += n,
+            )
+            .unwrap();
+            assert!(finished);
+            assert_eq!(lines, expected, "buffer of {capacity}");
+            assert_eq!(read, text.len() as u64);
+        }
+        // A file ending in a newline has no empty last line; a stop is reported.
+        let mut seen = 0;
+        let mut reader = BufReader::with_capacity(4, &b"a\nbb\nccc\n"[..]);
+        assert!(for_each_line(
+            &mut reader,
+            |_| {
+                seen += 1;
+                true
+            },
+            &mut |_| {}
+        )
+        .unwrap());
+        assert_eq!(seen, 3);
+        let mut reader = BufReader::with_capacity(4, &b"a\nbb\nccc\n"[..]);
+        assert!(!for_each_line(&mut reader, |l| l != b"bb", &mut |_| {}).unwrap());
+    }
 }
