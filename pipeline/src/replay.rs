@@ -274,7 +274,7 @@ fn read_all(
         let mut normalizer = Normalizer::new(opts.normalize.clone());
         let mut position = String::with_capacity(name.len() + 12);
         let mut line_no = 0u64;
-        let one = |line: &[u8]| {
+        let normalize_line = |line: &[u8]| {
             line_no += 1;
             let bytes = line.strip_suffix(b"\r").unwrap_or(line);
             if bytes.iter().all(u8::is_ascii_whitespace) {
@@ -300,7 +300,7 @@ fn read_all(
             }
             columns.len() < BATCH_EVENTS || send(&mut columns, &mut quarantined)
         };
-        if !for_each_line(&mut reader, one, &mut *progress).map_err(input_err)? {
+        if !for_each_line(&mut reader, normalize_line, &mut *progress).map_err(input_err)? {
             return Ok(counts);
         }
     }
