@@ -20,7 +20,7 @@ use datafusion::logical_expr::{
     Accumulator, AggregateUDF, AggregateUDFImpl, EmitTo, GroupsAccumulator, Signature, Volatility,
 };
 
-use super::state::{combo_hash, Evidence, Sym, NONE};
+use super::state::{combo_hash, insert_member, Evidence, Sym, NONE};
 
 /// Per-group results of the last plan run, taken by the engine after each run.
 #[derive(Debug, Default)]
@@ -182,9 +182,6 @@ fn indices(first: usize, n: usize) -> ArrayRef {
     ))
 }
 
-/// Members a pane's set has room for when its first one comes.
-const SET_START: usize = 8;
-
 /// What one of the functions keeps per group.
 trait PaneGroup: Default + Send + 'static {
     /// Folds the rows of a batch (those passing `filter`) into their groups.
@@ -217,14 +214,7 @@ impl PaneGroup for Vec<Sym> {
             if member == NONE || !passes(filter, row) {
                 continue;
             }
-            let set = &mut groups[g];
-            if let Err(at) = set.binary_search(&member) {
-                if set.is_empty() {
-                    // Room for the usual handful of members at once, not grown through 4 and 8.
-                    set.reserve_exact(SET_START);
-                }
-                set.insert(at, member);
-            }
+            insert_member(&mut groups[g], member);
         }
         Ok(())
     }

@@ -125,6 +125,20 @@ pub(super) enum Cell {
     Set(Vec<Sym>),
 }
 
+/// Members a set has room for when its first one comes: the usual handful at once, not grown through 4 and 8.
+const SET_START: usize = 8;
+
+/// Adds `member` to a sorted set of distinct members, if it is not there yet.
+#[inline]
+pub(super) fn insert_member(set: &mut Vec<Sym>, member: Sym) {
+    if let Err(at) = set.binary_search(&member) {
+        if set.is_empty() {
+            set.reserve_exact(SET_START);
+        }
+        set.insert(at, member);
+    }
+}
+
 /// How two numbers of one value combine across events or panes: the smaller, the larger, or the sum.
 fn fold(x: f64, y: f64, how: Merge) -> f64 {
     match how {
@@ -152,9 +166,7 @@ impl Cell {
         match self {
             Cell::Set(set) => {
                 for &m in members {
-                    if let Err(at) = set.binary_search(&m) {
-                        set.insert(at, m);
-                    }
+                    insert_member(set, m);
                 }
             }
             other => {
@@ -347,8 +359,8 @@ impl Evidence {
 
     /// Adds every sample of `other`.
     pub fn merge(&mut self, other: &Evidence) {
-        for (combo, time, id) in &other.items {
-            self.add(*combo, *time, other.bytes(id));
+        for (combo, time, id) in other.samples() {
+            self.add(combo, time, id);
         }
     }
 
