@@ -2,7 +2,8 @@
 //!
 //! Each detection's SQL (filter, group by tenant + entity + window pane, aggregates) is planned by DataFusion
 //! once, at start; every batch then runs through the same physical plans (the plans read a table whose
-//! contents are swapped per batch). Detections with the same filter, keys and pane length share one plan.
+//! contents are swapped per batch). Detections with the same keys and pane length share one plan when one's
+//! filter is the other's, or the other's plus more conditions (see `sharing`).
 //! The per-pane partial results are merged into keyed window state (tenant, detection, entity, pane).
 //! Per-tenant watermarks (newest event time − allowed lateness) decide which windows are final: events older
 //! than their tenant's watermark are late (returned so the caller quarantines them) and every window whose
@@ -32,6 +33,7 @@ use serde::{Deserialize, Serialize};
 use super::aggregates::{self, to_micros, SharedOutbox};
 use super::definition::{parse_condition, Detection, Merge, Op, Term};
 use super::risk;
+use super::sharing::{all_of, canonical, plan_groups, restrict, PlanGroup};
 use super::state::{
     compact, merge_window, Entity, EntityKey, FastMap, Interner, Num, SavedEntity, Scratch, Sym,
     MAX_KEYS, NONE,
@@ -113,7 +115,7 @@ impl PartitionStream for Slot {
     }
 }
 
-/// A physical plan and the detections it serves (same filter, keys and pane length), in merge order.
+/// A physical plan and the detections it serves (same keys and pane length), in merge order.
 struct SharedPlan {
     plan: Arc<dyn ExecutionPlan>,
     members: Vec<usize>,
@@ -129,6 +131,9 @@ struct Layout {
     /// Output column of the samples' outbox index, and whether this detection takes the samples (the last
     /// one to read them) or copies them.
     evidence: (usize, bool),
+    /// For a detection whose filter adds conditions to its plan's: the output column of its event count. A
+    /// group none of whose rows passed those conditions is not this detection's, and is skipped.
+    rows: Option<usize>,
 }
 
 /// A planned detection.
@@ -189,20 +194,22 @@ impl Planned {
     }
 }
 
-/// Plans the detections `members` (same filter, keys and pane length) as one query: output columns are
-/// tenant, keys…, pane, then each distinct value expression once. Distinct sets and samples are Sentra's own
-/// aggregates (see `aggregates`); the rest is the detections' SQL as written.
+/// Plans the detections of `group` (same keys and pane length) as one query: output columns are tenant,
+/// keys…, pane, then each distinct value expression once. Distinct sets and samples are Sentra's own
+/// aggregates (see `aggregates`); the rest is the detections' SQL as written, restricted by `FILTER` to a
+/// member's extra conditions.
 async fn plan_shared(
     ctx: &SessionContext,
     detections: &[Detection],
-    members: &[usize],
+    group: &PlanGroup,
 ) -> datafusion::error::Result<(Arc<dyn ExecutionPlan>, Vec<Layout>)> {
-    let first = &detections[members[0]];
+    let first = &detections[group.members[0].0];
     let mut group_cols: Vec<String> = vec![sym_column("tenant")];
     group_cols.extend(first.group_by.iter().map(|c| sym_column(c)));
     group_cols.push(pane_column(first.window.size_slide_us().1));
     let mut exprs: Vec<String> = Vec::new();
     let mut column = |expr: String| {
+        let expr = canonical(&expr);
         let at = exprs.iter().position(|e| *e == expr).unwrap_or_else(|| {
             exprs.push(expr);
             exprs.len() - 1
@@ -210,14 +217,19 @@ async fn plan_shared(
         group_cols.len() + at
     };
     let mut layouts = Vec::new();
-    for &m in members {
-        let d = &detections[m];
+    for (m, extra) in &group.members {
+        let d = &detections[*m];
+        let extra = (!extra.is_empty()).then(|| all_of(extra));
         let (mut value_names, mut merges, mut sources) = (Vec::new(), Vec::new(), Vec::new());
         // Samples are kept per combination of the distinct sets' columns.
         let mut sample_dims = String::new();
         for (name, sql, merge) in values(d) {
             let source = match (merge, parse_distinct(sql)) {
                 (Merge::Union, Some((col, cond))) => {
+                    let cond = match (cond, &extra) {
+                        (Some(c), Some(e)) => Some(format!("({c}) AND ({e})")),
+                        (c, e) => c.or_else(|| e.clone()),
+                    };
                     let filter = cond.map_or(String::new(), |c| format!(" FILTER (WHERE {c})"));
                     sample_dims.push_str(&format!(", {col}"));
                     ValueSource::Set(
@@ -225,18 +237,39 @@ async fn plan_shared(
                         true,
                     )
                 }
-                _ => ValueSource::Column(column(sql.trim().to_owned())),
+                _ => {
+                    let sql = match &extra {
+                        None => sql.trim().to_owned(),
+                        Some(e) => restrict(sql, e).ok_or_else(|| {
+                            datafusion::error::DataFusionError::Plan(format!(
+                                "{name} ({sql}) is not a single aggregate, so it cannot share a plan"
+                            ))
+                        })?,
+                    };
+                    ValueSource::Column(column(sql))
+                }
             };
             value_names.push(name.to_owned());
             merges.push(merge);
             sources.push(source);
         }
-        let evidence = column(format!("sentra_evidence(event_id, timestamp{sample_dims})"));
+        let filter = extra
+            .as_ref()
+            .map_or(String::new(), |e| format!(" FILTER (WHERE {e})"));
+        let evidence = column(format!(
+            "sentra_evidence(event_id, timestamp{sample_dims}){filter}"
+        ));
+        // The builtin event count comes first.
+        let rows = match (&extra, sources.first()) {
+            (Some(_), Some(&ValueSource::Column(c))) => Some(c),
+            _ => None,
+        };
         layouts.push(Layout {
             value_names,
             merges,
             sources,
             evidence: (evidence, true),
+            rows,
         });
     }
     // Outbox entries are moved out by the last member reading them and copied by the others.
@@ -262,7 +295,7 @@ async fn plan_shared(
     let sql = format!(
         "SELECT {} FROM events WHERE ({}) GROUP BY {}",
         select.join(", "),
-        first.filter,
+        group.filter,
         group_cols.join(", ")
     );
     let plan = ctx.sql(&sql).await?.create_physical_plan().await?;
@@ -389,25 +422,15 @@ impl Engine {
                 });
             }
         }
-        // Detections with the same filter, keys and pane length share one plan, which computes the union of
-        // their values: the filter, the grouping and any value they have in common are computed once.
-        let mut groups: Vec<Vec<usize>> = Vec::new();
-        for (i, d) in detections.iter().enumerate() {
-            let same = |g: &Vec<usize>| {
-                let o = &detections[g[0]];
-                o.filter.trim() == d.filter.trim()
-                    && o.group_by == d.group_by
-                    && o.window.size_slide_us().1 == d.window.size_slide_us().1
-            };
-            match groups.iter_mut().find(|g| same(g)) {
-                Some(g) => g.push(i),
-                None => groups.push(vec![i]),
-            }
-        }
+        // Detections share a plan where one's filter is another's, or narrows it (see `sharing`); the plan
+        // computes the union of their values: the filter, the grouping and any value they have in common are
+        // computed once.
+        let mut groups = plan_groups(&detections);
         let mut plans = Vec::new();
         let mut layouts: Vec<Option<Layout>> = detections.iter().map(|_| None).collect();
-        while let Some(members) = groups.pop() {
-            match plan_shared(&ctx, &detections, &members).await {
+        while let Some(group) = groups.pop() {
+            let members: Vec<usize> = group.members.iter().map(|m| m.0).collect();
+            match plan_shared(&ctx, &detections, &group).await {
                 Ok((plan, member_layouts)) => {
                     for (&m, layout) in members.iter().zip(member_layouts) {
                         layouts[m] = Some(layout);
@@ -415,7 +438,9 @@ impl Engine {
                     plans.push(SharedPlan { plan, members });
                 }
                 // Planned apart, the error names the detection whose SQL is wrong.
-                Err(_) if members.len() > 1 => groups.extend(members.iter().map(|&m| vec![m])),
+                Err(_) if members.len() > 1 => {
+                    groups.extend(members.iter().map(|&m| PlanGroup::alone(m, &detections)))
+                }
                 Err(e) => {
                     return Err(EngineError::Plan {
                         name: detections[members[0]].name.clone(),
@@ -559,6 +584,10 @@ impl Engine {
         let panes = batch.column(1 + n_keys).as_primitive::<Int64Type>();
         let outbox_index = |c: usize| batch.column(c).as_primitive::<UInt64Type>();
         let evidence = outbox_index(p.layout.evidence.0);
+        let rows = p
+            .layout
+            .rows
+            .map(|c| batch.column(c).as_primitive::<Int64Type>());
         let numbers: Vec<Option<ArrayRef>> = p
             .layout
             .sources
@@ -581,6 +610,9 @@ impl Engine {
         // Each outbox entry belongs to one output row: the last detection reading it takes it, others copy.
         let mut outbox = outbox.lock().expect("outbox lock");
         for row in 0..batch.num_rows() {
+            if rows.is_some_and(|r| r.value(row) == 0) {
+                continue;
+            }
             let mut key = EntityKey {
                 det: det as u32,
                 tenant: tenants.value(row),

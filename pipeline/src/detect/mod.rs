@@ -10,6 +10,7 @@ pub mod definition;
 pub mod engine;
 pub mod overrides;
 pub mod risk;
+mod sharing;
 mod state;
 mod table;
 

@@ -450,6 +450,42 @@ fn detections_sharing_a_plan_get_what_they_would_alone() {
 }
 
 #[test]
+fn a_narrower_detection_sharing_a_plan_sees_only_its_own_groups() {
+    // Sharing the plan of a broader filter, the narrower detection's values count only the rows of its own
+    // filter, and a group with none of them is not its group at all: `n <= 1` would otherwise fire on every
+    // source that only failed.
+    let broad = catalog::builtin()
+        .into_iter()
+        .find(|d| d.name == "ssh_login_after_failures")
+        .unwrap();
+    let mut narrow = broad.clone();
+    narrow.name = "few_successes".into();
+    narrow.filter = format!("outcome = 'success' AND ({})", broad.filter);
+    narrow.aggregates.truncate(1);
+    narrow.aggregates[0].name = "n".into();
+    narrow.aggregates[0].sql = "count(*)".into();
+    narrow.conditions = vec!["n <= 1".into()];
+    let (rt, e) = engine_with(vec![broad.clone(), narrow.clone()]);
+    assert_eq!(e.plan_count(), 1, "the two share one plan");
+    drop((rt, e));
+    let lines = mixed_scenario();
+    let mut together = run_with(vec![broad.clone(), narrow.clone()], &lines, 1000);
+    let mut apart = run_with(vec![broad], &lines, 1000);
+    apart.extend(run_with(vec![narrow], &lines, 1000));
+    assert_eq!(
+        names(&apart)
+            .iter()
+            .filter(|&&n| n == "few_successes")
+            .count(),
+        1,
+        "only the source that logged in"
+    );
+    together.sort_by(|a, b| a.id.cmp(&b.id));
+    apart.sort_by(|a, b| a.id.cmp(&b.id));
+    assert_eq!(together, apart);
+}
+
+#[test]
 fn a_plan_error_names_the_detection_even_when_it_would_share_a_plan() {
     let brute = catalog::builtin()
         .into_iter()
