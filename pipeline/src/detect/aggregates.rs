@@ -247,13 +247,17 @@ impl PaneGroup for Evidence {
             if !passes(filter, row) {
                 continue;
             }
-            let Some(id) = ids.get(row) else { continue };
             let time = if times.is_null(row) {
                 i64::MIN
             } else {
                 times.value(row)
             };
-            groups[g].add_with(time, id.as_bytes(), || {
+            let group = &mut groups[g];
+            if group.is_past(time) {
+                continue;
+            }
+            let Some(id) = ids.get(row) else { continue };
+            group.add_with(time, id.as_bytes(), || {
                 combo_hash(&mut buf, dims.iter().map(|d| d.get(row)))
             });
         }

@@ -259,8 +259,9 @@ type Sample = (u64, i64, IdText);
 pub(super) struct Evidence {
     /// Per combination hash its first (time, id), unordered.
     items: Vec<Sample>,
-    /// Index of the latest item, kept once full: an event after it changes nothing, whatever its combination.
-    latest: Option<usize>,
+    /// Index and time of the latest item, kept once full: an event after it changes nothing, whatever its
+    /// combination.
+    latest: Option<(usize, i64)>,
     /// Ids longer than an [`IdText`] holds, by index (some may belong to samples since replaced).
     long: Vec<Box<[u8]>>,
 }
@@ -306,7 +307,7 @@ impl Evidence {
     /// Adds an event whose combination hash `combo` computes, only called when the event could be kept.
     /// In time order (the usual case) a full pane rejects an event after one comparison.
     pub fn add_with(&mut self, time: i64, id: &[u8], combo: impl FnOnce() -> u64) {
-        if let Some(latest) = self.latest {
+        if let Some((latest, _)) = self.latest {
             let have = &self.items[latest];
             if time > have.1 || (time == have.1 && id >= self.bytes(&have.2)) {
                 // Not before the latest kept sample, so not before its own combination's either.
@@ -318,7 +319,7 @@ impl Evidence {
             let item = &self.items[i];
             if (time, id) < (item.1, self.bytes(&item.2)) {
                 self.items[i] = (combo, time, self.keep(id));
-                if self.latest == Some(i) {
+                if self.latest.is_some_and(|(l, _)| l == i) {
                     self.find_latest();
                 }
             }
@@ -336,16 +337,25 @@ impl Evidence {
             return;
         }
         // Full, and earlier than the latest: it takes the latest one's place.
-        let latest = self.latest.expect("known once full");
+        let (latest, _) = self.latest.expect("known once full");
         self.items[latest] = (combo, time, self.keep(id));
         self.find_latest();
     }
 
     fn find_latest(&mut self) {
-        self.latest = (0..self.items.len()).max_by(|&a, &b| {
-            let (x, y) = (&self.items[a], &self.items[b]);
-            (x.1, self.bytes(&x.2)).cmp(&(y.1, self.bytes(&y.2)))
-        });
+        self.latest = (0..self.items.len())
+            .max_by(|&a, &b| {
+                let (x, y) = (&self.items[a], &self.items[b]);
+                (x.1, self.bytes(&x.2)).cmp(&(y.1, self.bytes(&y.2)))
+            })
+            .map(|i| (i, self.items[i].1));
+    }
+
+    /// Whether an event at `time` is after every kept sample of a full pane, so that adding it would change
+    /// nothing: the check [`Evidence::add_with`] starts with, before the event's id is even read.
+    #[inline]
+    pub fn is_past(&self, time: i64) -> bool {
+        self.latest.is_some_and(|(_, latest)| time > latest)
     }
 
     /// [`Evidence::merge`] of samples the caller no longer needs: moved in when this pane has none.
