@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, StringArray, StringViewArray, UInt64Array,
 };
-use arrow::datatypes::{DataType, TimeUnit, TimestampMicrosecondType, UInt32Type};
+use arrow::datatypes::{DataType, TimeUnit, TimestampMicrosecondType, UInt32Type, UInt64Type};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::function::AccumulatorArgs;
 use datafusion::logical_expr::{
@@ -39,8 +39,8 @@ pub(super) type SharedOutbox = Arc<Mutex<Outbox>>;
 enum Kind {
     /// `sentra_set(twin)`: distinct non-null values of a column, read as its interned `UInt32` twin.
     Set,
-    /// `sentra_evidence(event_id, timestamp, dimension…)`: per combination of the dimensions, the first
-    /// time and smallest id.
+    /// `sentra_evidence(event_id, timestamp, dimension…)`: per combination of the dimensions (each the
+    /// value hash twin of a column, see [`table`](super::table)), the first time and smallest id.
     Evidence,
 }
 
@@ -240,9 +240,14 @@ impl PaneGroup for Evidence {
         let times = times.as_primitive::<TimestampMicrosecondType>();
         let dims = values[2..]
             .iter()
-            .map(Text::of)
+            .map(|v| {
+                v.as_primitive_opt::<UInt64Type>().ok_or_else(|| {
+                    DataFusionError::Internal(
+                        "sentra_evidence reads its dimensions' value hash twins".into(),
+                    )
+                })
+            })
             .collect::<Result<Vec<_>>>()?;
-        let mut buf = Vec::with_capacity(64);
         for (row, &g) in group_indices.iter().enumerate() {
             if !passes(filter, row) {
                 continue;
@@ -258,7 +263,7 @@ impl PaneGroup for Evidence {
             }
             let Some(id) = ids.get(row) else { continue };
             group.add_with(time, id.as_bytes(), || {
-                combo_hash(&mut buf, dims.iter().map(|d| d.get(row)))
+                combo_hash(dims.iter().map(|d| d.value(row)))
             });
         }
         Ok(())

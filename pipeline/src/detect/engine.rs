@@ -39,7 +39,7 @@ use super::state::{
     MAX_KEYS, NONE,
 };
 pub use super::state::{Value, MAX_EVIDENCE};
-use super::table::{pane_column, sym_column, Table};
+use super::table::{hash_column, pane_column, sym_column, Table};
 
 /// Engine settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -231,7 +231,7 @@ async fn plan_shared(
                         (c, e) => c.or_else(|| e.clone()),
                     };
                     let filter = cond.map_or(String::new(), |c| format!(" FILTER (WHERE {c})"));
-                    sample_dims.push_str(&format!(", {col}"));
+                    sample_dims.push_str(&format!(", {}", hash_column(&col)));
                     ValueSource::Set(
                         column(format!("sentra_set({}){filter}", sym_column(&col))),
                         true,

@@ -29,11 +29,12 @@ pub const MAX_EVIDENCE: usize = 10;
 /// some pane, and only combinations that come earlier in the window too can come before it in that pane.
 const EVIDENCE_KEPT: usize = MAX_EVIDENCE;
 
-/// Strings by number and numbers by string.
+/// Strings by number and numbers by string, with each string's [`value_hash`].
 #[derive(Debug, Default)]
 pub(super) struct Interner {
     ids: FastMap<Box<str>, Sym>,
     strings: Vec<Box<str>>,
+    hashes: Vec<u64>,
 }
 
 impl Interner {
@@ -44,6 +45,7 @@ impl Interner {
         }
         let id = self.strings.len() as Sym;
         self.strings.push(s.into());
+        self.hashes.push(value_hash(Some(s)));
         self.ids.insert(s.into(), id);
         id
     }
@@ -61,6 +63,15 @@ impl Interner {
     /// The string of `id` (`None` for [`NONE`]).
     pub fn resolve(&self, id: Sym) -> Option<&str> {
         (id != NONE).then(|| &*self.strings[id as usize])
+    }
+
+    /// The [`value_hash`] of `id`'s string (of an absent value for [`NONE`]).
+    #[inline]
+    pub fn hash(&self, id: Sym) -> u64 {
+        match self.hashes.get(id as usize) {
+            Some(&h) => h,
+            None => value_hash(None),
+        }
     }
 
     /// How many strings are interned.
@@ -392,19 +403,20 @@ impl Evidence {
     }
 }
 
-/// XXH3 over a combination's values, written into `buf`: stable across runs, platforms and versions
-/// (checkpoints keep it). Checkpoints from before 2026-11-22 used FNV-1a; their open windows may show a
-/// combination twice in their samples.
-pub(super) fn combo_hash<'a>(
-    buf: &mut Vec<u8>,
-    values: impl Iterator<Item = Option<&'a str>>,
-) -> u64 {
-    buf.clear();
-    for v in values {
-        buf.extend_from_slice(v.unwrap_or("\u{0}").as_bytes());
-        buf.push(0x1f);
-    }
-    twox_hash::XxHash3_64::oneshot(buf)
+/// XXH3 of a value's text (of `"\0"` when absent), the part of a [`combo_hash`] each value contributes.
+pub(super) fn value_hash(value: Option<&str>) -> u64 {
+    twox_hash::XxHash3_64::oneshot(value.unwrap_or("\u{0}").as_bytes())
+}
+
+/// A combination's hash, from its values' [`value_hash`]es in order: stable across runs, platforms and
+/// versions (checkpoints keep it). Checkpoints from before 2026-11-23 hashed the values' text in one piece
+/// (before 2026-11-22, with FNV-1a); their open windows may show a combination twice in their samples.
+#[inline]
+pub(super) fn combo_hash(value_hashes: impl Iterator<Item = u64>) -> u64 {
+    value_hashes.fold(0x243F_6A88_85A3_08D3, |h, v| {
+        let h = (h ^ v).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        h ^ (h >> 29)
+    })
 }
 
 /// Partial aggregates of one pane.

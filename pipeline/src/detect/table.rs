@@ -6,15 +6,17 @@
 //! - The columns plans group by or collect distinct members of (the tenant, every `group_by` column, every
 //!   `array_agg(DISTINCT col)`) also come interned, as `UInt32` twins named [`sym_column`]. Each value is
 //!   interned once per batch instead of once per plan, and plans group by integers.
+//! - The distinct-member columns, which are also the dimensions of samples, come with a second twin of each
+//!   value's hash ([`hash_column`]), so a sample's combination is hashed from numbers, not text.
 //! - Each window slide the detections use has a column of panes ([`pane_column`]), computed once per batch.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, AsArray, Int64Array, RecordBatch, StringViewArray, UInt32Array,
+    Array, ArrayRef, AsArray, Int64Array, RecordBatch, StringViewArray, UInt32Array, UInt64Array,
 };
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimestampMicrosecondType};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimestampMicrosecondType, UInt32Type};
 use sentra_schemas::events_schema;
 
 use super::aggregates::Text;
@@ -25,6 +27,11 @@ use super::state::{Interner, Sym, NONE};
 /// The name of `column`'s interned twin.
 pub(super) fn sym_column(column: &str) -> String {
     format!("__sym_{column}")
+}
+
+/// The name of `column`'s twin of value hashes ([`value_hash`](super::state::value_hash)).
+pub(super) fn hash_column(column: &str) -> String {
+    format!("__hash_{column}")
 }
 
 /// The name of the column of window panes `slide_us` long: each event's time rounded down to a multiple of
@@ -40,8 +47,10 @@ pub(super) struct Table {
     pub schema: SchemaRef,
     /// Events columns in the table, in order.
     columns: Vec<usize>,
-    /// Events columns with an interned twin, in order.
+    /// Events columns with an interned twin, in order…
     twins: Vec<usize>,
+    /// …and which of those (indices into `twins`) have a hash twin too.
+    hashed: Vec<usize>,
     /// Pane lengths with a column, in order, µs.
     slides: Vec<i64>,
 }
@@ -85,6 +94,18 @@ impl Table {
                 fields.push(Arc::new(Field::new(name, DataType::UInt32, false)));
             }
         }
+        let mut hashed = Vec::new();
+        for (t, &i) in twins.iter().enumerate() {
+            let name = events.field(i).name();
+            if distinct.contains(name) {
+                hashed.push(t);
+                fields.push(Arc::new(Field::new(
+                    hash_column(name),
+                    DataType::UInt64,
+                    false,
+                )));
+            }
+        }
         let mut slides: Vec<i64> = detections
             .iter()
             .map(|d| d.window.size_slide_us().1)
@@ -102,6 +123,7 @@ impl Table {
             schema: Arc::new(Schema::new(fields)),
             columns,
             twins,
+            hashed,
             slides,
         }
     }
@@ -114,6 +136,7 @@ impl Table {
             .iter()
             .map(|&i| events.column(i).clone())
             .collect();
+        let first_twin = columns.len();
         for &i in &self.twins {
             let column = events.column(i);
             let syms = match column.as_string_view_opt() {
@@ -125,6 +148,11 @@ impl Table {
                 }
             };
             columns.push(Arc::new(syms));
+        }
+        for &t in &self.hashed {
+            let syms = columns[first_twin + t].as_primitive::<UInt32Type>();
+            let hashes = syms.values().iter().map(|&sym| strings.hash(sym));
+            columns.push(Arc::new(UInt64Array::from_iter_values(hashes)));
         }
         let times = events
             .column_by_name("timestamp")

@@ -148,6 +148,43 @@ fn brute_force() {
 }
 
 #[test]
+fn samples_are_the_first_event_of_each_combination() {
+    // Three users in turn, then a second host: each (host, user) combination is sampled by its first event.
+    let mut lines: Vec<String> = (0..9)
+        .map(|i| {
+            fail(
+                i * 4,
+                ["root", "alice", "bob"][i as usize % 3],
+                "203.0.113.7",
+            )
+        })
+        .collect();
+    lines.push(lines[0].replace("bastion-1", "bastion-2"));
+    lines.sort_by_key(|l| l[..15].to_owned());
+    let s = run(&lines);
+    let b = only(&s, "ssh_brute_force");
+    let all = batches(&lines, 100);
+    let ids = all[0].column(1).as_string_view();
+    let first = |host: &str, user: &str| {
+        let row = lines
+            .iter()
+            .position(|l| l.contains(host) && l.contains(&format!("for {user} ")))
+            .unwrap();
+        ids.value(row).to_owned()
+    };
+    let mut expected = vec![
+        first("bastion-1", "root"),
+        first("bastion-1", "alice"),
+        first("bastion-1", "bob"),
+        first("bastion-2", "root"),
+    ];
+    let mut got = b.evidence.clone();
+    expected.sort();
+    got.sort();
+    assert_eq!(got, expected);
+}
+
+#[test]
 fn password_spray() {
     let users = ["alice", "bob", "carol", "dave", "erin", "frank", "grace"];
     let lines: Vec<String> = users
