@@ -152,7 +152,10 @@ impl Api {
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| v.strip_prefix("Bearer "))
             });
-        let tenant = key.and_then(|k| self.keys.get(&hex::encode(Sha256::digest(k.as_bytes()))));
+        let tenant = key.and_then(|k| {
+            self.keys
+                .get(&const_hex::encode(Sha256::digest(k.as_bytes())))
+        });
         let Some(tenant) = tenant else {
             self.metrics.unauthorized.fetch_add(1, Ordering::Relaxed);
             return Err(Box::new(error(

@@ -16,7 +16,7 @@ pub fn sign(secret: &[u8], timestamp: i64, body: &[u8]) -> String {
     mac.update(timestamp.to_string().as_bytes());
     mac.update(b".");
     mac.update(body);
-    format!("v1={}", hex::encode(mac.finalize().into_bytes()))
+    format!("v1={}", const_hex::encode(mac.finalize().into_bytes()))
 }
 
 /// Why a signature was not accepted.
@@ -43,7 +43,7 @@ pub fn verify(
     tolerance_secs: i64,
 ) -> Result<(), VerifyError> {
     let hex_sig = header.strip_prefix("v1=").ok_or(VerifyError::Malformed)?;
-    let sig = hex::decode(hex_sig).map_err(|_| VerifyError::Malformed)?;
+    let sig = const_hex::decode(hex_sig).map_err(|_| VerifyError::Malformed)?;
     let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length");
     mac.update(timestamp.to_string().as_bytes());
     mac.update(b".");
