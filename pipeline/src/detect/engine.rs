@@ -32,8 +32,9 @@ use serde::{Deserialize, Serialize};
 
 use super::aggregates::{self, to_micros, SharedOutbox};
 use super::definition::{parse_condition, Detection, Merge, Op, Term};
+use super::predicates::over_twins;
 use super::risk;
-use super::sharing::{all_of, canonical, plan_groups, restrict, PlanGroup};
+use super::sharing::{all_of, plan_groups, restrict, PlanGroup};
 use super::state::{
     compact, merge_window, Entity, EntityKey, FastMap, Interner, Num, SavedEntity, Scratch, Sym,
     MAX_KEYS, NONE,
@@ -202,6 +203,7 @@ async fn plan_shared(
     ctx: &SessionContext,
     detections: &[Detection],
     group: &PlanGroup,
+    strings: &mut Interner,
 ) -> datafusion::error::Result<(Arc<dyn ExecutionPlan>, Vec<Layout>)> {
     let first = &detections[group.members[0].0];
     let mut group_cols: Vec<String> = vec![sym_column("tenant")];
@@ -209,7 +211,7 @@ async fn plan_shared(
     group_cols.push(pane_column(first.window.size_slide_us().1));
     let mut exprs: Vec<String> = Vec::new();
     let mut column = |expr: String| {
-        let expr = canonical(&expr);
+        let expr = over_twins(&expr, strings);
         let at = exprs.iter().position(|e| *e == expr).unwrap_or_else(|| {
             exprs.push(expr);
             exprs.len() - 1
@@ -295,7 +297,7 @@ async fn plan_shared(
     let sql = format!(
         "SELECT {} FROM events WHERE ({}) GROUP BY {}",
         select.join(", "),
-        group.filter,
+        over_twins(&group.filter, strings),
         group_cols.join(", ")
     );
     let plan = ctx.sql(&sql).await?.create_physical_plan().await?;
@@ -426,11 +428,13 @@ impl Engine {
         // computes the union of their values: the filter, the grouping and any value they have in common are
         // computed once.
         let mut groups = plan_groups(&detections);
+        // Plans compare text columns with literals as numbers, pinned in the interner first.
+        let mut strings = Interner::default();
         let mut plans = Vec::new();
         let mut layouts: Vec<Option<Layout>> = detections.iter().map(|_| None).collect();
         while let Some(group) = groups.pop() {
             let members: Vec<usize> = group.members.iter().map(|m| m.0).collect();
-            match plan_shared(&ctx, &detections, &group).await {
+            match plan_shared(&ctx, &detections, &group, &mut strings).await {
                 Ok((plan, member_layouts)) => {
                     for (&m, layout) in members.iter().zip(member_layouts) {
                         layouts[m] = Some(layout);
@@ -463,7 +467,7 @@ impl Engine {
             plans,
             planned,
             state: FastMap::default(),
-            strings: Interner::default(),
+            strings,
             outbox,
             interned_limit: MIN_INTERNED_LIMIT,
             min_interned_limit: MIN_INTERNED_LIMIT,
@@ -829,7 +833,7 @@ impl Engine {
         self.max_event_us = s.max_event_us.into_iter().collect();
         self.state.clear();
         let strings = &mut self.strings;
-        *strings = Interner::default();
+        *strings = strings.fresh();
         self.entities_per_tenant.clear();
         for (tenant, list) in s.entities {
             for saved in list {

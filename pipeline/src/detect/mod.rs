@@ -9,6 +9,7 @@ pub mod catalog;
 pub mod definition;
 pub mod engine;
 pub mod overrides;
+mod predicates;
 pub mod risk;
 mod sharing;
 mod state;

@@ -35,15 +35,10 @@ impl PlanGroup {
 }
 
 /// A whole SQL expression as DataFusion's parser reads it; `None` if it does not parse or has text after it.
-fn parse(sql: &str) -> Option<Expr> {
+pub(super) fn parse(sql: &str) -> Option<Expr> {
     let mut parser = Parser::new(&GenericDialect {}).try_with_sql(sql).ok()?;
     let expr = parser.parse_expr().ok()?;
     (parser.peek_token().token == Token::EOF).then_some(expr)
-}
-
-/// `sql` in the parser's canonical text, or as written if it does not parse.
-pub(super) fn canonical(sql: &str) -> String {
-    parse(sql).map_or_else(|| sql.trim().to_owned(), |e| e.to_string())
 }
 
 /// The distinct conjuncts of a filter, canonical and sorted.

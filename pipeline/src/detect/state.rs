@@ -35,6 +35,8 @@ pub(super) struct Interner {
     ids: FastMap<Box<str>, Sym>,
     strings: Vec<Box<str>>,
     hashes: Vec<u64>,
+    /// The first this many strings are pinned: every [`Interner::fresh`] copy keeps their numbers.
+    pinned: usize,
 }
 
 impl Interner {
@@ -48,6 +50,31 @@ impl Interner {
         self.hashes.push(value_hash(Some(s)));
         self.ids.insert(s.into(), id);
         id
+    }
+
+    /// The number of `s`, which every [`Interner::fresh`] copy keeps (for the literals plans compare with).
+    /// Strings are pinned before any other is interned.
+    pub fn pin(&mut self, s: &str) -> Sym {
+        if let Some(id) = self.lookup(s) {
+            assert!((id as usize) < self.pinned, "{s:?} was interned unpinned");
+            return id;
+        }
+        assert_eq!(
+            self.pinned,
+            self.strings.len(),
+            "pinned after other strings"
+        );
+        self.pinned += 1;
+        self.intern(s)
+    }
+
+    /// An interner holding only this one's pinned strings, with the same numbers.
+    pub fn fresh(&self) -> Self {
+        let mut fresh = Self::default();
+        for s in &self.strings[..self.pinned] {
+            fresh.pin(s);
+        }
+        fresh
     }
 
     /// [`Interner::intern`], with [`NONE`] for an absent value.
@@ -668,7 +695,7 @@ impl Entity {
 /// Re-interns everything `state` refers to into a fresh interner, dropping strings no state holds any more
 /// (keys and set members of closed windows); returns the new interner.
 pub(super) fn compact(state: &mut FastMap<EntityKey, Entity>, old: &Interner) -> Interner {
-    let mut fresh = Interner::default();
+    let mut fresh = old.fresh();
     let mut renumber = |id: Sym| match old.resolve(id) {
         Some(s) => fresh.intern(s),
         None => NONE,

@@ -3,9 +3,10 @@
 //! - Only the [`events_schema`] columns some detection names are in it; the rest are never scanned.
 //! - Text stays as the events batch has it, string views, so a plan's filter moves 16-byte views instead of
 //!   copying strings, and short strings compare inline.
-//! - The columns plans group by or collect distinct members of (the tenant, every `group_by` column, every
-//!   `array_agg(DISTINCT col)`) also come interned, as `UInt32` twins named [`sym_column`]. Each value is
-//!   interned once per batch instead of once per plan, and plans group by integers.
+//! - The columns plans group by, collect distinct members of or compare with text literals (the tenant, every
+//!   `group_by` column, every `array_agg(DISTINCT col)`, every `col = 'x'` of a filter, see
+//!   [`predicates`](super::predicates)) also come interned, as `UInt32` twins named [`sym_column`]. Each value
+//!   is interned once per batch instead of once per plan, and plans group and compare integers.
 //! - The distinct-member columns, which are also the dimensions of samples, come with a second twin of each
 //!   value's hash ([`hash_column`]), so a sample's combination is hashed from numbers, not text.
 //! - Each window slide the detections use has a column of panes ([`pane_column`]), computed once per batch.
@@ -22,6 +23,7 @@ use sentra_schemas::events_schema;
 use super::aggregates::Text;
 use super::definition::{Detection, Merge};
 use super::engine::{parse_distinct, values};
+use super::predicates::compared_columns;
 use super::state::{Interner, Sym, NONE};
 
 /// The name of `column`'s interned twin.
@@ -62,6 +64,7 @@ impl Table {
         let mut named: HashSet<&str> = ["tenant", "timestamp", "event_id"].into();
         let mut interned: HashSet<&str> = ["tenant"].into();
         let mut distinct = Vec::new();
+        let mut compared = Vec::new();
         for d in detections {
             let texts = [d.filter.as_str()]
                 .into_iter()
@@ -71,6 +74,12 @@ impl Table {
                 named.extend(text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')));
             }
             interned.extend(d.group_by.iter().map(String::as_str));
+            compared.extend(
+                [d.filter.as_str()]
+                    .into_iter()
+                    .chain(values(d).map(|(_, sql, _)| sql))
+                    .flat_map(compared_columns),
+            );
             distinct.extend(
                 values(d)
                     .filter(|&(_, _, merge)| merge == Merge::Union)
@@ -78,6 +87,7 @@ impl Table {
             );
         }
         interned.extend(distinct.iter().map(String::as_str));
+        interned.extend(compared.iter().map(String::as_str));
         let events = events_schema();
         let mut fields = Vec::new();
         let (mut columns, mut twins) = (Vec::new(), Vec::new());
@@ -166,11 +176,14 @@ impl Table {
     }
 }
 
-/// Interns a column of string views (null is [`NONE`]). A value of at most 12 bytes is held whole in its view,
-/// so a repeat of one is found in a small direct-mapped cache keyed by the view, without hashing the string.
+/// Interns a column of string views (null is [`NONE`]). Within one array a view names its value exactly (a
+/// value of up to 12 bytes is held whole in it; a longer one by length, prefix, buffer and offset), so a
+/// repeated view is found in a small direct-mapped cache keyed by the view, without hashing the string. Short
+/// values repeat as views by nature; long ones do when the batch holds one copy of a repeated value (as
+/// `EventColumns` does for constants such as an action).
 fn intern_views(column: &StringViewArray, strings: &mut Interner) -> UInt32Array {
     const SLOTS: usize = 512;
-    // No inline view has this length, so no view matches an empty slot.
+    // No view has this length, so no view matches an empty slot.
     let mut cache = [(u128::MAX, NONE); SLOTS];
     let views = column.views();
     let syms = (0..column.len()).map(|row| -> Sym {
@@ -178,9 +191,6 @@ fn intern_views(column: &StringViewArray, strings: &mut Interner) -> UInt32Array
             return NONE;
         }
         let view = views[row];
-        if view as u32 > 12 {
-            return strings.intern(column.value(row));
-        }
         let mixed = (view as u64 ^ (view >> 64) as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
         let slot = &mut cache[(mixed >> 55) as usize % SLOTS];
         if slot.0 != view {
