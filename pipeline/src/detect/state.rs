@@ -95,9 +95,10 @@ impl Interner {
     /// The [`value_hash`] of `id`'s string (of an absent value for [`NONE`]).
     #[inline]
     pub fn hash(&self, id: Sym) -> u64 {
+        static ABSENT: std::sync::LazyLock<u64> = std::sync::LazyLock::new(|| value_hash(None));
         match self.hashes.get(id as usize) {
             Some(&h) => h,
-            None => value_hash(None),
+            None => *ABSENT,
         }
     }
 
