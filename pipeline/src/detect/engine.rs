@@ -507,36 +507,47 @@ impl Engine {
         if batch.num_rows() == 0 {
             return Ok(out);
         }
-        // Lateness, event by event.
-        let tenants = batch.column(0).as_string_view();
+        // Lateness, event by event, by the tenants' interned numbers; each tenant's newest time is looked up
+        // by name once per batch and written back at its end.
+        let table = self.table.batch(batch, &mut self.strings);
+        let tenants = table
+            .column(self.table.tenant_twin())
+            .as_primitive::<UInt32Type>();
         let ts = batch.column(2).as_primitive::<TimestampMicrosecondType>();
         let lateness = self.lateness_us();
+        let (strings, max_event_us) = (&self.strings, &mut self.max_event_us);
+        let mut newest: FastMap<Sym, i64> = FastMap::default();
         let mut keep = Vec::with_capacity(batch.num_rows());
-        let mut last: Option<(&str, i64)> = None;
-        for row in 0..batch.num_rows() {
-            let (t, time) = (tenants.value(row), ts.value(row));
-            let max = match last {
-                Some((lt, m)) if lt == t => m,
-                _ => *self.max_event_us.get(t).unwrap_or(&i64::MIN),
-            };
-            let late = max != i64::MIN && time < max - lateness;
+        for (row, (&t, &time)) in tenants.values().iter().zip(ts.values()).enumerate() {
+            let max = newest.entry(t).or_insert_with(|| {
+                let known = strings.resolve(t).and_then(|name| max_event_us.get(name));
+                known.copied().unwrap_or(i64::MIN)
+            });
+            let late = *max != i64::MIN && time < *max - lateness;
             keep.push(!late);
             if late {
                 out.late_rows.push(row);
-            } else if time > max {
-                self.max_event_us.insert(t.to_owned(), time);
-                last = Some((t, time));
-            } else {
-                last = Some((t, max));
+            } else if time > *max {
+                *max = time;
+            }
+        }
+        for (t, max) in newest {
+            if let Some(name) = strings.resolve(t).filter(|_| max != i64::MIN) {
+                match max_event_us.get_mut(name) {
+                    Some(m) => *m = max,
+                    None => {
+                        max_event_us.insert(name.to_owned(), max);
+                    }
+                }
             }
         }
         let on_time = if out.late_rows.is_empty() {
-            batch.clone()
+            table
         } else {
-            filter_record_batch(batch, &BooleanArray::from(keep)).expect("mask matches the batch")
+            filter_record_batch(&table, &BooleanArray::from(keep)).expect("mask matches the batch")
         };
 
-        *self.slot.lock().expect("slot lock") = vec![self.table.batch(&on_time, &mut self.strings)];
+        *self.slot.lock().expect("slot lock") = vec![on_time];
         let task = self.ctx.task_ctx();
         for i in 0..self.plans.len() {
             let result = collect(self.plans[i].plan.clone(), task.clone())

@@ -138,6 +138,13 @@ impl Table {
         }
     }
 
+    /// The column of the tenant's interned twin in this table's batches.
+    pub fn tenant_twin(&self) -> usize {
+        // The tenant is the events' first column, so its twin is the first twin.
+        debug_assert_eq!(self.twins.first(), Some(&0));
+        self.columns.len()
+    }
+
     /// An events batch as this table; twins are interned into `strings` (null is
     /// [`NONE`](super::state::NONE)).
     pub fn batch(&self, events: &RecordBatch, strings: &mut Interner) -> RecordBatch {
