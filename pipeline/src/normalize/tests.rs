@@ -235,6 +235,7 @@ fn bad_input_is_quarantined_with_reason_and_original_bytes() {
         (q.reason, q.original.as_slice()),
         (QuarantineReason::InvalidUtf8, &bad_utf8[..])
     );
+    assert!(q.detail.ends_with("at byte 27"), "{}", q.detail);
     assert_eq!(
         reason(n.normalize(&input(b"{\"tenant\": \"acme\", "))),
         QuarantineReason::InvalidJson
