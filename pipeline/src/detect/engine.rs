@@ -507,44 +507,16 @@ impl Engine {
         if batch.num_rows() == 0 {
             return Ok(out);
         }
-        // Lateness, event by event, by the tenants' interned numbers; each tenant's newest time is looked up
-        // by name once per batch and written back at its end.
         let table = self.table.batch(batch, &mut self.strings);
         let tenants = table
             .column(self.table.tenant_twin())
             .as_primitive::<UInt32Type>();
-        let ts = batch.column(2).as_primitive::<TimestampMicrosecondType>();
-        let lateness = self.lateness_us();
-        let (strings, max_event_us) = (&self.strings, &mut self.max_event_us);
-        let mut newest: FastMap<Sym, i64> = FastMap::default();
-        let mut keep = Vec::with_capacity(batch.num_rows());
-        for (row, (&t, &time)) in tenants.values().iter().zip(ts.values()).enumerate() {
-            let max = newest.entry(t).or_insert_with(|| {
-                let known = strings.resolve(t).and_then(|name| max_event_us.get(name));
-                known.copied().unwrap_or(i64::MIN)
-            });
-            let late = *max != i64::MIN && time < *max - lateness;
-            keep.push(!late);
-            if late {
-                out.late_rows.push(row);
-            } else if time > *max {
-                *max = time;
-            }
-        }
-        for (t, max) in newest {
-            if let Some(name) = strings.resolve(t).filter(|_| max != i64::MIN) {
-                match max_event_us.get_mut(name) {
-                    Some(m) => *m = max,
-                    None => {
-                        max_event_us.insert(name.to_owned(), max);
-                    }
-                }
-            }
-        }
+        let times = batch.column(2).as_primitive::<TimestampMicrosecondType>();
+        let keep = self.check_lateness(tenants.values(), times.values(), &mut out.late_rows);
         let on_time = if out.late_rows.is_empty() {
             table
         } else {
-            filter_record_batch(&table, &BooleanArray::from(keep)).expect("mask matches the batch")
+            filter_record_batch(&table, &keep).expect("mask matches the batch")
         };
 
         *self.slot.lock().expect("slot lock") = vec![on_time];
@@ -573,6 +545,45 @@ impl Engine {
         self.slot.lock().expect("slot lock").clear();
         out.signals = self.close(false);
         Ok(out)
+    }
+
+    /// Decides lateness event by event (`tenants` as interned numbers, `times` in µs): returns the mask of
+    /// events on time, puts the late rows in `late`, and moves each tenant's newest event time. A tenant's
+    /// newest time is looked up by name once per batch and written back at its end.
+    fn check_lateness(
+        &mut self,
+        tenants: &[Sym],
+        times: &[i64],
+        late: &mut Vec<usize>,
+    ) -> BooleanArray {
+        let lateness = self.lateness_us();
+        let (strings, max_event_us) = (&self.strings, &mut self.max_event_us);
+        let mut newest: FastMap<Sym, i64> = FastMap::default();
+        let mut keep = Vec::with_capacity(times.len());
+        for (row, (&t, &time)) in tenants.iter().zip(times).enumerate() {
+            let max = newest.entry(t).or_insert_with(|| {
+                let known = strings.resolve(t).and_then(|name| max_event_us.get(name));
+                known.copied().unwrap_or(i64::MIN)
+            });
+            let is_late = *max != i64::MIN && time < *max - lateness;
+            keep.push(!is_late);
+            if is_late {
+                late.push(row);
+            } else if time > *max {
+                *max = time;
+            }
+        }
+        for (t, max) in newest {
+            if let Some(name) = strings.resolve(t).filter(|_| max != i64::MIN) {
+                match max_event_us.get_mut(name) {
+                    Some(m) => *m = max,
+                    None => {
+                        max_event_us.insert(name.to_owned(), max);
+                    }
+                }
+            }
+        }
+        BooleanArray::from(keep)
     }
 
     /// Closes every open window (end of input): the watermark moves past all events.
