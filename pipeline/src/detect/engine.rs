@@ -222,45 +222,34 @@ async fn plan_shared(
     for (m, extra) in &group.members {
         let d = &detections[*m];
         let extra = (!extra.is_empty()).then(|| all_of(extra));
+        // Every aggregate of a member with extra conditions takes them as (or into) its `FILTER`.
+        let narrowed = |name: &str, sql: String| match &extra {
+            None => Ok(sql),
+            Some(e) => restrict(&sql, e).ok_or_else(|| {
+                datafusion::error::DataFusionError::Plan(format!(
+                    "{name} ({sql}) is not a single aggregate, so it cannot share a plan"
+                ))
+            }),
+        };
         let (mut value_names, mut merges, mut sources) = (Vec::new(), Vec::new(), Vec::new());
         // Samples are kept per combination of the distinct sets' columns.
         let mut sample_dims = String::new();
         for (name, sql, merge) in values(d) {
             let source = match (merge, parse_distinct(sql)) {
                 (Merge::Union, Some((col, cond))) => {
-                    let cond = match (cond, &extra) {
-                        (Some(c), Some(e)) => Some(format!("({c}) AND ({e})")),
-                        (c, e) => c.or_else(|| e.clone()),
-                    };
                     let filter = cond.map_or(String::new(), |c| format!(" FILTER (WHERE {c})"));
                     sample_dims.push_str(&format!(", {}", hash_column(&col)));
-                    ValueSource::Set(
-                        column(format!("sentra_set({}){filter}", sym_column(&col))),
-                        true,
-                    )
+                    let set = format!("sentra_set({}){filter}", sym_column(&col));
+                    ValueSource::Set(column(narrowed(name, set)?), true)
                 }
-                _ => {
-                    let sql = match &extra {
-                        None => sql.trim().to_owned(),
-                        Some(e) => restrict(sql, e).ok_or_else(|| {
-                            datafusion::error::DataFusionError::Plan(format!(
-                                "{name} ({sql}) is not a single aggregate, so it cannot share a plan"
-                            ))
-                        })?,
-                    };
-                    ValueSource::Column(column(sql))
-                }
+                _ => ValueSource::Column(column(narrowed(name, sql.trim().to_owned())?)),
             };
             value_names.push(name.to_owned());
             merges.push(merge);
             sources.push(source);
         }
-        let filter = extra
-            .as_ref()
-            .map_or(String::new(), |e| format!(" FILTER (WHERE {e})"));
-        let evidence = column(format!(
-            "sentra_evidence(event_id, timestamp{sample_dims}){filter}"
-        ));
+        let evidence = format!("sentra_evidence(event_id, timestamp{sample_dims})");
+        let evidence = column(narrowed("samples", evidence)?);
         // The builtin event count comes first.
         let rows = match (&extra, sources.first()) {
             (Some(_), Some(&ValueSource::Column(c))) => Some(c),

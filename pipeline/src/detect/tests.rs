@@ -95,6 +95,14 @@ fn only<'a>(signals: &'a [Signal], name: &str) -> &'a Signal {
     hits[0]
 }
 
+/// The built-in detection `name`.
+fn builtin(name: &str) -> Detection {
+    catalog::builtin()
+        .into_iter()
+        .find(|d| d.name == name)
+        .unwrap()
+}
+
 fn names(signals: &[Signal]) -> Vec<&str> {
     let mut n: Vec<&str> = signals.iter().map(|s| s.signal.as_str()).collect();
     n.sort_unstable();
@@ -491,10 +499,7 @@ fn a_narrower_detection_sharing_a_plan_sees_only_its_own_groups() {
     // Sharing the plan of a broader filter, the narrower detection's values count only the rows of its own
     // filter, and a group with none of them is not its group at all: `n <= 1` would otherwise fire on every
     // source that only failed.
-    let broad = catalog::builtin()
-        .into_iter()
-        .find(|d| d.name == "ssh_login_after_failures")
-        .unwrap();
+    let broad = builtin("ssh_login_after_failures");
     let mut narrow = broad.clone();
     narrow.name = "few_successes".into();
     narrow.filter = format!("outcome = 'success' AND ({})", broad.filter);
@@ -524,10 +529,7 @@ fn a_narrower_detection_sharing_a_plan_sees_only_its_own_groups() {
 
 #[test]
 fn a_plan_error_names_the_detection_even_when_it_would_share_a_plan() {
-    let brute = catalog::builtin()
-        .into_iter()
-        .find(|d| d.name == "ssh_brute_force")
-        .unwrap();
+    let brute = builtin("ssh_brute_force");
     let mut broken = brute.clone();
     broken.name = "broken_copy".into();
     broken.aggregates[0].sql = "sum(no_such_column)".into();
