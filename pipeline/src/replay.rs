@@ -276,7 +276,9 @@ fn read_all(
         };
         let mut reader = BufReader::with_capacity(1 << 20, reader);
         let mut normalizer = Normalizer::new(opts.normalize.clone());
-        let mut position = String::with_capacity(name.len() + 12);
+        // `NAME:` stays; only the line number after it is rewritten for each line.
+        let mut position = format!("{name}:");
+        let prefix = position.len();
         let mut line_no = 0u64;
         let normalize_line = |line: &[u8]| {
             line_no += 1;
@@ -285,9 +287,7 @@ fn read_all(
                 counts.blank += 1;
                 return true;
             }
-            position.clear();
-            position.push_str(&name);
-            position.push(':');
+            position.truncate(prefix);
             position.push_str(itoa::Buffer::new().format(line_no));
             let input = Input {
                 bytes,
