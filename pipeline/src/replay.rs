@@ -156,18 +156,19 @@ pub fn replay(
                     out: &mut (dyn Write + Send)|
          -> Result<(), ReplayError> {
             signals.iter_mut().for_each(|s| opts.overrides.apply(s));
-            // Serialized into one buffer and written once: serde_json writes each token apart, and
-            // through `dyn Write` every one of those was a call.
-            let mut text = Vec::with_capacity(2048 * signals.len());
+            // Each signal is serialized into a buffer and written at once: serde_json writes every token
+            // apart, and through `dyn Write` each of those was a call.
+            let mut text = Vec::with_capacity(4096);
             for s in &signals {
+                text.clear();
                 serde_json::to_writer(&mut text, s).map_err(|e| ReplayError::Output(e.into()))?;
                 text.push(b'\n');
+                out.write_all(&text).map_err(ReplayError::Output)?;
                 *summary
                     .signals_by_detection
                     .entry(s.signal.clone())
                     .or_default() += 1;
             }
-            out.write_all(&text).map_err(ReplayError::Output)?;
             summary.signals += signals.len() as u64;
             if let Some(store) = &store {
                 store.write_signals(&signals)?;

@@ -163,7 +163,7 @@ pub mod rfc3339_us {
     pub fn serialize<S: Serializer>(us: &i64, s: S) -> Result<S::Ok, S::Error> {
         match super::rfc3339_us_bytes(*us) {
             Some(b) => s.serialize_str(std::str::from_utf8(&b).expect("ASCII")),
-            None => s.serialize_str(&super::format_rfc3339_us(*us)),
+            None => s.serialize_str(&super::format_rfc3339_us_slow(*us)),
         }
     }
 
