@@ -21,10 +21,9 @@ use axum::{Json, Router};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use sentra_queries::intent::{Filters, Intent, Subject, What};
 use sentra_queries::{AskError, Store};
-use sentra_schemas::TenantId;
+use sentra_schemas::{hex_digest_plain, TenantId};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 
 use crate::config::Config;
 
@@ -152,10 +151,7 @@ impl Api {
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| v.strip_prefix("Bearer "))
             });
-        let tenant = key.and_then(|k| {
-            self.keys
-                .get(&const_hex::encode(Sha256::digest(k.as_bytes())))
-        });
+        let tenant = key.and_then(|k| self.keys.get(&hex_digest_plain(k.as_bytes())));
         let Some(tenant) = tenant else {
             self.metrics.unauthorized.fetch_add(1, Ordering::Relaxed);
             return Err(Box::new(error(
