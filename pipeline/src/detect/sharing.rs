@@ -107,8 +107,9 @@ fn restrictable(d: &Detection) -> bool {
 }
 
 /// Groups detections into plans. A detection joins a plan with the same keys and pane length whose filter
-/// is its own, or (when its values can take extra conditions) whose filter's conjuncts are a subset of its
-/// own. Broader filters are placed first, so they become the plans' filters.
+/// has the same conjuncts as its own, or (when its values can take extra conditions) a subset of them.
+/// Broader filters are placed first, so they become the plans' filters. A filter that does not parse plans
+/// alone, where DataFusion's error names it.
 pub(super) fn plan_groups(detections: &[Detection]) -> Vec<PlanGroup> {
     let conj: Vec<Option<Vec<String>>> = detections.iter().map(|d| conjuncts(&d.filter)).collect();
     let mut order: Vec<usize> = (0..detections.len()).collect();
@@ -122,13 +123,11 @@ pub(super) fn plan_groups(detections: &[Detection]) -> Vec<PlanGroup> {
             {
                 return None;
             }
-            if o.filter.trim() == d.filter.trim() {
-                return Some((g, Vec::new()));
-            }
             let (base, own) = (base.as_ref()?, conj[i].as_ref()?);
             let extra: Vec<String> = own.iter().filter(|c| !base.contains(c)).cloned().collect();
             let subset = base.iter().all(|c| own.contains(c));
-            (subset && restrictable(d)).then_some((g, extra))
+            // The same filter needs nothing of the values; a narrower one restricts them.
+            (subset && (extra.is_empty() || restrictable(d))).then_some((g, extra))
         });
         match joins {
             Some((g, extra)) => g.members.push((i, extra)),
