@@ -61,8 +61,9 @@ enum Command {
         #[command(subcommand)]
         command: DetectionsCommand,
     },
-    /// Measure the replay path (parse → normalize → detect) on a log file; prints lines/s and lines per
-    /// CPU-second. Make the standard workload with ../shared/bench/gen_sshd.py.
+    /// Measure the replay path on a log file, by stage: normalization alone (read, parse, ECS, ids, Arrow),
+    /// then the full path with the built-in catalog; prints lines/s and lines per CPU-second of each. Make
+    /// the standard workload with ../shared/bench/gen_sshd.py.
     Bench {
         /// The workload file.
         file: PathBuf,
@@ -1091,34 +1092,58 @@ fn cpu_and_peak_rss() -> (f64, i64) {
 fn bench(file: &std::path::Path, tenant: Option<String>, year: i32) -> Result<()> {
     check_tenant(&tenant)?;
     let tenant_from_host = tenant.is_none();
-    let opts = ReplayOptions {
+    let opts = |detections| ReplayOptions {
         sources: vec![Source::Path(file.to_owned())],
-        tenant,
+        tenant: tenant.clone(),
         normalize: NormalizeConfig {
             year: YearPolicy::Fixed(year),
             tenant_from_host,
             ..NormalizeConfig::default()
         },
-        detections: catalog::builtin(),
+        detections,
         engine: EngineConfig::default(),
         overrides: Overrides::default(),
         data_dir: None,
     };
-    let (cpu0, _) = cpu_and_peak_rss();
-    let mut sink = io::sink();
-    let (summary, wall) = replay_with_progress(&opts, &mut sink)?;
-    let (cpu1, rss) = cpu_and_peak_rss();
-    let cpu = cpu1 - cpu0;
-    let n_lines = (summary.counts.read + summary.counts.blank) as f64;
+    // Normalization first: the peak resident set only grows, so each stage's peak reads right after it.
+    let stages = [("normalize", Vec::new()), ("full path", catalog::builtin())];
+    let mut figures = Vec::new();
+    for (stage, detections) in stages {
+        let (cpu0, _) = cpu_and_peak_rss();
+        let (summary, wall) = replay_with_progress(&opts(detections), &mut io::sink())?;
+        let (cpu1, rss) = cpu_and_peak_rss();
+        figures.push((stage, summary, wall, cpu1 - cpu0, rss));
+    }
+    let (_, full, ..) = &figures[1];
+    let lines = (full.counts.read + full.counts.blank) as f64;
     println!("workload        {}", file.display());
-    println!("lines           {n_lines:.0}");
-    println!("events          {}", summary.counts.normalized);
-    println!("signals         {}", summary.signals);
-    println!("wall seconds    {wall:.3}");
-    println!("cpu seconds     {cpu:.3}");
-    println!("lines/s         {:.0}", n_lines / wall);
-    println!("lines/cpu-s     {:.0}", n_lines / cpu);
-    println!("peak rss MiB    {:.1}", rss as f64 / 1024.0);
+    println!("lines           {lines:.0}");
+    println!("events          {}", full.counts.normalized);
+    println!("signals         {}", full.signals);
+    let row = |name: &str, value: &dyn Fn(f64, f64, i64) -> String| {
+        let cells: Vec<String> = figures
+            .iter()
+            .map(|&(_, _, wall, cpu, rss)| format!("{:>14}", value(wall, cpu, rss)))
+            .collect();
+        println!("{name:<16}{}", cells.concat());
+    };
+    let header: String = figures.iter().map(|f| format!("{:>14}", f.0)).collect();
+    println!("{:<16}{header}", "stage");
+    row("wall seconds", &|wall, _, _| format!("{wall:.3}"));
+    row("cpu seconds", &|_, cpu, _| format!("{cpu:.3}"));
+    row("lines/s", &|wall, _, _| format!("{:.0}", lines / wall));
+    row("lines/cpu-s", &|_, cpu, _| format!("{:.0}", lines / cpu));
+    row("peak rss MiB", &|_, _, rss| {
+        format!("{:.1}", rss as f64 / 1024.0)
+    });
+    // What the detections add on top of normalization, as their own rate.
+    let detect_cpu = figures[1].3 - figures[0].3;
+    if detect_cpu > 0.0 {
+        println!(
+            "detection alone {:>14.0} lines/cpu-s (full path − normalize)",
+            lines / detect_cpu
+        );
+    }
     Ok(())
 }
 

@@ -320,3 +320,38 @@ fn overrides_mark_signals_without_deleting_them() {
         stderr(&out)
     );
 }
+
+#[test]
+fn bench_prints_each_stage_over_the_whole_file() {
+    let out = sentra(&["bench", "--tenant", "acme", SAMPLE]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let field = |name: &str| -> Vec<String> {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("no {name:?} in {text}"));
+        line[name.len()..]
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect()
+    };
+    let lines = fs::read_to_string(SAMPLE).unwrap().lines().count();
+    assert_eq!(field("lines "), [lines.to_string()]);
+    assert_eq!(field("stage"), ["normalize", "full", "path"]);
+    // The full path runs the catalog on the sample, which holds a brute force.
+    assert_ne!(field("signals"), ["0"]);
+    for name in [
+        "wall seconds",
+        "cpu seconds",
+        "lines/s",
+        "lines/cpu-s",
+        "peak rss MiB",
+    ] {
+        let values = field(name);
+        assert_eq!(values.len(), 2, "{name}: {values:?}");
+        for v in values {
+            assert!(v.parse::<f64>().is_ok_and(|v| v >= 0.0), "{name}: {v}");
+        }
+    }
+}
