@@ -1107,14 +1107,27 @@ fn bench(file: &std::path::Path, tenant: Option<String>, year: i32) -> Result<()
     };
     // Normalization first: the peak resident set only grows, so each stage's peak reads right after it.
     let stages = [("normalize", Vec::new()), ("full path", catalog::builtin())];
+    struct Figures {
+        stage: &'static str,
+        summary: ReplaySummary,
+        wall: f64,
+        cpu: f64,
+        peak_rss_kib: i64,
+    }
     let mut figures = Vec::new();
     for (stage, detections) in stages {
         let (cpu0, _) = cpu_and_peak_rss();
         let (summary, wall) = replay_with_progress(&opts(detections), &mut io::sink())?;
-        let (cpu1, rss) = cpu_and_peak_rss();
-        figures.push((stage, summary, wall, cpu1 - cpu0, rss));
+        let (cpu1, peak_rss_kib) = cpu_and_peak_rss();
+        figures.push(Figures {
+            stage,
+            summary,
+            wall,
+            cpu: cpu1 - cpu0,
+            peak_rss_kib,
+        });
     }
-    let (_, full, ..) = &figures[1];
+    let (normalize, full) = (&figures[0], &figures[1].summary);
     let lines = (full.counts.read + full.counts.blank) as f64;
     println!("workload        {}", file.display());
     println!("lines           {lines:.0}");
@@ -1123,11 +1136,11 @@ fn bench(file: &std::path::Path, tenant: Option<String>, year: i32) -> Result<()
     let row = |name: &str, value: &dyn Fn(f64, f64, i64) -> String| {
         let cells: Vec<String> = figures
             .iter()
-            .map(|&(_, _, wall, cpu, rss)| format!("{:>14}", value(wall, cpu, rss)))
+            .map(|f| format!("{:>14}", value(f.wall, f.cpu, f.peak_rss_kib)))
             .collect();
         println!("{name:<16}{}", cells.concat());
     };
-    let header: String = figures.iter().map(|f| format!("{:>14}", f.0)).collect();
+    let header: String = figures.iter().map(|f| format!("{:>14}", f.stage)).collect();
     println!("{:<16}{header}", "stage");
     row("wall seconds", &|wall, _, _| format!("{wall:.3}"));
     row("cpu seconds", &|_, cpu, _| format!("{cpu:.3}"));
@@ -1137,7 +1150,7 @@ fn bench(file: &std::path::Path, tenant: Option<String>, year: i32) -> Result<()
         format!("{:.1}", rss as f64 / 1024.0)
     });
     // What the detections add on top of normalization, as their own rate.
-    let detect_cpu = figures[1].3 - figures[0].3;
+    let detect_cpu = figures[1].cpu - normalize.cpu;
     if detect_cpu > 0.0 {
         println!(
             "detection alone {:>14.0} lines/cpu-s (full path − normalize)",
