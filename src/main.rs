@@ -1127,30 +1127,29 @@ fn bench(file: &std::path::Path, tenant: Option<String>, year: i32) -> Result<()
             peak_rss_kib,
         });
     }
-    let (normalize, full) = (&figures[0], &figures[1].summary);
-    let lines = (full.counts.read + full.counts.blank) as f64;
+    let (normalize, full) = (&figures[0], &figures[1]);
+    let lines = (full.summary.counts.read + full.summary.counts.blank) as f64;
     println!("workload        {}", file.display());
     println!("lines           {lines:.0}");
-    println!("events          {}", full.counts.normalized);
-    println!("signals         {}", full.signals);
-    let row = |name: &str, value: &dyn Fn(f64, f64, i64) -> String| {
-        let cells: Vec<String> = figures
+    println!("events          {}", full.summary.counts.normalized);
+    println!("signals         {}", full.summary.signals);
+    let row = |name: &str, value: &dyn Fn(&Figures) -> String| {
+        let cells: String = figures
             .iter()
-            .map(|f| format!("{:>14}", value(f.wall, f.cpu, f.peak_rss_kib)))
+            .map(|f| format!("{:>14}", value(f)))
             .collect();
-        println!("{name:<16}{}", cells.concat());
+        println!("{name:<16}{cells}");
     };
-    let header: String = figures.iter().map(|f| format!("{:>14}", f.stage)).collect();
-    println!("{:<16}{header}", "stage");
-    row("wall seconds", &|wall, _, _| format!("{wall:.3}"));
-    row("cpu seconds", &|_, cpu, _| format!("{cpu:.3}"));
-    row("lines/s", &|wall, _, _| format!("{:.0}", lines / wall));
-    row("lines/cpu-s", &|_, cpu, _| format!("{:.0}", lines / cpu));
-    row("peak rss MiB", &|_, _, rss| {
-        format!("{:.1}", rss as f64 / 1024.0)
+    row("stage", &|f| f.stage.to_owned());
+    row("wall seconds", &|f| format!("{:.3}", f.wall));
+    row("cpu seconds", &|f| format!("{:.3}", f.cpu));
+    row("lines/s", &|f| format!("{:.0}", lines / f.wall));
+    row("lines/cpu-s", &|f| format!("{:.0}", lines / f.cpu));
+    row("peak rss MiB", &|f| {
+        format!("{:.1}", f.peak_rss_kib as f64 / 1024.0)
     });
     // What the detections add on top of normalization, as their own rate.
-    let detect_cpu = figures[1].cpu - normalize.cpu;
+    let detect_cpu = full.cpu - normalize.cpu;
     if detect_cpu > 0.0 {
         println!(
             "detection alone {:>14.0} lines/cpu-s (full path − normalize)",

@@ -17,7 +17,7 @@ pub fn format_rfc3339_us(us: i64) -> String {
 /// [`format_rfc3339_us`]'s text in a stack buffer, for years 0 to 9999 (`None` outside). Digits are
 /// written by hand: `format!` with seven padded numbers cost ~3,000 instructions, and every signal
 /// formats several times.
-pub fn rfc3339_us_bytes(us: i64) -> Option<[u8; 27]> {
+fn rfc3339_us_bytes(us: i64) -> Option<[u8; 27]> {
     let secs = us.div_euclid(1_000_000);
     let micros = us.rem_euclid(1_000_000) as u32;
     let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
