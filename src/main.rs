@@ -183,9 +183,13 @@ struct DetectionArgs {
     /// Built-in detections to switch off (repeatable).
     #[arg(long = "disable", value_name = "NAME")]
     disabled: Vec<String>,
-    /// Events older than their tenant's newest event minus this many seconds are late.
+    /// Events older than their host's newest event minus this many seconds are late.
     #[arg(long, default_value_t = EngineConfig::default().allowed_lateness_secs)]
     allowed_lateness: u64,
+    /// How far apart the clocks of one tenant's hosts may run, in seconds: a host this far behind stops
+    /// holding back the tenant's windows, and one running ahead moves them at most this far.
+    #[arg(long, default_value_t = EngineConfig::default().max_clock_skew_secs)]
+    max_clock_skew: u64,
     /// Analyst overrides (overrides.json): suppress or downgrade matching signals, with a reason.
     #[arg(long)]
     overrides: Option<PathBuf>,
@@ -197,6 +201,7 @@ impl DetectionArgs {
             .map_err(anyhow::Error::msg)?;
         let engine = EngineConfig {
             allowed_lateness_secs: self.allowed_lateness,
+            max_clock_skew_secs: self.max_clock_skew,
             ..EngineConfig::default()
         };
         let overrides = match &self.overrides {

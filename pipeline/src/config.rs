@@ -170,8 +170,10 @@ pub struct TenantsConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DetectionConfig {
-    /// How far behind its tenant's newest event an event may be and still count, seconds.
+    /// How far behind its host's newest event an event may be and still count, seconds.
     pub allowed_lateness_secs: u64,
+    /// How far apart the clocks of one tenant's hosts may run, seconds (see `EngineConfig`).
+    pub max_clock_skew_secs: u64,
     /// Most entities with open window state per tenant.
     pub max_entities_per_tenant: usize,
     /// A folder of detection files (`*.toml`) that replace built-ins of the same name or add new ones.
@@ -189,6 +191,7 @@ impl Default for DetectionConfig {
         let e = EngineConfig::default();
         Self {
             allowed_lateness_secs: e.allowed_lateness_secs,
+            max_clock_skew_secs: e.max_clock_skew_secs,
             max_entities_per_tenant: e.max_entities_per_tenant,
             folder: None,
             disabled: Vec::new(),
@@ -399,6 +402,9 @@ impl Config {
         if self.detection.allowed_lateness_secs > 86_400 {
             p.push("detection.allowed_lateness_secs must be at most 86400".into());
         }
+        if self.detection.max_clock_skew_secs > 86_400 {
+            p.push("detection.max_clock_skew_secs must be at most 86400".into());
+        }
         if self.detection.max_entities_per_tenant == 0 {
             p.push("detection.max_entities_per_tenant must be at least 1".into());
         }
@@ -416,6 +422,7 @@ impl Config {
     pub fn engine(&self) -> EngineConfig {
         EngineConfig {
             allowed_lateness_secs: self.detection.allowed_lateness_secs,
+            max_clock_skew_secs: self.detection.max_clock_skew_secs,
             max_entities_per_tenant: self.detection.max_entities_per_tenant,
             tenant_utc_offsets_min: self.tenants.utc_offset_minutes.clone(),
         }

@@ -124,8 +124,8 @@ pub fn late_record(batch: &RecordBatch, row: usize, lateness_secs: u64) -> Quara
     Quarantined {
         reason: QuarantineReason::Late,
         detail: format!(
-            "event time {} is more than {lateness_secs}s older than the newest event of tenant {}; \
-             the event is stored but not counted by detections",
+            "event time {} is behind the watermark of tenant {} (its slowest host in step, less {lateness_secs}s \
+             of allowed lateness); the event is stored but not counted by detections",
             sentra_schemas::time::format_rfc3339_us(e.timestamp_us),
             e.tenant
         ),

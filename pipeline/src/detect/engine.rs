@@ -5,8 +5,8 @@
 //! contents are swapped per batch). Detections with the same keys and pane length share one plan when one's
 //! filter is the other's, or the other's plus more conditions (see `sharing`).
 //! The per-pane partial results are merged into keyed window state (tenant, detection, entity, pane).
-//! Per-tenant watermarks (newest event time − allowed lateness) decide which windows are final: events older
-//! than their tenant's watermark are late (returned so the caller quarantines them) and every window whose
+//! Per-tenant watermarks (the slowest of the tenant's hosts in step, minus the allowed lateness; see `clock`)
+//! decide which windows are final: events older than their tenant's watermark are late (returned so the caller quarantines them) and every window whose
 //! end the watermark passed is evaluated, once.
 //!
 //! Results do not depend on how the input was cut into batches: lateness is decided event by event, and a
@@ -16,7 +16,7 @@ use std::collections::hash_map::Entry;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch, UInt32Array};
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, UInt32Array};
 use arrow::compute::filter_record_batch;
 use arrow::datatypes::{
     DataType, Float64Type, Int64Type, SchemaRef, TimestampMicrosecondType, UInt32Type, UInt64Type,
@@ -31,6 +31,7 @@ use sentra_schemas::{hex_digest, Signal};
 use serde::{Deserialize, Serialize};
 
 use super::aggregates::{self, to_micros, SharedOutbox};
+use super::clock::{Clocks, TenantClock};
 use super::definition::{parse_condition, Detection, Merge, Op, Term};
 use super::predicates::over_twins;
 use super::risk;
@@ -46,8 +47,12 @@ use super::table::{hash_column, pane_column, sym_column, Table};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EngineConfig {
-    /// How far behind its tenant's newest event an event may be and still count, seconds.
+    /// How far behind its host's newest event an event may be and still count, seconds.
     pub allowed_lateness_secs: u64,
+    /// How far apart the clocks of one tenant's hosts may run, seconds: a host this far behind the tenant's
+    /// newest stops holding back its watermark, and a host running ahead moves it at most this far past the
+    /// next host (see `clock`).
+    pub max_clock_skew_secs: u64,
     /// Most open entities (keys with window state) per tenant; beyond it, new entities are not tracked
     /// and are counted as `state_overflow`, so one tenant's flood cannot exhaust memory for all.
     pub max_entities_per_tenant: usize,
@@ -59,6 +64,7 @@ impl Default for EngineConfig {
     fn default() -> Self {
         Self {
             allowed_lateness_secs: 30,
+            max_clock_skew_secs: 300,
             max_entities_per_tenant: 100_000,
             tenant_utc_offsets_min: BTreeMap::new(),
         }
@@ -89,6 +95,11 @@ pub enum EngineError {
 /// Everything the engine must remember across batches and restarts.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct EngineState {
+    /// Each tenant's clock.
+    #[serde(default)]
+    clocks: BTreeMap<String, TenantClock>,
+    /// Each tenant's newest event time, as checkpoints before per-host clocks kept it (read, not written).
+    #[serde(default, skip_serializing)]
     max_event_us: BTreeMap<String, i64>,
     /// Per tenant, its entities in (detection, keys) order.
     entities: BTreeMap<String, Vec<SavedEntity>>,
@@ -348,7 +359,7 @@ pub struct Engine {
     /// …which is never below this.
     min_interned_limit: usize,
     scratch: Scratch,
-    max_event_us: FastMap<String, i64>,
+    clocks: Clocks,
     entities_per_tenant: FastMap<String, usize>,
     state_overflow: u64,
 }
@@ -449,6 +460,10 @@ impl Engine {
             .map(|(d, layout)| Planned::new(d, layout.expect("every detection is planned")))
             .collect();
         Ok(Self {
+            clocks: Clocks::new(
+                config.allowed_lateness_secs as i64 * 1_000_000,
+                config.max_clock_skew_secs as i64 * 1_000_000,
+            ),
             config,
             ctx,
             table,
@@ -461,7 +476,6 @@ impl Engine {
             interned_limit: MIN_INTERNED_LIMIT,
             min_interned_limit: MIN_INTERNED_LIMIT,
             scratch: Scratch::default(),
-            max_event_us: FastMap::default(),
             entities_per_tenant: FastMap::default(),
             state_overflow: 0,
         })
@@ -480,13 +494,7 @@ impl Engine {
 
     /// The tenant's watermark, if it has seen events.
     pub fn watermark(&self, tenant: &str) -> Option<i64> {
-        self.max_event_us
-            .get(tenant)
-            .map(|m| m - self.lateness_us())
-    }
-
-    fn lateness_us(&self) -> i64 {
-        self.config.allowed_lateness_secs as i64 * 1_000_000
+        self.clocks.watermark(tenant)
     }
 
     /// Runs one batch (with [`events_schema`]) through every detection and closes the windows the new
@@ -500,8 +508,17 @@ impl Engine {
         let tenants = table
             .column(self.table.tenant_twin())
             .as_primitive::<UInt32Type>();
+        let hosts = table
+            .column(self.table.host_twin())
+            .as_primitive::<UInt32Type>();
         let times = batch.column(2).as_primitive::<TimestampMicrosecondType>();
-        let keep = self.check_lateness(tenants.values(), times.values(), &mut out.late_rows);
+        let keep = self.clocks.observe(
+            &self.strings,
+            tenants.values(),
+            hosts.values(),
+            times.values(),
+            &mut out.late_rows,
+        );
         let on_time = if out.late_rows.is_empty() {
             table
         } else {
@@ -534,45 +551,6 @@ impl Engine {
         self.slot.lock().expect("slot lock").clear();
         out.signals = self.close(false);
         Ok(out)
-    }
-
-    /// Decides lateness event by event (`tenants` as interned numbers, `times` in µs): returns the mask of
-    /// events on time, puts the late rows in `late`, and moves each tenant's newest event time. A tenant's
-    /// newest time is looked up by name once per batch and written back at its end.
-    fn check_lateness(
-        &mut self,
-        tenants: &[Sym],
-        times: &[i64],
-        late: &mut Vec<usize>,
-    ) -> BooleanArray {
-        let lateness = self.lateness_us();
-        let (strings, max_event_us) = (&self.strings, &mut self.max_event_us);
-        let mut newest: FastMap<Sym, i64> = FastMap::default();
-        let mut keep = Vec::with_capacity(times.len());
-        for (row, (&t, &time)) in tenants.iter().zip(times).enumerate() {
-            let max = newest.entry(t).or_insert_with(|| {
-                let known = strings.resolve(t).and_then(|name| max_event_us.get(name));
-                known.copied().unwrap_or(i64::MIN)
-            });
-            let is_late = *max != i64::MIN && time < *max - lateness;
-            keep.push(!is_late);
-            if is_late {
-                late.push(row);
-            } else if time > *max {
-                *max = time;
-            }
-        }
-        for (t, max) in newest {
-            if let Some(name) = strings.resolve(t).filter(|_| max != i64::MIN) {
-                match max_event_us.get_mut(name) {
-                    Some(m) => *m = max,
-                    None => {
-                        max_event_us.insert(name.to_owned(), max);
-                    }
-                }
-            }
-        }
-        BooleanArray::from(keep)
     }
 
     /// Closes every open window (end of input): the watermark moves past all events.
@@ -683,12 +661,11 @@ impl Engine {
     /// Evaluates every window whose end is at or before its tenant's watermark (all windows when
     /// `everything`), fires those whose conditions hold, and drops state no future window needs.
     fn close(&mut self, everything: bool) -> Vec<Signal> {
-        let lateness = self.lateness_us();
         let Self {
             config,
             planned,
             state,
-            max_event_us,
+            clocks,
             entities_per_tenant,
             scratch,
             strings,
@@ -696,9 +673,9 @@ impl Engine {
             min_interned_limit,
             ..
         } = self;
-        let watermarks: FastMap<Sym, i64> = max_event_us
-            .iter()
-            .filter_map(|(t, m)| Some((strings.lookup(t)?, m - lateness)))
+        let watermarks: FastMap<Sym, i64> = clocks
+            .watermarks()
+            .filter_map(|(t, wm)| Some((strings.lookup(t)?, wm)))
             .collect();
         let mut fired: Vec<(i64, usize, Signal)> = Vec::new();
         let mut emptied = Vec::new();
@@ -829,11 +806,8 @@ impl Engine {
             v.sort_by(|a, b| (&a.detection, &a.keys).cmp(&(&b.detection, &b.keys)));
         }
         EngineState {
-            max_event_us: self
-                .max_event_us
-                .iter()
-                .map(|(k, v)| (k.clone(), *v))
-                .collect(),
+            clocks: self.clocks.snapshot(),
+            max_event_us: BTreeMap::new(),
             entities,
             state_overflow: self.state_overflow,
         }
@@ -841,7 +815,17 @@ impl Engine {
 
     /// Restores a snapshot. State of detections that no longer exist (or whose keys changed) is dropped.
     pub fn restore(&mut self, s: EngineState) {
-        self.max_event_us = s.max_event_us.into_iter().collect();
+        let lateness_us = self.config.allowed_lateness_secs as i64 * 1_000_000;
+        let mut clocks = s.clocks;
+        for (tenant, newest) in s.max_event_us {
+            // A checkpoint from before per-host clocks: the watermark it implied, no hosts yet.
+            clocks.entry(tenant).or_insert_with(|| TenantClock {
+                hosts: BTreeMap::new(),
+                watermark: newest - lateness_us,
+                since: i64::MIN,
+            });
+        }
+        self.clocks.restore(clocks);
         self.state.clear();
         let strings = &mut self.strings;
         *strings = strings.fresh();

@@ -6,6 +6,7 @@
 
 mod aggregates;
 pub mod catalog;
+mod clock;
 pub mod definition;
 pub mod engine;
 pub mod overrides;

@@ -55,14 +55,16 @@ pub(super) struct Table {
     hashed: Vec<usize>,
     /// Pane lengths with a column, in order, µs.
     slides: Vec<i64>,
+    /// See [`Self::host_twin`].
+    host_twin: usize,
 }
 
 impl Table {
     /// The table for `detections`: the columns their filters, keys and values (builtins included) name,
     /// plus those the engine's own SQL reads (tenant, time, id).
     pub fn for_detections(detections: &[Detection]) -> Self {
-        let mut named: HashSet<&str> = ["tenant", "timestamp", "event_id"].into();
-        let mut interned: HashSet<&str> = ["tenant"].into();
+        let mut named: HashSet<&str> = ["tenant", "timestamp", "event_id", "host"].into();
+        let mut interned: HashSet<&str> = ["tenant", "host"].into();
         let mut distinct = Vec::new();
         let mut compared = Vec::new();
         for d in detections {
@@ -129,8 +131,11 @@ impl Table {
                 false,
             )));
         }
+        let host = events.index_of("host").expect("events have a host");
+        let host_twin = columns.len() + twins.iter().position(|&i| i == host).expect("interned");
         Self {
             schema: Arc::new(Schema::new(fields)),
+            host_twin,
             columns,
             twins,
             hashed,
@@ -143,6 +148,11 @@ impl Table {
         // The tenant is the events' first column, so its twin is the first twin.
         debug_assert_eq!(self.twins.first(), Some(&0));
         self.columns.len()
+    }
+
+    /// The column of the host's interned twin (the engine keeps a clock per host).
+    pub fn host_twin(&self) -> usize {
+        self.host_twin
     }
 
     /// An events batch as this table; twins are interned into `strings` (null is

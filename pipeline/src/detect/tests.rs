@@ -594,28 +594,36 @@ fn a_restored_snapshot_continues_exactly() {
 
 #[test]
 fn out_of_order_within_lateness_counts_and_beyond_is_late() {
-    // Within lateness (30 s): the 5th failure arrives 20 s after a newer event and still completes the window.
+    // Within lateness (30 s): the 5th failure arrives 20 s after a newer event of its host and still completes
+    // the window.
+    // (After the tenant's first 300 s, in which its watermark waits for hosts not yet heard from.)
     let lines = vec![
-        fail(0, "root", "203.0.113.7"),
-        fail(5, "root", "203.0.113.7"),
-        fail(10, "root", "203.0.113.7"),
-        fail(15, "root", "203.0.113.7"),
         line(
-            40,
-            "web-1",
+            0,
+            "bastion-1",
             "sshd[1]",
             "Connection closed by 10.0.0.1 port 22",
         ),
-        fail(20, "root", "203.0.113.7"),
+        fail(420, "root", "203.0.113.7"),
+        fail(425, "root", "203.0.113.7"),
+        fail(430, "root", "203.0.113.7"),
+        fail(435, "root", "203.0.113.7"),
+        line(
+            460,
+            "bastion-1",
+            "sshd[1]",
+            "Connection closed by 10.0.0.1 port 22",
+        ),
+        fail(440, "root", "203.0.113.7"),
     ];
     let s = run(&lines);
     assert_eq!(only(&s, "ssh_brute_force").count, 5);
 
-    // Beyond lateness: the same failure 90 s behind the newest event is late and not counted.
+    // Beyond lateness: the same failure 90 s behind its host's newest event is late and not counted.
     let mut late = lines.clone();
-    late[4] = line(
-        110,
-        "web-1",
+    late[5] = line(
+        530,
+        "bastion-1",
         "sshd[1]",
         "Connection closed by 10.0.0.1 port 22",
     );
@@ -628,12 +636,112 @@ fn out_of_order_within_lateness_counts_and_beyond_is_late() {
         late_rows.push(o.late_rows.len());
     }
     signals.extend(e.finish());
-    assert_eq!(late_rows, [0, 0, 0, 0, 0, 1]);
+    assert_eq!(late_rows, [0, 0, 0, 0, 0, 0, 1]);
     assert!(
         signals.iter().all(|s| s.signal != "ssh_brute_force"),
         "{:?}",
         names(&signals)
     );
+}
+
+/// Each batch's late rows and signals (then end of input's signals) for `lines` fed `size` at a time.
+fn late_and_signals(lines: &[String], size: usize) -> (Vec<usize>, Vec<Vec<Signal>>) {
+    let (rt, mut e) = engine();
+    let (mut late, mut signals) = (Vec::new(), Vec::new());
+    for b in batches(lines, size) {
+        let o = rt.block_on(e.process(&b)).unwrap();
+        late.push(o.late_rows.len());
+        signals.push(o.signals);
+    }
+    signals.push(e.finish());
+    (late, signals)
+}
+
+#[test]
+fn a_host_whose_clock_runs_ahead_does_not_make_the_others_late() {
+    // web-2's clock is 150 s ahead (within the 300 s skew allowed). Both hosts log every minute, then the
+    // attack on bastion-1 comes interleaved with web-2's lines. Judged against the tenant's newest event, every
+    // bastion-1 line after the first few minutes would be late.
+    let closed = |secs, host| {
+        line(
+            secs,
+            host,
+            "sshd[2]",
+            "Connection closed by 10.0.0.1 port 22",
+        )
+    };
+    let mut lines = Vec::new();
+    for minute in 0..10 {
+        lines.push(closed(minute * 60, "bastion-1"));
+        lines.push(closed(minute * 60 + 150, "web-2"));
+    }
+    for i in 0..6 {
+        lines.push(closed(750 + i * 5, "web-2"));
+        lines.push(fail(600 + i * 5, "root", "203.0.113.7"));
+    }
+    for size in [1, 5, 100] {
+        let (late, signals) = late_and_signals(&lines, size);
+        assert_eq!(late.iter().sum::<usize>(), 0, "batches of {size}");
+        let all: Vec<Signal> = signals.into_iter().flatten().collect();
+        assert_eq!(only(&all, "ssh_brute_force").count, 6, "batches of {size}");
+    }
+}
+
+#[test]
+fn a_quiet_host_holds_windows_open_for_at_most_the_skew() {
+    // web-2 logs once at 0 s and falls quiet; bastion-1 is attacked at 10–30 s and keeps logging.
+    let mut lines = vec![line(
+        0,
+        "web-2",
+        "sshd[2]",
+        "Connection closed by 10.0.0.1 port 22",
+    )];
+    lines.extend((0..5).map(|i| fail(10 + i * 5, "root", "203.0.113.7")));
+    let tick = |secs| {
+        line(
+            secs,
+            "bastion-1",
+            "sshd[10]",
+            "Connection closed by 10.0.0.1 port 22",
+        )
+    };
+    // At 200 s web-2 (200 s behind) still holds the watermark at 0 − 30 s: the window of the attack stays open.
+    lines.push(tick(200));
+    // At 400 s web-2 is more than 300 s behind and stops holding: the watermark is 370 s and the window closes.
+    lines.push(tick(400));
+    // A line of web-2 from before the watermark is now late.
+    lines.push(line(
+        300,
+        "web-2",
+        "sshd[2]",
+        "Connection closed by 10.0.0.1 port 22",
+    ));
+    let (late, signals) = late_and_signals(&lines, 1);
+    assert_eq!(late, [0, 0, 0, 0, 0, 0, 0, 0, 1]);
+    let fired_at: Vec<usize> = (signals.iter().enumerate())
+        .filter(|(_, s)| s.iter().any(|s| s.signal == "ssh_brute_force"))
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(
+        fired_at,
+        [7],
+        "fires with the batch of the 400 s line, not before"
+    );
+}
+
+#[test]
+fn a_checkpoint_from_before_host_clocks_keeps_its_watermark() {
+    let (_rt, mut e) = engine();
+    let newest = 1_773_478_800_000_000i64;
+    let old =
+        format!(r#"{{"max_event_us":{{"acme":{newest}}},"entities":{{}},"state_overflow":0}}"#);
+    e.restore(serde_json::from_str(&old).unwrap());
+    assert_eq!(e.watermark("acme"), Some(newest - 30_000_000));
+    let saved = serde_json::to_string(&e.snapshot()).unwrap();
+    assert!(!saved.contains("max_event_us"), "{saved}");
+    let (_rt, mut again) = engine();
+    again.restore(serde_json::from_str(&saved).unwrap());
+    assert_eq!(again.watermark("acme"), Some(newest - 30_000_000));
 }
 
 #[test]
