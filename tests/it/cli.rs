@@ -130,6 +130,56 @@ fn replay_quarantines_bad_lines_with_reasons_and_keeps_the_rest() {
 }
 
 #[test]
+fn a_host_whose_clock_runs_ahead_does_not_hide_an_attack_on_another() {
+    // web-2's clock runs 150 s ahead; both hosts log every minute for ten minutes, then web-1 is
+    // password-sprayed while web-2 keeps logging.
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("skew.log");
+    let at = |secs: u32| format!("Mar 14 09:{:02}:{:02}", secs / 60, secs % 60);
+    let closed = |secs, host: &str| {
+        format!(
+            "{} {host} sshd[2]: Connection closed by 10.0.0.1 port 22\n",
+            at(secs)
+        )
+    };
+    let mut body = String::new();
+    for minute in 0..10 {
+        body += &closed(minute * 60, "web-1");
+        body += &closed(minute * 60 + 150, "web-2");
+    }
+    for i in 0..30 {
+        body += &closed(750 + i, "web-2");
+        body += &format!(
+            "{} web-1 sshd[3]: Failed password for invalid user u{i} from 198.51.100.7 port 4{i:03} ssh2\n",
+            at(600 + i)
+        );
+    }
+    fs::write(&input, body).unwrap();
+    let replay = |skew: &str| {
+        let out = sentra(&[
+            "replay",
+            "--no-store",
+            "--tenant",
+            "acme",
+            "--year",
+            "2026",
+            "--max-clock-skew",
+            skew,
+            input.to_str().unwrap(),
+        ]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        (stdout(&out), stderr(&out))
+    };
+    let (signals, summary) = replay("300");
+    assert!(summary.contains(" 0 late"), "{summary}");
+    assert!(signals.contains("\"ssh_password_spray\""), "{signals}");
+    // Allowing less skew than the hosts differ by, web-2 alone sets the watermark and web-1's lines are late.
+    let (signals, summary) = replay("60");
+    assert!(!signals.contains("\"ssh_password_spray\""), "{signals}");
+    assert!(summary.contains("late: "), "{summary}");
+}
+
+#[test]
 fn normalize_prints_ecs_json_lines() {
     let out = sentra(&["normalize", "--tenant", "acme", "--year", "2026", SAMPLE]);
     assert!(out.status.success(), "{}", stderr(&out));
