@@ -183,11 +183,12 @@ struct DetectionArgs {
     /// Built-in detections to switch off (repeatable).
     #[arg(long = "disable", value_name = "NAME")]
     disabled: Vec<String>,
-    /// Events older than their host's newest event minus this many seconds are late.
+    /// Events more than this many seconds behind the newest event of their tenant's slowest host in step are
+    /// late.
     #[arg(long, default_value_t = EngineConfig::default().allowed_lateness_secs)]
     allowed_lateness: u64,
-    /// How far apart the clocks of one tenant's hosts may run, in seconds: a host this far behind stops
-    /// holding back the tenant's windows, and one running ahead moves them at most this far.
+    /// How far apart the clocks of one tenant's hosts may run, in seconds: hosts within this of the tenant's
+    /// newest event hold its watermark together; a host further behind stops holding it.
     #[arg(long, default_value_t = EngineConfig::default().max_clock_skew_secs)]
     max_clock_skew: u64,
     /// Analyst overrides (overrides.json): suppress or downgrade matching signals, with a reason.

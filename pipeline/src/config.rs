@@ -170,7 +170,8 @@ pub struct TenantsConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DetectionConfig {
-    /// How far behind its host's newest event an event may be and still count, seconds.
+    /// How far behind the newest event of its tenant's slowest host in step an event may be and still
+    /// count, seconds.
     pub allowed_lateness_secs: u64,
     /// How far apart the clocks of one tenant's hosts may run, seconds (see `EngineConfig`).
     pub max_clock_skew_secs: u64,

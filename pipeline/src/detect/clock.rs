@@ -82,7 +82,8 @@ impl Clocks {
         for (row, ((&t, &h), &time)) in tenants.iter().zip(hosts).zip(times).enumerate() {
             let w = working.entry(t).or_insert_with(|| {
                 let name = strings.resolve(t).unwrap_or_default().to_owned();
-                let clock = self.tenants.get(&name).cloned().unwrap_or(TenantClock {
+                // Taken out for the batch, put back by `finish`.
+                let clock = self.tenants.remove(&name).unwrap_or(TenantClock {
                     hosts: BTreeMap::new(),
                     watermark: i64::MIN,
                     since: time,
@@ -111,9 +112,21 @@ impl Clocks {
             .collect()
     }
 
-    /// Restores checkpointed clocks.
-    pub fn restore(&mut self, clocks: BTreeMap<String, TenantClock>) {
+    /// Restores checkpointed clocks, and each tenant's newest event time from a checkpoint written before
+    /// per-host clocks (as the watermark it implied, no hosts yet).
+    pub fn restore(
+        &mut self,
+        clocks: BTreeMap<String, TenantClock>,
+        newest: BTreeMap<String, i64>,
+    ) {
         self.tenants = clocks.into_iter().collect();
+        for (tenant, newest) in newest {
+            self.tenants.entry(tenant).or_insert_with(|| TenantClock {
+                hosts: BTreeMap::new(),
+                watermark: newest - self.lateness_us,
+                since: long_ago(),
+            });
+        }
     }
 }
 
@@ -168,10 +181,13 @@ impl Working {
 
     fn advance(&mut self) {
         if self.slowest_us != i64::MAX {
-            let mut candidate = self.slowest_us.saturating_sub(self.lateness_us);
-            if self.newest_us < self.since.saturating_add(self.skew_us) {
-                candidate = candidate.min(self.floor().saturating_sub(self.lateness_us));
-            }
+            // In the tenant's first skew the floor (never after the slowest holder) stands in for it.
+            let held_by = if self.newest_us < self.since.saturating_add(self.skew_us) {
+                self.floor()
+            } else {
+                self.slowest_us
+            };
+            let candidate = held_by.saturating_sub(self.lateness_us);
             self.watermark = self.watermark.max(candidate);
         }
     }

@@ -6,8 +6,8 @@
 //! filter is the other's, or the other's plus more conditions (see `sharing`).
 //! The per-pane partial results are merged into keyed window state (tenant, detection, entity, pane).
 //! Per-tenant watermarks (the slowest of the tenant's hosts in step, minus the allowed lateness; see `clock`)
-//! decide which windows are final: events older than their tenant's watermark are late (returned so the caller quarantines them) and every window whose
-//! end the watermark passed is evaluated, once.
+//! decide which windows are final: events older than their tenant's watermark are late (returned so the
+//! caller quarantines them) and every window whose end the watermark passed is evaluated, once.
 //!
 //! Results do not depend on how the input was cut into batches: lateness is decided event by event, and a
 //! window is only evaluated when no event of it can still be accepted.
@@ -47,11 +47,12 @@ use super::table::{hash_column, pane_column, sym_column, Table};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EngineConfig {
-    /// How far behind its host's newest event an event may be and still count, seconds.
+    /// How far behind the newest event of its tenant's slowest host in step an event may be and still
+    /// count, seconds.
     pub allowed_lateness_secs: u64,
-    /// How far apart the clocks of one tenant's hosts may run, seconds: a host this far behind the tenant's
-    /// newest stops holding back its watermark, and a host running ahead moves it at most this far past the
-    /// next host (see `clock`).
+    /// How far apart the clocks of one tenant's hosts may run, seconds: hosts within this of the tenant's
+    /// newest event hold its watermark together, the slowest setting it; a host further behind stops holding
+    /// it (see `clock`).
     pub max_clock_skew_secs: u64,
     /// Most open entities (keys with window state) per tenant; beyond it, new entities are not tracked
     /// and are counted as `state_overflow`, so one tenant's flood cannot exhaust memory for all.
@@ -815,17 +816,7 @@ impl Engine {
 
     /// Restores a snapshot. State of detections that no longer exist (or whose keys changed) is dropped.
     pub fn restore(&mut self, s: EngineState) {
-        let lateness_us = self.config.allowed_lateness_secs as i64 * 1_000_000;
-        let mut clocks = s.clocks;
-        for (tenant, newest) in s.max_event_us {
-            // A checkpoint from before per-host clocks: the watermark it implied, no hosts yet.
-            clocks.entry(tenant).or_insert_with(|| TenantClock {
-                hosts: BTreeMap::new(),
-                watermark: newest - lateness_us,
-                since: i64::MIN,
-            });
-        }
-        self.clocks.restore(clocks);
+        self.clocks.restore(s.clocks, s.max_event_us);
         self.state.clear();
         let strings = &mut self.strings;
         *strings = strings.fresh();
