@@ -187,8 +187,9 @@ struct DetectionArgs {
     /// late.
     #[arg(long, default_value_t = EngineConfig::default().allowed_lateness_secs)]
     allowed_lateness: u64,
-    /// How far apart the clocks of one tenant's hosts may run, in seconds: hosts within this of the tenant's
-    /// newest event hold its watermark together; a host further behind stops holding it.
+    /// How far clocks may be off, in seconds: hosts of a tenant within this of its newest event hold its
+    /// watermark together (a host further behind stops holding it), and an event dated more than this past
+    /// the moment it is read is quarantined as `future`.
     #[arg(long, default_value_t = EngineConfig::default().max_clock_skew_secs)]
     max_clock_skew: u64,
     /// Analyst overrides (overrides.json): suppress or downgrade matching signals, with a reason.
@@ -295,6 +296,7 @@ fn dispatch(cli: Cli) -> Result<()> {
                 normalize: NormalizeConfig {
                     year: year_policy(year),
                     tenant_from_host,
+                    max_ahead_secs: engine.max_clock_skew_secs,
                     ..NormalizeConfig::default()
                 },
                 detections,
@@ -361,6 +363,7 @@ fn dispatch(cli: Cli) -> Result<()> {
                 tenant: Some(tenant),
                 normalize: NormalizeConfig {
                     year: year_policy(year),
+                    max_ahead_secs: engine.max_clock_skew_secs,
                     ..NormalizeConfig::default()
                 },
                 detections,
@@ -434,6 +437,7 @@ fn dispatch(cli: Cli) -> Result<()> {
                         fallback_tenant: tenant.as_deref(),
                         reference_us: now,
                         reference_is_event_time: false,
+                        read_us: Some(now),
                     };
                     let r = n.normalize(&input);
                     counts.count(&r, |e| e.category == sentra_schemas::Category::Unknown);

@@ -173,7 +173,8 @@ pub struct DetectionConfig {
     /// How far behind the newest event of its tenant's slowest host in step an event may be and still
     /// count, seconds.
     pub allowed_lateness_secs: u64,
-    /// How far apart the clocks of one tenant's hosts may run, seconds (see `EngineConfig`).
+    /// How far clocks may be off, seconds: between one tenant's hosts (see `EngineConfig`), and between a
+    /// host and the reader (events further ahead of their read time are quarantined as `future`).
     pub max_clock_skew_secs: u64,
     /// Most entities with open window state per tenant.
     pub max_entities_per_tenant: usize,

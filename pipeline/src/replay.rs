@@ -212,12 +212,12 @@ pub fn replay(
 }
 
 /// Calls `f` on every line of `reader` (without its `\n`), in order, until it returns `false`; reports
-/// bytes read to `progress`. Lines are read in place from the reader's buffer; only a line cut by a refill
-/// is copied. Returns whether every line was read.
+/// bytes read to `progress` as each buffer is filled, before its lines. Lines are read in place from the
+/// reader's buffer; only a line cut by a refill is copied. Returns whether every line was read.
 fn for_each_line(
     reader: &mut impl BufRead,
     mut f: impl FnMut(&[u8]) -> bool,
-    progress: &mut (dyn FnMut(u64) + Send),
+    progress: &mut dyn FnMut(u64),
 ) -> io::Result<bool> {
     let mut split = Vec::new();
     loop {
@@ -226,6 +226,8 @@ fn for_each_line(
             progress(0);
             return Ok(split.is_empty() || f(&split));
         }
+        let n = buf.len();
+        progress(n as u64);
         let mut from = 0;
         for end in memchr::memchr_iter(b'\n', buf) {
             let line = if split.is_empty() {
@@ -241,9 +243,7 @@ fn for_each_line(
             from = end + 1;
         }
         split.extend_from_slice(&buf[from..]);
-        let n = buf.len();
         reader.consume(n);
-        progress(n as u64);
     }
 }
 
@@ -256,7 +256,13 @@ fn read_all(
     let mut counts = Counts::default();
     let mut columns = EventColumns::with_capacity(BATCH_EVENTS);
     let mut quarantined = Vec::new();
-    let now_us = sentra_schemas::time::now_us();
+    // When the buffer being split was read: the reference for year inference and for the `future` bound.
+    // Taken at each fill, so a stream piped in for hours is not judged by the clock at its start.
+    let read_us = std::cell::Cell::new(sentra_schemas::time::now_us());
+    let mut progress = |n: u64| {
+        read_us.set(sentra_schemas::time::now_us());
+        progress(n)
+    };
     let send = |columns: &mut EventColumns, quarantined: &mut Vec<Quarantined>| {
         let chunk = Chunk {
             events: columns.finish(),
@@ -295,8 +301,9 @@ fn read_all(
                 source: &position,
                 header_tenant: None,
                 fallback_tenant: opts.tenant.as_deref(),
-                reference_us: now_us,
+                reference_us: read_us.get(),
                 reference_is_event_time: false,
+                read_us: Some(read_us.get()),
             };
             let result = normalizer.normalize_into(&input, &mut columns);
             counts.count(&result, |unknown| *unknown);
@@ -305,7 +312,7 @@ fn read_all(
             }
             columns.len() < BATCH_EVENTS || send(&mut columns, &mut quarantined)
         };
-        if !for_each_line(&mut reader, normalize_line, &mut *progress).map_err(input_err)? {
+        if !for_each_line(&mut reader, normalize_line, &mut progress).map_err(input_err)? {
             return Ok(counts);
         }
     }

@@ -341,6 +341,7 @@ pub async fn run(
             .map(|a| a.iter().cloned().collect()),
         year: YearPolicy::Infer,
         tenant_from_host: false,
+        max_ahead_secs: config.detection.max_clock_skew_secs,
     };
     let mut normalizer = Normalizer::new(normalize);
     let detections = catalog::load(
@@ -387,6 +388,7 @@ pub async fn run(
         let mut quarantined: Vec<Quarantined> = Vec::new();
         let mut next_offsets: BTreeMap<(String, i32), i64> = BTreeMap::new();
         let mut skipped = 0u64;
+        let now_us = sentra_schemas::time::now_us();
         for m in &batch {
             let next = next_offsets
                 .entry((m.topic().to_owned(), m.partition()))
@@ -416,8 +418,12 @@ pub async fn run(
                     .topic_tenants
                     .get(m.topic())
                     .map(String::as_str),
-                reference_us: ts.map_or_else(sentra_schemas::time::now_us, |t| t * 1000),
+                reference_us: ts.map_or(now_us, |t| t * 1000),
                 reference_is_event_time: ts.is_some(),
+                // A shipper may stamp the message with the event's own time, so the consumer's clock caps
+                // it; the message time keeps the bound the same when the record is read again after a
+                // restart.
+                read_us: Some(ts.map_or(now_us, |t| (t * 1000).min(now_us))),
             };
             if let Err(q) = normalizer.normalize_into(&input, &mut columns) {
                 quarantined.push(*q);

@@ -20,6 +20,9 @@ pub enum QuarantineReason {
     NoTimestamp,
     /// Older than the watermark allows (beyond the allowed lateness).
     Late,
+    /// Dated further past the moment it was read than clocks may be off (`max_clock_skew_secs`), so its
+    /// clock or time zone is wrong and it cannot be placed in event time.
+    Future,
     /// A store rejected it (its reason is in the detail).
     Rejected,
 }
@@ -36,12 +39,13 @@ impl QuarantineReason {
             QuarantineReason::TooLarge => "too_large",
             QuarantineReason::NoTimestamp => "no_timestamp",
             QuarantineReason::Late => "late",
+            QuarantineReason::Future => "future",
             QuarantineReason::Rejected => "rejected",
         }
     }
 
     /// Every reason, for counters and docs.
-    pub const ALL: [QuarantineReason; 9] = [
+    pub const ALL: [QuarantineReason; 10] = [
         QuarantineReason::NoTenant,
         QuarantineReason::UnknownTenant,
         QuarantineReason::InvalidTenant,
@@ -50,6 +54,7 @@ impl QuarantineReason {
         QuarantineReason::TooLarge,
         QuarantineReason::NoTimestamp,
         QuarantineReason::Late,
+        QuarantineReason::Future,
         QuarantineReason::Rejected,
     ];
 }

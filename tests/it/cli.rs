@@ -25,6 +25,20 @@ fn parquet_rows(dir: &Path) -> (usize, usize) {
     (files, rows)
 }
 
+/// Every quarantine record in an embedded store.
+fn stored_quarantine(data: &Path) -> Vec<sentra_schemas::Quarantined> {
+    fs::read_dir(data.join("quarantine"))
+        .unwrap()
+        .flat_map(|f| {
+            fs::read_to_string(f.unwrap().path())
+                .unwrap()
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
 #[test]
 fn replay_of_the_sample_finds_the_brute_force_and_stores_everything_once() {
     let dir = tempfile::tempdir().unwrap();
@@ -110,16 +124,7 @@ fn replay_quarantines_bad_lines_with_reasons_and_keeps_the_rest() {
     ] {
         assert!(err.contains(needle), "{needle:?} not in {err}");
     }
-    let q: Vec<sentra_schemas::Quarantined> = fs::read_dir(data.join("quarantine"))
-        .unwrap()
-        .flat_map(|f| {
-            fs::read_to_string(f.unwrap().path())
-                .unwrap()
-                .lines()
-                .map(|l| serde_json::from_str(l).unwrap())
-                .collect::<Vec<_>>()
-        })
-        .collect();
+    let q = stored_quarantine(&data);
     assert_eq!(q.len(), 4);
     let utf8 = q
         .iter()
@@ -177,6 +182,93 @@ fn a_host_whose_clock_runs_ahead_does_not_hide_an_attack_on_another() {
     let (signals, summary) = replay("60");
     assert!(!signals.contains("\"ssh_password_spray\""), "{signals}");
     assert!(summary.contains("late: "), "{summary}");
+}
+
+#[test]
+fn one_line_dated_years_ahead_is_quarantined_and_does_not_blind_its_tenant() {
+    // A hostile or broken host writes one line dated 2099 before web-1 is password-sprayed. Taken as event
+    // time it would carry acme's watermark to 2099 and every later line would be late.
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("poison.log");
+    let mut body =
+        "<38>1 2099-01-01T00:00:00Z web-9 sshd 1 - - Connection closed by 10.0.0.9 port 22\n"
+            .to_owned();
+    for i in 0..30 {
+        body += &format!(
+            "Mar 14 09:10:{i:02} web-1 sshd[3]: Failed password for invalid user u{i} from 198.51.100.7 port 4{i:03} ssh2\n"
+        );
+    }
+    fs::write(&input, body).unwrap();
+    let data = dir.path().join("data");
+    let out = sentra(&[
+        "replay",
+        "--tenant",
+        "acme",
+        "--year",
+        "2026",
+        "--data-dir",
+        data.to_str().unwrap(),
+        input.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let summary = stderr(&out);
+    assert!(summary.contains("future: 1"), "{summary}");
+    assert!(summary.contains(" 0 late"), "{summary}");
+    assert!(
+        stdout(&out).contains("\"ssh_password_spray\""),
+        "{}",
+        stdout(&out)
+    );
+    // Nothing vanished: the line is in the quarantine with its reason and its bytes.
+    let q = stored_quarantine(&data);
+    assert_eq!(q.len(), 1);
+    assert_eq!(q[0].reason, sentra_schemas::QuarantineReason::Future);
+    assert!(q[0].original.starts_with(b"<38>1 2099-01-01"));
+}
+
+#[test]
+fn a_stream_piped_in_is_judged_by_the_clock_when_each_line_arrives() {
+    // With a 1 s bound, a line written 3 s after the stream started and dated at that moment is not ahead
+    // of its read time, though it is ahead of the clock at the start.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sentra"))
+        .args([
+            "replay",
+            "--no-store",
+            "--tenant",
+            "acme",
+            "--max-clock-skew",
+            "1",
+            "-",
+        ])
+        .env("SENTRA_LOG", "warn")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let line = || {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_micros() as i64;
+        format!(
+            "{} web-1 sshd[1]: Connection closed by 10.0.0.1 port 22\n",
+            sentra_schemas::time::format_rfc3339_us(now)
+        )
+    };
+    std::io::Write::write_all(&mut stdin, line().as_bytes()).unwrap();
+    std::io::Write::flush(&mut stdin).unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    std::io::Write::write_all(&mut stdin, line().as_bytes()).unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let summary = stderr(&out);
+    assert!(
+        summary.contains("2 events") && !summary.contains("future"),
+        "{summary}"
+    );
 }
 
 #[test]

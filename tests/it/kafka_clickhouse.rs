@@ -241,7 +241,7 @@ async fn kafka_to_clickhouse_with_quarantine_and_resume_from_committed_offsets()
         payload: br#"{"@timestamp":"2026-03-14T09:15:00Z","organization":{"id":"globex"},"host":{"name":"db-2"},"process":{"name":"sudo"},"message":"eve : user NOT in sudoers ; TTY=pts/1 ; PWD=/ ; USER=root ; COMMAND=/bin/sh"}"#.to_vec(),
         tenant: None,
     });
-    // Quarantine: no tenant anywhere, broken JSON, invalid UTF-8, oversized.
+    // Quarantine: no tenant anywhere, broken JSON, invalid UTF-8, oversized, dated far past its reading.
     phase1.push(Msg {
         payload: b"2026-03-14T09:14:11Z h sshd[1]: Connection closed by 1.2.3.4 port 1".to_vec(),
         tenant: None,
@@ -258,6 +258,11 @@ async fn kafka_to_clickhouse_with_quarantine_and_resume_from_committed_offsets()
         payload: format!("2026-03-14T09:14:13Z h sshd[1]: {}", "A".repeat(600)).into_bytes(),
         tenant: Some("acme"),
     });
+    // Taken as event time, this would carry acme's watermark to 2099 and make the next event late.
+    phase1.push(raw(
+        "acme",
+        "2099-01-01T00:00:00Z bastion-9 sshd[1]: Connection closed by 10.0.0.9 port 22",
+    ));
     // A later acme event moves acme's watermark past the brute-force window, which closes and signals.
     phase1.push(raw("acme", "2026-03-14T09:20:00Z bastion-1 sshd[400]: Accepted publickey for deploy from 10.0.0.5 port 22 ssh2: RSA SHA256:x"));
     produce(&env.brokers, &env.topic, &phase1).await;
@@ -271,9 +276,10 @@ async fn kafka_to_clickhouse_with_quarantine_and_resume_from_committed_offsets()
             stats.quarantined,
             stats.signals
         ),
-        (13, 9, 4, 1),
+        (14, 9, 5, 1),
         "{stats:?}"
     );
+    assert_eq!(stats.late, 0, "{stats:?}");
 
     let rows: Vec<EventRow> = ch
         .query("SELECT ?fields FROM events FINAL ORDER BY length(source), source")
@@ -359,7 +365,7 @@ async fn kafka_to_clickhouse_with_quarantine_and_resume_from_committed_offsets()
         .unwrap();
     dlq.subscribe(&[&env.quarantine]).unwrap();
     let mut got = Vec::new();
-    while got.len() < 4 {
+    while got.len() < 5 {
         let m = tokio::time::timeout(Duration::from_secs(30), dlq.recv())
             .await
             .expect("quarantine message")
@@ -381,6 +387,7 @@ async fn kafka_to_clickhouse_with_quarantine_and_resume_from_committed_offsets()
         ("invalid_json", 9),
         ("invalid_utf8", 10),
         ("too_large", 11),
+        ("future", 12),
     ];
     for ((reason, offset, payload), (want_reason, want_offset)) in got.iter().zip(expected) {
         assert_eq!(

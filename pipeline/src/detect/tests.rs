@@ -34,6 +34,7 @@ fn batches(lines: &[String], size: usize) -> Vec<arrow::array::RecordBatch> {
             fallback_tenant: Some("acme"),
             reference_us: 0,
             reference_is_event_time: false,
+            read_us: None,
         };
         n.normalize_into(&input, &mut cols).unwrap();
         if cols.len() == size {
@@ -760,6 +761,7 @@ fn tenants_have_their_own_watermarks() {
             fallback_tenant: None,
             reference_us: 0,
             reference_is_event_time: false,
+            read_us: None,
         };
         n.normalize_into(&input, &mut cols).unwrap();
     };

@@ -30,6 +30,11 @@ pub struct NormalizeConfig {
     /// When no header, document field or fallback names a tenant, use the host name's first
     /// dash-separated token (`acme-web1` → `acme`). Off unless asked for.
     pub tenant_from_host: bool,
+    /// Events dated more than this many seconds past the moment they were read ([`Input::read_us`]) are
+    /// quarantined as `future`: a clock (or time zone) that far off would otherwise carry its tenant's
+    /// watermark along and make every other event late. The same setting as the engine's
+    /// `max_clock_skew_secs`.
+    pub max_ahead_secs: u64,
 }
 
 impl Default for NormalizeConfig {
@@ -39,6 +44,7 @@ impl Default for NormalizeConfig {
             allowed_tenants: None,
             year: YearPolicy::Infer,
             tenant_from_host: false,
+            max_ahead_secs: crate::detect::EngineConfig::default().max_clock_skew_secs,
         }
     }
 }
@@ -59,6 +65,9 @@ pub struct Input<'a> {
     pub reference_us: i64,
     /// Whether `reference_us` may stand in for a missing event timestamp.
     pub reference_is_event_time: bool,
+    /// When the input was read (epoch µs, the reader's clock), if the source knows: events dated more than
+    /// `max_ahead_secs` past it are quarantined as `future`. `None` (tests, previews) checks nothing.
+    pub read_us: Option<i64>,
 }
 
 /// A normalizer for one input stream (it tracks the year of classic syslog timestamps).
@@ -203,6 +212,25 @@ impl Normalizer {
                 ));
             }
         };
+        if let Some(read_us) = input.read_us {
+            let ahead_us = timestamp_us.saturating_sub(read_us);
+            if ahead_us > self.config.max_ahead_secs as i64 * 1_000_000 {
+                let detail = format!(
+                    "event time {} is {} s past the time it was read ({}), more than the {} s clocks may be \
+                     off (detection.max_clock_skew_secs); fix the host's clock or time zone, or raise that \
+                     setting if its clock is known to run ahead",
+                    sentra_schemas::time::format_rfc3339_us(timestamp_us),
+                    ahead_us / 1_000_000,
+                    sentra_schemas::time::format_rfc3339_us(read_us),
+                    self.config.max_ahead_secs
+                );
+                return Err(quarantine(
+                    QuarantineReason::Future,
+                    detail,
+                    Some(tenant.to_owned()),
+                ));
+            }
+        }
         let program = if program.is_empty() {
             doc.program.unwrap_or("")
         } else {

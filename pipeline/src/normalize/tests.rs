@@ -20,6 +20,7 @@ fn input<'a>(bytes: &'a [u8]) -> Input<'a> {
         fallback_tenant: Some("acme"),
         reference_us: 0,
         reference_is_event_time: false,
+        read_us: None,
     }
 }
 
@@ -269,6 +270,46 @@ fn bad_input_is_quarantined_with_reason_and_original_bytes() {
         (q.reason, q.tenant.as_deref()),
         (QuarantineReason::UnknownTenant, Some("acme"))
     );
+}
+
+#[test]
+fn an_event_dated_past_its_read_time_by_more_than_the_skew_is_quarantined_as_future() {
+    let raw = b"Mar 14 01:05:01 web-1 sshd[1]: Connection closed by 1.2.3.4 port 1";
+    let at = |read_us| Input {
+        read_us,
+        ..input(raw)
+    };
+    // 01:05:01 read at 01:00:00: 301 s ahead, one past the default 300.
+    let q = normalizer().normalize(&at(Some(MAR14_0100))).unwrap_err();
+    assert_eq!(
+        (q.reason, q.tenant.as_deref(), q.original.as_slice()),
+        (QuarantineReason::Future, Some("acme"), &raw[..])
+    );
+    assert!(
+        q.detail.contains("2026-03-14T01:05:01") && q.detail.contains("301 s past"),
+        "{}",
+        q.detail
+    );
+    // At the bound it is an event; with no read time (a preview, a test) nothing is checked.
+    assert!(normalizer()
+        .normalize(&at(Some(MAR14_0100 + 1_000_000)))
+        .is_ok());
+    assert!(normalizer().normalize(&at(None)).is_ok());
+    // The bound is the setting, and a JSON document's own timestamp is held to it too.
+    let mut wide = Normalizer::new(NormalizeConfig {
+        year: YearPolicy::Fixed(2026),
+        max_ahead_secs: 301,
+        ..NormalizeConfig::default()
+    });
+    assert!(wide.normalize(&at(Some(MAR14_0100))).is_ok());
+    let doc = br#"{"@timestamp":"2099-01-01T00:00:00Z","message":"sshd[1]: Connection closed"}"#;
+    let q = wide
+        .normalize(&Input {
+            read_us: Some(MAR14_0100),
+            ..input(doc)
+        })
+        .unwrap_err();
+    assert_eq!(q.reason, QuarantineReason::Future);
 }
 
 #[test]
