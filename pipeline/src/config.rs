@@ -184,6 +184,10 @@ pub struct DetectionConfig {
     pub disabled: Vec<String>,
     /// Where `sentra run` keeps its checkpoint (window state + offsets).
     pub checkpoint_path: std::path::PathBuf,
+    /// How often `sentra run` saves its checkpoint and commits the offsets it covers, milliseconds (0: after
+    /// every batch). The state is saved whole, so saving it per batch would cost more than detecting; a crash
+    /// re-reads at most this much input, whose writes are idempotent.
+    pub checkpoint_interval_ms: u64,
     /// Analyst overrides file (`overrides.json`).
     pub overrides_path: Option<std::path::PathBuf>,
 }
@@ -198,6 +202,7 @@ impl Default for DetectionConfig {
             folder: None,
             disabled: Vec::new(),
             checkpoint_path: "sentra-checkpoint.json".into(),
+            checkpoint_interval_ms: 5000,
             overrides_path: None,
         }
     }
@@ -406,6 +411,9 @@ impl Config {
         }
         if self.detection.max_clock_skew_secs > 86_400 {
             p.push("detection.max_clock_skew_secs must be at most 86400".into());
+        }
+        if self.detection.checkpoint_interval_ms > 3_600_000 {
+            p.push("detection.checkpoint_interval_ms must be at most 3600000 (an hour)".into());
         }
         if self.detection.max_entities_per_tenant == 0 {
             p.push("detection.max_entities_per_tenant must be at least 1".into());

@@ -368,12 +368,22 @@ pub async fn run(
     };
     let mut stats = RunStats::default();
     let wait = Duration::from_millis(config.kafka.batch_max_wait_ms);
+    let interval = Duration::from_millis(config.detection.checkpoint_interval_ms);
+    // Offsets of batches stored since the last checkpoint: committed with the next one.
+    let mut uncommitted: BTreeMap<(String, i32), i64> = BTreeMap::new();
+    let mut saved_at = tokio::time::Instant::now();
 
     loop {
-        // Collect a batch: block for the first message, then fill until full or the wait runs out.
+        // Collect a batch: block for the first message, then fill until full or the wait runs out. A quiet
+        // stream still gets its stored batches checkpointed and committed when the interval is up.
         let mut batch: Vec<OwnedMessage> = Vec::new();
         tokio::select! {
             m = consumer.recv() => batch.push(m?.detach()),
+            _ = tokio::time::sleep_until(saved_at + interval), if !uncommitted.is_empty() => {
+                checkpoint_and_commit(&mut checkpoint, &engine, checkpoint_path, &consumer, &mut uncommitted, &mut stats)?;
+                saved_at = tokio::time::Instant::now();
+                continue;
+            }
             _ = shutdown.changed() => break,
         }
         let deadline = tokio::time::Instant::now() + wait;
@@ -474,27 +484,27 @@ pub async fn run(
             stats.queued_for_soar += queued as u64;
         }
 
-        for ((topic, partition), next) in &next_offsets {
+        // The batch is in the state now: a message below these offsets, delivered again (after a rebalance),
+        // is skipped even before the checkpoint is saved.
+        for ((topic, partition), next) in next_offsets {
             let done = checkpoint
                 .offsets
                 .entry(format!("{topic}/{partition}"))
                 .or_insert(0);
-            *done = (*done).max(*next);
+            *done = (*done).max(next);
+            let pending = uncommitted.entry((topic, partition)).or_insert(0);
+            *pending = (*pending).max(next);
         }
-        checkpoint.engine = engine.snapshot();
-        checkpoint.save(checkpoint_path)?;
-
-        let mut tpl = TopicPartitionList::new();
-        for ((topic, partition), next) in &next_offsets {
-            tpl.add_partition_offset(topic, *partition, Offset::Offset(*next))?;
-        }
-        match consumer.commit(&tpl, CommitMode::Sync) {
-            Ok(()) => stats.commits += 1,
-            // After a rebalance the partitions may belong to another member, which re-reads the batch;
-            // the stores deduplicate it by id.
-            Err(e) => {
-                warn!(error = %e, "offset commit failed; the batch may be re-read (writes are idempotent)")
-            }
+        if saved_at.elapsed() >= interval {
+            checkpoint_and_commit(
+                &mut checkpoint,
+                &engine,
+                checkpoint_path,
+                &consumer,
+                &mut uncommitted,
+                &mut stats,
+            )?;
+            saved_at = tokio::time::Instant::now();
         }
         stats.consumed += batch.len() as u64 - skipped;
         stats.events += events.num_rows() as u64;
@@ -506,14 +516,51 @@ pub async fn run(
             events = events.num_rows(),
             quarantined = quarantined.len(),
             signals = signals.len(),
-            "batch stored, checkpointed and committed"
+            "batch stored"
         );
+    }
+    if !uncommitted.is_empty() {
+        checkpoint_and_commit(
+            &mut checkpoint,
+            &engine,
+            checkpoint_path,
+            &consumer,
+            &mut uncommitted,
+            &mut stats,
+        )?;
     }
     for w in workers {
         let _ = w.await;
     }
     info!(?stats, "stopped");
     Ok(stats)
+}
+
+/// Saves the engine state with the offsets it covers, then commits the offsets of the batches stored since the
+/// last checkpoint (never before the state that holds their effects is on disk).
+fn checkpoint_and_commit(
+    checkpoint: &mut Checkpoint,
+    engine: &Engine,
+    path: &std::path::Path,
+    consumer: &StreamConsumer,
+    uncommitted: &mut BTreeMap<(String, i32), i64>,
+    stats: &mut RunStats,
+) -> Result<(), RunError> {
+    checkpoint.engine = engine.snapshot();
+    checkpoint.save(path)?;
+    let mut tpl = TopicPartitionList::new();
+    for ((topic, partition), next) in std::mem::take(uncommitted) {
+        tpl.add_partition_offset(&topic, partition, Offset::Offset(next))?;
+    }
+    match consumer.commit(&tpl, CommitMode::Sync) {
+        Ok(()) => stats.commits += 1,
+        // After a rebalance the partitions may belong to another member, which re-reads from the last
+        // commit; the stores deduplicate by id.
+        Err(e) => {
+            warn!(error = %e, "offset commit failed; batches since the last commit may be re-read (writes are idempotent)")
+        }
+    }
+    Ok(())
 }
 
 /// Audit events for emitted signals (and the overrides applied to them). Their time is the signal's window

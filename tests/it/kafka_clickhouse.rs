@@ -27,6 +27,7 @@ pub(crate) struct Env {
     pub(crate) checkpoint: std::path::PathBuf,
     pub(crate) batch_max_messages: usize,
     pub(crate) lateness_secs: u64,
+    pub(crate) checkpoint_interval_ms: u64,
     /// More configuration appended to the generated file (e.g. an `[elasticsearch]` section).
     pub(crate) extra_toml: String,
     _dir: tempfile::TempDir,
@@ -46,6 +47,7 @@ impl Env {
             checkpoint: dir.path().join("checkpoint.json"),
             batch_max_messages: 5000,
             lateness_secs: 0,
+            checkpoint_interval_ms: 5000,
             extra_toml: String::new(),
             _dir: dir,
         }
@@ -71,6 +73,7 @@ impl Env {
             [detection]
             allowed_lateness_secs = {lateness}
             checkpoint_path = "{checkpoint}"
+            checkpoint_interval_ms = {interval}
             [audit]
             topic = "audit-{topic}"
             {extra}
@@ -84,6 +87,7 @@ impl Env {
             clickhouse = self.clickhouse,
             database = self.database,
             checkpoint = self.checkpoint.display(),
+            interval = self.checkpoint_interval_ms,
             extra = self.extra_toml,
         );
         Config::from_toml(&toml, crate::support::credentials()).expect("test config is valid")
@@ -226,7 +230,9 @@ async fn kafka_to_clickhouse_with_quarantine_and_resume_from_committed_offsets()
         )
         .with_test_writer()
         .try_init();
-    let env = Env::new();
+    // No checkpoint falls due while the test runs: the one saved on shutdown is what the restart resumes from.
+    let mut env = Env::new();
+    env.checkpoint_interval_ms = 3_600_000;
     create_topic(&env.brokers, &env.topic).await;
     let config = env.config();
 
@@ -467,18 +473,20 @@ async fn killing_and_restarting_mid_stream_yields_the_same_signals() {
         "scenario should raise several signals: {expected:?}"
     );
 
-    // Same topic, fresh group, store and checkpoint; small batches; killed after about a third.
+    // Same topic, fresh group, store and checkpoint; small batches checkpointed every 200 ms, so the kill
+    // after about a third (and after the first checkpoint) restores state and re-reads what followed it.
     let mut killed = Env::new();
     killed.topic = straight.topic.clone();
     killed.batch_max_messages = 7;
     killed.lateness_secs = 3600;
+    killed.checkpoint_interval_ms = 200;
     let config = killed.config();
     let kch = killed.clickhouse();
     let (_tx, rx) = watch::channel(false);
     let cfg = config.clone();
     let task = tokio::spawn(async move { run(&cfg, rx).await });
     let started = Instant::now();
-    while count(&kch, "events").await < total / 3 {
+    while count(&kch, "events").await < total / 3 || !killed.checkpoint.exists() {
         assert!(
             started.elapsed() < Duration::from_secs(90),
             "first run made no progress"
@@ -493,4 +501,63 @@ async fn killing_and_restarting_mid_stream_yields_the_same_signals() {
     );
     run_until(&config, &kch, total, expected.len() as u64).await;
     assert_eq!(signal_docs(&kch).await, expected);
+}
+
+/// The group's committed offset of partition 0 of `env.topic`, if any.
+fn committed(env: &Env) -> Option<i64> {
+    let c: rdkafka::consumer::BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &env.brokers)
+        .set("group.id", &env.group)
+        .create()
+        .unwrap();
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    tpl.add_partition(&env.topic, 0);
+    let got = c.committed_offsets(tpl, Duration::from_secs(10)).ok()?;
+    match got.find_partition(&env.topic, 0)?.offset() {
+        rdkafka::Offset::Offset(o) => Some(o),
+        _ => None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quiet_stream_is_checkpointed_and_committed_when_the_interval_is_up() {
+    let mut env = Env::new();
+    env.checkpoint_interval_ms = 3000;
+    create_topic(&env.brokers, &env.topic).await;
+    let line = |i: u32| {
+        raw(
+            "acme",
+            &format!("2026-03-17T08:00:0{i}Z web-1 sshd[1]: Connection closed by 10.0.0.1 port 22"),
+        )
+    };
+    let ch = env.clickhouse();
+    let (tx, rx) = watch::channel(false);
+    let cfg = env.config();
+    let task = tokio::spawn(async move { run(&cfg, rx).await });
+    let wait_for_commit = |offset: i64| {
+        let started = Instant::now();
+        loop {
+            if committed(&env) == Some(offset) {
+                return;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "offset {offset} was not committed while no more input came (committed: {:?})",
+                committed(&env)
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    // Each batch is stored and then nothing more arrives: the timer, not a next batch, saves and commits it.
+    produce(&env.brokers, &env.topic, &[line(1), line(2), line(3)]).await;
+    tokio::task::block_in_place(|| wait_for_commit(3));
+    produce(&env.brokers, &env.topic, &[line(4), line(5)]).await;
+    tokio::task::block_in_place(|| wait_for_commit(5));
+    assert_eq!(count(&ch, "events").await, 5);
+    let saved: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&env.checkpoint).unwrap()).unwrap();
+    assert_eq!(saved["offsets"][format!("{}/0", env.topic)], 5);
+    tx.send(true).unwrap();
+    let stats = task.await.unwrap().expect("pipeline ran without error");
+    assert_eq!(stats.consumed, 5, "{stats:?}");
 }

@@ -30,9 +30,11 @@ Usage: chdb_http.py --data DIR [--host 127.0.0.1] [--port 8123]
 import argparse
 import gzip
 import json
+import os
 import re
 import signal
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -369,6 +371,8 @@ def split_insert(buf):
             i = m.end()
 
 
+_INSERT_SETTINGS = re.compile(r"\sSETTINGS\s", re.IGNORECASE)
+
 _TRAILING_FORMAT = re.compile(r"\bFORMAT\s+([A-Za-z_][A-Za-z0-9_]*)\s*(?:SETTINGS\b.*)?;?\s*$",
                               re.IGNORECASE | re.DOTALL)
 
@@ -503,11 +507,22 @@ class Engine:
                         self.conn.query(f"SET {name} = {quote_string(value)}")
                 if insert is not None:
                     # chDB's streaming-insert API (send_insert) silently drops a block that fails a
-                    # CHECK constraint (seen with chdb-core 26.9) while reporting it written, so the
-                    # rows go inline in one query, which reports every error as ClickHouse would.
+                    # CHECK constraint (seen with chdb-core 26.9) while reporting it written, and rows
+                    # inline in the query text are cut short by a "\n\n" inside binary data (a UInt16
+                    # of 2570), so the rows go through a file, which reports every error as ClickHouse
+                    # would and reads the bytes as they are.
                     head, fmt, data = insert
-                    query = head.encode("utf-8") + b" FORMAT " + fmt.encode() + b"\n" + data
-                    res = self.conn._conn.query(query, default_format, params=params)
+                    fd, path = tempfile.mkstemp(prefix="insert-", suffix=".bin")
+                    try:
+                        with os.fdopen(fd, "wb") as f:
+                            f.write(data)
+                        infile = f" FROM INFILE {quote_string(path)}"
+                        cut = _INSERT_SETTINGS.search(head)  # INFILE goes before a SETTINGS clause
+                        at = cut.start() if cut else len(head)
+                        query = f"{head[:at]}{infile}{head[at:]} FORMAT {fmt}"
+                        res = self.conn._conn.query(query, default_format, params=params)
+                    finally:
+                        os.unlink(path)
                     summary = {"written_rows": res.rows_written(), "written_bytes": res.bytes_written()}
                     return b"", default_format, summary, started
                 try:

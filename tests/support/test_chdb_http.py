@@ -306,6 +306,23 @@ class ProtocolTest(ServerCase):
             got.append(decode_row(rd))
         self.assertEqual(got, rows)
 
+    def test_03b_insert_of_thousands_of_rows_whatever_their_bytes(self):
+        # `sentra run` sends thousands of rows (~1 MiB) per insert. Row 2127 holds the UInt16 2570, the
+        # bytes "\n\n", which cut rows sent inline in chDB's query text short.
+        rows = [make_row(i, name="y" * 500) for i in range(1000, 3000)]
+        resp, _ = self.insert_rows("events", rows, compressed=True)
+        self.assertEqual(json.loads(resp.getheader("X-ClickHouse-Summary"))["written_rows"], "2000")
+        self.assertEqual(self.scalar("SELECT count() FROM sentra_test.events "
+                                     "WHERE id >= 1000 AND id < 3000"), "2000")
+        # A SETTINGS clause in the statement stays in effect.
+        self.ok("CREATE TABLE IF NOT EXISTS sentra_test.checked_settings (u String) "
+                "ENGINE = MergeTree ORDER BY u")
+        self.ok(rb_string("s") + rb_string("t"), {
+            "database": "sentra_test",
+            "query": "INSERT INTO checked_settings(u) SETTINGS max_insert_threads = 1 FORMAT RowBinary"},
+            chunked=True)
+        self.assertEqual(self.scalar("SELECT count() FROM sentra_test.checked_settings"), "2")
+
     def test_04_compressed_bad_checksum_rejected(self):
         body = native_lz4_blocks(encode_row(make_row(999)), 4096)
         body = bytes([body[0] ^ 0xFF]) + body[1:]
