@@ -6,6 +6,8 @@
 #
 #   scripts/bench-run.sh FILE [CHECKPOINT_INTERVAL_MS ...]      (default: 0 5000)
 #
+# To compare builds side by side, BENCH_RUN_BINS="OLD_BINARY NEW_BINARY" runs each (instead of this checkout's
+# release build) in turn, BENCH_RUN_REPEAT times (default 1).
 # BENCH_RUN_WRAP is put before the sentra command line, e.g. to profile it:
 #   BENCH_RUN_WRAP="perf record -q -e cpu-clock -F 999 -o /tmp/run.perf" scripts/bench-run.sh FILE 5000
 #
@@ -20,8 +22,12 @@ intervals=("$@")
 [[ ${#intervals[@]} -gt 0 ]] || intervals=(0 5000)
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/sentra-target}"
-cargo build --release -q -p sentra
-bin="$CARGO_TARGET_DIR/release/sentra"
+if [[ -n "${BENCH_RUN_BINS:-}" ]]; then
+  read -r -a bins <<<"$BENCH_RUN_BINS"
+else
+  cargo build --release -q -p sentra
+  bins=("$CARGO_TARGET_DIR/release/sentra")
+fi
 eval "$(bash scripts/services.sh up)"
 trap 'bash scripts/services.sh down >/dev/null 2>&1 || true' EXIT
 
@@ -64,8 +70,9 @@ stored() {
     "SELECT (SELECT count() FROM $1.events) + (SELECT count() FROM $1.quarantine)" 2>/dev/null || true
 }
 
-printf '%-22s %10s %8s %15s %16s %12s\n' checkpoint_interval_ms lines cpu_s wall_to_store_s lines_per_cpu_s peak_rss_mib
-for interval in "${intervals[@]}"; do
+printf '%-24s %22s %10s %8s %15s %16s %12s\n' binary checkpoint_interval_ms lines cpu_s wall_to_store_s \
+  lines_per_cpu_s peak_rss_mib
+for _ in $(seq "${BENCH_RUN_REPEAT:-1}"); do for bin in "${bins[@]}"; do for interval in "${intervals[@]}"; do
   db="bench_${interval}_$$_$RANDOM"
   dir="$(mktemp -d)"
   cat >"$dir/sentra.toml" <<EOF
@@ -95,7 +102,7 @@ EOF
   wait "$timer" || true
   read -r user sys rss < <(tail -1 "$dir/time")  # after a "terminated by signal" line
   cpu=$(echo "$user + $sys" | bc)
-  printf '%-22s %10s %8.2f %15.1f %16.0f %12.0f\n' "$interval" "$lines" "$cpu" "$took" \
-    "$(echo "$lines / $cpu" | bc -l)" "$(echo "$rss / 1024" | bc -l)"
+  printf '%-24s %22s %10s %8.2f %15.1f %16.0f %12.0f\n' "$(basename "$bin")" "$interval" "$lines" "$cpu" \
+    "$took" "$(echo "$lines / $cpu" | bc -l)" "$(echo "$rss / 1024" | bc -l)"
   rm -rf "$dir"
-done
+done; done; done

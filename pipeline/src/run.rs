@@ -1,13 +1,14 @@
 //! `sentra run`: consume Kafka with a consumer group, normalize, detect, store, checkpoint, and only then
 //! commit.
 //!
-//! One batch at a time: messages are normalized into an Arrow batch and run through the detection engine;
-//! quarantined (and late) messages are produced to the quarantine topic (delivery awaited), events and
-//! closed-window signals are inserted into ClickHouse (acknowledgement awaited, retried with backoff while
-//! ClickHouse is unavailable), the engine state is checkpointed with the next offsets, and only then are the
-//! offsets committed. A crash before the checkpoint re-reads the batch on restart (stable event and signal ids
-//! make the re-inserted rows collapse in ClickHouse's ReplacingMergeTree); a crash between checkpoint and
-//! commit skips the already-counted messages, so window state is never counted twice.
+//! One batch at a time: messages are normalized into an Arrow batch as they arrive and run through the
+//! detection engine; quarantined (and late) messages are produced to the quarantine topic (delivery awaited),
+//! events and closed-window signals are inserted into ClickHouse (acknowledgement awaited, retried with backoff
+//! while ClickHouse is unavailable). Every `checkpoint_interval_ms` the engine state is checkpointed with the
+//! next offsets, and only then are the offsets of the batches stored since committed. A crash before a
+//! checkpoint re-reads those batches on restart (stable event and signal ids make the re-inserted rows collapse
+//! in ClickHouse's ReplacingMergeTree); a crash between checkpoint and commit skips the already-counted
+//! messages, so window state is never counted twice.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -18,7 +19,7 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, Headers, Message, OwnedHeaders, OwnedMessage};
+use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 use sentra_schemas::{EventColumns, Quarantined};
@@ -88,7 +89,7 @@ pub enum RunError {
     },
 }
 
-/// What `sentra run` saves after every batch, before committing offsets: the engine's window state and
+/// What `sentra run` saves every checkpoint interval, before committing offsets: the engine's window state and
 /// the next offset of every partition it reflects. On restart, messages below these offsets are skipped
 /// (their effects are already in the state), so a restarted run yields the same signals.
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -231,8 +232,8 @@ pub(crate) async fn ensure_topic(config: &Config, topic: &str) -> Result<(), Run
     Ok(())
 }
 
-/// Runs until `shutdown` turns true (or an unrecoverable error). Offsets are committed per batch, after
-/// the sinks acknowledged it.
+/// Runs until `shutdown` turns true (or an unrecoverable error). Offsets are committed at checkpoints, after
+/// the sinks acknowledged every batch they cover.
 pub async fn run(
     config: &Config,
     mut shutdown: watch::Receiver<bool>,
@@ -376,9 +377,9 @@ pub async fn run(
     loop {
         // Collect a batch: block for the first message, then fill until full or the wait runs out. A quiet
         // stream still gets its stored batches checkpointed and committed when the interval is up.
-        let mut batch: Vec<OwnedMessage> = Vec::new();
+        let mut batch = BatchBuilder::new(config.kafka.batch_max_messages);
         tokio::select! {
-            m = consumer.recv() => batch.push(m?.detach()),
+            m = consumer.recv() => batch.add(&m?, &checkpoint, config, &mut normalizer),
             _ = tokio::time::sleep_until(saved_at + interval), if !uncommitted.is_empty() => {
                 checkpoint_and_commit(&mut checkpoint, &engine, checkpoint_path, &consumer, &mut uncommitted, &mut stats)?;
                 saved_at = tokio::time::Instant::now();
@@ -387,58 +388,20 @@ pub async fn run(
             _ = shutdown.changed() => break,
         }
         let deadline = tokio::time::Instant::now() + wait;
-        while batch.len() < config.kafka.batch_max_messages {
+        while batch.messages < config.kafka.batch_max_messages {
             match tokio::time::timeout_at(deadline, consumer.recv()).await {
-                Ok(m) => batch.push(m?.detach()),
+                Ok(m) => batch.add(&m?, &checkpoint, config, &mut normalizer),
                 Err(_) => break,
             }
         }
-
-        let mut columns = EventColumns::with_capacity(batch.len());
-        let mut quarantined: Vec<Quarantined> = Vec::new();
-        let mut next_offsets: BTreeMap<(String, i32), i64> = BTreeMap::new();
-        let mut skipped = 0u64;
-        let now_us = sentra_schemas::time::now_us();
-        for m in &batch {
-            let next = next_offsets
-                .entry((m.topic().to_owned(), m.partition()))
-                .or_insert(0);
-            *next = (*next).max(m.offset() + 1);
-            let key = format!("{}/{}", m.topic(), m.partition());
-            if checkpoint
-                .offsets
-                .get(&key)
-                .is_some_and(|&done| m.offset() < done)
-            {
-                // Handled before a restart (stored and in the checkpointed state), not yet committed.
-                skipped += 1;
-                continue;
-            }
-            let source = format!("kafka:{}:{}:{}", m.topic(), m.partition(), m.offset());
-            let header_tenant = m
-                .headers()
-                .and_then(|h| h.iter().find(|h| h.key == "tenant").and_then(|h| h.value));
-            let ts = m.timestamp().to_millis();
-            let input = Input {
-                bytes: m.payload().unwrap_or_default(),
-                source: &source,
-                header_tenant,
-                fallback_tenant: config
-                    .kafka
-                    .topic_tenants
-                    .get(m.topic())
-                    .map(String::as_str),
-                reference_us: ts.map_or(now_us, |t| t * 1000),
-                reference_is_event_time: ts.is_some(),
-                // A shipper may stamp the message with the event's own time, so the consumer's clock caps
-                // it; the message time keeps the bound the same when the record is read again after a
-                // restart.
-                read_us: Some(ts.map_or(now_us, |t| (t * 1000).min(now_us))),
-            };
-            if let Err(q) = normalizer.normalize_into(&input, &mut columns) {
-                quarantined.push(*q);
-            }
-        }
+        let BatchBuilder {
+            mut columns,
+            mut quarantined,
+            partitions,
+            messages,
+            skipped,
+            ..
+        } = batch;
         let events = columns.finish();
         let outcome = engine.process(&events).await?;
         stats.late += outcome.late_rows.len() as u64;
@@ -486,7 +449,13 @@ pub async fn run(
 
         // The batch is in the state now: a message below these offsets, delivered again (after a rebalance),
         // is skipped even before the checkpoint is saved.
-        for ((topic, partition), next) in next_offsets {
+        for Partition {
+            topic,
+            partition,
+            next,
+            ..
+        } in partitions
+        {
             let done = checkpoint
                 .offsets
                 .entry(format!("{topic}/{partition}"))
@@ -506,12 +475,12 @@ pub async fn run(
             )?;
             saved_at = tokio::time::Instant::now();
         }
-        stats.consumed += batch.len() as u64 - skipped;
+        stats.consumed += (messages - skipped) as u64;
         stats.events += events.num_rows() as u64;
         stats.quarantined += quarantined.len() as u64 - outcome.late_rows.len() as u64;
         stats.signals += signals.len() as u64;
         info!(
-            messages = batch.len(),
+            messages,
             skipped,
             events = events.num_rows(),
             quarantined = quarantined.len(),
@@ -534,6 +503,105 @@ pub async fn run(
     }
     info!(?stats, "stopped");
     Ok(stats)
+}
+
+/// A partition's part in a batch.
+struct Partition {
+    topic: String,
+    partition: i32,
+    /// The offset after the batch's last message from it.
+    next: i64,
+    /// The checkpointed offset: messages below it were handled before a restart.
+    done: Option<i64>,
+}
+
+/// A batch being built from messages as they arrive: each is normalized at once, so none is copied.
+struct BatchBuilder {
+    columns: EventColumns,
+    quarantined: Vec<Quarantined>,
+    partitions: Vec<Partition>,
+    /// Messages received, skipped ones included.
+    messages: usize,
+    /// Messages handled before a restart (stored and in the checkpointed state), not yet committed.
+    skipped: usize,
+    /// The consumer's clock when the batch began.
+    now_us: i64,
+    /// The `kafka:topic:partition:offset` of the message being normalized.
+    source: String,
+}
+
+impl BatchBuilder {
+    fn new(max_messages: usize) -> Self {
+        Self {
+            columns: EventColumns::with_capacity(max_messages.min(1 << 16)),
+            quarantined: Vec::new(),
+            partitions: Vec::new(),
+            messages: 0,
+            skipped: 0,
+            now_us: sentra_schemas::time::now_us(),
+            source: String::new(),
+        }
+    }
+
+    /// Normalizes `m` into the batch (or its quarantine), unless the checkpoint already holds it.
+    fn add(
+        &mut self,
+        m: &BorrowedMessage<'_>,
+        checkpoint: &Checkpoint,
+        config: &Config,
+        normalizer: &mut Normalizer,
+    ) {
+        use std::fmt::Write as _;
+        self.messages += 1;
+        let (topic, partition, offset) = (m.topic(), m.partition(), m.offset());
+        let at = match self
+            .partitions
+            .iter()
+            .position(|p| p.partition == partition && p.topic == topic)
+        {
+            Some(at) => at,
+            None => {
+                let done = checkpoint
+                    .offsets
+                    .get(&format!("{topic}/{partition}"))
+                    .copied();
+                self.partitions.push(Partition {
+                    topic: topic.to_owned(),
+                    partition,
+                    next: 0,
+                    done,
+                });
+                self.partitions.len() - 1
+            }
+        };
+        let p = &mut self.partitions[at];
+        p.next = p.next.max(offset + 1);
+        if p.done.is_some_and(|done| offset < done) {
+            self.skipped += 1;
+            return;
+        }
+        self.source.clear();
+        let _ = write!(self.source, "kafka:{topic}:{partition}:{offset}");
+        let header_tenant = m
+            .headers()
+            .and_then(|h| h.iter().find(|h| h.key == "tenant").and_then(|h| h.value));
+        let ts = m.timestamp().to_millis();
+        let now_us = self.now_us;
+        let input = Input {
+            bytes: m.payload().unwrap_or_default(),
+            source: &self.source,
+            header_tenant,
+            fallback_tenant: config.kafka.topic_tenants.get(topic).map(String::as_str),
+            reference_us: ts.map_or(now_us, |t| t * 1000),
+            reference_is_event_time: ts.is_some(),
+            // A shipper may stamp the message with the event's own time, so the consumer's clock caps it;
+            // the message time keeps the bound the same when the record is read again after a restart.
+            read_us: Some(ts.map_or(now_us, |t| (t * 1000).min(now_us))),
+        };
+        if let Err(q) = normalizer.normalize_into(&input, &mut self.columns) {
+            self.quarantined.push(*q);
+        }
+    }
 }
 
 /// Saves the engine state with the offsets it covers, then commits the offsets of the batches stored since the
