@@ -8,6 +8,7 @@
 #
 # To compare builds side by side, BENCH_RUN_BINS="OLD_BINARY NEW_BINARY" runs each (instead of this checkout's
 # release build) in turn, BENCH_RUN_REPEAT times (default 1).
+# BENCH_RUN_CLICKHOUSE adds lines to the [clickhouse] section, e.g. BENCH_RUN_CLICKHOUSE='compression = "none"'.
 # BENCH_RUN_WRAP is put before the sentra command line, e.g. to profile it:
 #   BENCH_RUN_WRAP="perf record -q -e cpu-clock -F 999 -o /tmp/run.perf" scripts/bench-run.sh FILE 5000
 #
@@ -85,6 +86,7 @@ topics = ["$topic"]
 [clickhouse]
 url = "$SENTRA_TEST_CLICKHOUSE_URL"
 database = "$db"
+${BENCH_RUN_CLICKHOUSE:-}
 [detection]
 checkpoint_path = "$dir/checkpoint.json"
 checkpoint_interval_ms = $interval

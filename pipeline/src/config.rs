@@ -523,5 +523,18 @@ mod tests {
             e.contains("batch_max_messages") || e.contains("invalid type"),
             "{e}"
         );
+        let e = Config::from_toml("[clickhouse]\ncompression = \"zstd\"\n", env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("zstd") && e.contains("lz4"), "{e}");
+    }
+
+    #[test]
+    fn clickhouse_inserts_are_compressed_unless_told_not_to() {
+        use sentra_sinks::clickhouse::Compression;
+        let c = Config::from_toml("", env(&[])).unwrap();
+        assert_eq!(c.clickhouse.compression, Compression::Lz4);
+        let c = Config::from_toml("[clickhouse]\ncompression = \"none\"\n", env(&[])).unwrap();
+        assert_eq!(c.clickhouse.compression, Compression::None);
     }
 }
