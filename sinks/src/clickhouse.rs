@@ -754,7 +754,7 @@ mod tests {
             database: "d".into(),
             user: "u".into(),
             password: "hunter2".into(),
-            events_ttl_days: 0,
+            ..ClickHouseConfig::default()
         };
         assert!(!format!("{c:?}").contains("hunter2"));
     }
