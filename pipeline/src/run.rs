@@ -20,13 +20,14 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureRecord;
 use rdkafka::{Offset, TopicPartitionList};
 use sentra_schemas::{EventColumns, Quarantined};
 use sentra_schemas::{EventRef, EventRows, QuarantineReason, Signal};
 use sentra_sinks::clickhouse::ClickHouseSink;
 use sentra_sinks::elasticsearch::{document, Document, ElasticsearchSink};
 use sentra_sinks::SinkError;
+use sentra_soar::producer::Producer;
 use serde::Deserialize;
 use serde::Serialize;
 use tokio::sync::watch;
@@ -328,9 +329,7 @@ pub async fn run(
         .create()?;
     let topics: Vec<&str> = config.kafka.topics.iter().map(String::as_str).collect();
     consumer.subscribe(&topics)?;
-    let producer: FutureProducer = client_config(config)
-        .set("message.timeout.ms", "30000")
-        .create()?;
+    let producer = Producer::new(client_config(config).set("message.timeout.ms", "30000"))?;
     info!(brokers = %config.kafka.brokers, group = %config.kafka.group_id, topics = ?topics, "consuming");
 
     let normalize = NormalizeConfig {
@@ -738,7 +737,7 @@ async fn index_forensics(
 const QUARANTINE: &str = "the quarantine topic";
 
 async fn send_to_quarantine(
-    producer: &FutureProducer,
+    producer: &Producer,
     topic: &str,
     items: &[Quarantined],
     shutdown: &mut watch::Receiver<bool>,
@@ -789,7 +788,7 @@ async fn send_to_quarantine(
                 .send(record, Duration::from_secs(30))
                 .await
                 .map(|_| ())
-                .map_err(|(e, _)| SinkError::Unavailable {
+                .map_err(|e| SinkError::Unavailable {
                     store: QUARANTINE,
                     detail: e.to_string(),
                 })

@@ -13,7 +13,9 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureRecord;
+
+use crate::producer::Producer;
 use rdkafka::TopicPartitionList;
 use sentra_schemas::audit::{chain as link, verify, AuditEvent, AuditRecord, ChainBreak};
 use sentra_sinks::clickhouse::ClickHouseSink;
@@ -35,7 +37,7 @@ pub enum AuditError {
 /// The writers' side: puts audit events on the audit topic.
 #[derive(Clone)]
 pub struct AuditLog {
-    producer: FutureProducer,
+    producer: Producer,
     topic: String,
 }
 
@@ -43,7 +45,7 @@ impl AuditLog {
     /// A log writing to `topic`.
     pub fn new(client: &ClientConfig, topic: &str) -> Result<Self, KafkaError> {
         Ok(Self {
-            producer: client.clone().set("message.timeout.ms", "30000").create()?,
+            producer: Producer::new(client.clone().set("message.timeout.ms", "30000"))?,
             topic: topic.into(),
         })
     }
@@ -55,10 +57,7 @@ impl AuditLog {
             let record = FutureRecord::to(&self.topic)
                 .key(&e.tenant)
                 .payload(&payload);
-            self.producer
-                .send(record, Duration::from_secs(30))
-                .await
-                .map_err(|(e, _)| e)?;
+            self.producer.send(record, Duration::from_secs(30)).await?;
         }
         Ok(())
     }

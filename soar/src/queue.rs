@@ -13,7 +13,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureRecord;
 use rdkafka::{Offset, TopicPartitionList};
 use sentra_schemas::Signal;
 use serde::Serialize;
@@ -23,6 +23,7 @@ use tracing::{info, warn};
 use crate::audit::AuditLog;
 use crate::config::{Destination, SoarConfig};
 use crate::delivery::{Attempt, Deliverer, Interrupted, Outcome};
+use crate::producer::Producer;
 use sentra_schemas::audit::AuditEvent;
 
 /// Why the queue could not be used.
@@ -44,7 +45,7 @@ pub fn group_for(group_prefix: &str, destination: &str) -> String {
 /// Puts the signals any destination wants on the signals topic (keyed by tenant, so each tenant's signals
 /// stay in order) and waits for the broker to acknowledge each. Returns how many were queued.
 pub async fn enqueue(
-    producer: &FutureProducer,
+    producer: &Producer,
     topic: &str,
     signals: &[Signal],
     destinations: &[Destination],
@@ -68,10 +69,7 @@ pub async fn enqueue(
             .key(s.tenant.as_str())
             .payload(&payload)
             .headers(headers);
-        producer
-            .send(record, Duration::from_secs(30))
-            .await
-            .map_err(|(e, _)| e)?;
+        producer.send(record, Duration::from_secs(30)).await?;
         queued += 1;
     }
     Ok(queued)
@@ -147,7 +145,7 @@ struct Failure<'a> {
 
 /// Records `payload` (a signal) on the dead-letter topic with why and where it was going.
 async fn dead_letter(
-    producer: &FutureProducer,
+    producer: &Producer,
     topic: &str,
     payload: &[u8],
     f: Failure<'_>,
@@ -184,11 +182,7 @@ async fn dead_letter(
     let record = FutureRecord::<[u8], [u8]>::to(topic)
         .payload(payload)
         .headers(headers);
-    producer
-        .send(record, Duration::from_secs(30))
-        .await
-        .map(|d| (d.partition, d.offset))
-        .map_err(|(e, _)| e)
+    producer.send(record, Duration::from_secs(30)).await
 }
 
 /// Delivers `deliverer`'s destination's signals from the signals topic until `shutdown`, committing each
@@ -204,7 +198,7 @@ pub async fn deliver(
     let destination = deliverer.destination();
     let group = group_for(group_prefix, &destination.name);
     let consumer = consumer(client, &group, &config.topic)?;
-    let producer: FutureProducer = client.clone().set("message.timeout.ms", "30000").create()?;
+    let producer = Producer::new(client.clone().set("message.timeout.ms", "30000"))?;
     let mut stats = WorkerStats::default();
     info!(destination = %destination.name, group = %group, "delivering signals");
     loop {
@@ -377,7 +371,7 @@ pub async fn dlq_replay(
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(u64, u64), QueueError> {
     let consumer = assigned(client, &dlq_group(group_prefix), &config.dlq_topic)?;
-    let producer: FutureProducer = client.clone().set("message.timeout.ms", "30000").create()?;
+    let producer = Producer::new(client.clone().set("message.timeout.ms", "30000"))?;
     let (mut delivered, mut failed) = (0u64, 0u64);
     // Letters that fail again are appended to the same topic: stop on reaching the first of them.
     let mut requeued_at: Option<(i32, i64)> = None;

@@ -7,7 +7,6 @@ use std::io::Read as _;
 use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
-use rdkafka::producer::FutureProducer;
 use sentra_pipeline::respond;
 use sentra_sinks::clickhouse::ClickHouseSink;
 use sentra_soar::playbooks::run::{Run, RunState};
@@ -122,7 +121,7 @@ async fn approval_gated_playbooks_and_a_tamper_evident_audit_trail() {
     a.user = Some(hostile.into());
     let b = signal(32, "acme", 0.75);
     let c = signal(33, "globex", 0.9);
-    let producer: FutureProducer = client.create().unwrap();
+    let producer = sentra_soar::producer::Producer::new(&client).unwrap();
     let destinations = config.soar.resolve(|_| None).unwrap();
     sentra_soar::queue::enqueue(
         &producer,

@@ -11,7 +11,6 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use rdkafka::config::ClientConfig;
-use rdkafka::producer::FutureProducer;
 use sentra_schemas::{MitreTechnique, RiskFactor, Severity, Signal, TenantId};
 use sentra_soar::queue::{self, WorkerStats};
 use sentra_soar::{Deliverer, SoarConfig};
@@ -153,7 +152,7 @@ async fn setup(url: &str, max_attempts: u32) -> Setup {
 
 impl Setup {
     async fn enqueue(&self, signals: &[Signal]) -> usize {
-        let producer: FutureProducer = self.client.create().unwrap();
+        let producer = sentra_soar::producer::Producer::new(&self.client).unwrap();
         let destinations = self.config.resolve(|_| None).unwrap();
         queue::enqueue(&producer, &self.config.topic, signals, &destinations)
             .await

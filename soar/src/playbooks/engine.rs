@@ -14,7 +14,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureRecord;
 use rdkafka::{Offset, TopicPartitionList};
 use sentra_schemas::audit::AuditEvent;
 use sentra_schemas::Signal;
@@ -27,6 +27,7 @@ use super::definition::Playbook;
 use super::run::{event_id, Change, Decision, Run, RunError, RunEvent, RunState, Runs, StepLog};
 use super::steps::Executor;
 use crate::audit::AuditLog;
+use crate::producer::Producer;
 
 /// Why the engine or a decision failed.
 #[derive(Debug, thiserror::Error)]
@@ -97,7 +98,7 @@ pub async fn load_runs(
     Ok(runs)
 }
 
-async fn publish(producer: &FutureProducer, topic: &str, e: &RunEvent) -> Result<(), KafkaError> {
+async fn publish(producer: &Producer, topic: &str, e: &RunEvent) -> Result<(), KafkaError> {
     let payload = serde_json::to_vec(e).expect("run events serialize");
     producer
         .send(
@@ -106,7 +107,6 @@ async fn publish(producer: &FutureProducer, topic: &str, e: &RunEvent) -> Result
         )
         .await
         .map(|_| ())
-        .map_err(|(e, _)| e)
 }
 
 /// Records a person's decision on run `run_id` (which must be awaiting approval and not yet decided).
@@ -155,7 +155,7 @@ pub async fn decide(
     }
     runs.apply(&event)?;
     let run = runs.get(run_id).expect("applied").clone();
-    let producer: FutureProducer = client.clone().set("message.timeout.ms", "30000").create()?;
+    let producer = Producer::new(client.clone().set("message.timeout.ms", "30000"))?;
     if let Some(audit) = audit {
         audit
             .record(&[AuditEvent::new(
@@ -203,7 +203,7 @@ struct Engine {
     playbooks: Vec<Playbook>,
     executor: Executor,
     runs: Runs,
-    producer: FutureProducer,
+    producer: Producer,
     runs_topic: String,
     audit: Option<AuditLog>,
     stats: EngineStats,
@@ -489,11 +489,7 @@ pub async fn run_engine(
         playbooks,
         executor,
         runs: Runs::default(),
-        producer: config
-            .client
-            .clone()
-            .set("message.timeout.ms", "30000")
-            .create()?,
+        producer: Producer::new(config.client.clone().set("message.timeout.ms", "30000"))?,
         runs_topic: config.runs_topic.clone(),
         audit,
         stats: EngineStats::default(),
