@@ -523,8 +523,6 @@ struct BatchBuilder {
     messages: usize,
     /// Messages handled before a restart (stored and in the checkpointed state), not yet committed.
     skipped: usize,
-    /// The consumer's clock when the batch began.
-    now_us: i64,
     /// The `kafka:topic:partition:offset` of the message being normalized.
     source: String,
 }
@@ -537,7 +535,6 @@ impl BatchBuilder {
             partitions: Vec::new(),
             messages: 0,
             skipped: 0,
-            now_us: sentra_schemas::time::now_us(),
             source: String::new(),
         }
     }
@@ -585,7 +582,8 @@ impl BatchBuilder {
             .headers()
             .and_then(|h| h.iter().find(|h| h.key == "tenant").and_then(|h| h.value));
         let ts = m.timestamp().to_millis();
-        let now_us = self.now_us;
+        // Read now, not when the batch began: its first message may come after hours of quiet.
+        let now_us = sentra_schemas::time::now_us();
         let input = Input {
             bytes: m.payload().unwrap_or_default(),
             source: &self.source,

@@ -30,6 +30,7 @@ pub(crate) struct Env {
     pub(crate) checkpoint_interval_ms: u64,
     /// `[clickhouse] compression`.
     pub(crate) compression: &'static str,
+    pub(crate) max_clock_skew_secs: u64,
     /// More configuration appended to the generated file (e.g. an `[elasticsearch]` section).
     pub(crate) extra_toml: String,
     _dir: tempfile::TempDir,
@@ -51,6 +52,7 @@ impl Env {
             lateness_secs: 0,
             checkpoint_interval_ms: 5000,
             compression: "lz4",
+            max_clock_skew_secs: 300,
             extra_toml: String::new(),
             _dir: dir,
         }
@@ -76,6 +78,7 @@ impl Env {
             max_message_bytes = 512
             [detection]
             allowed_lateness_secs = {lateness}
+            max_clock_skew_secs = {skew}
             checkpoint_path = "{checkpoint}"
             checkpoint_interval_ms = {interval}
             [audit]
@@ -93,6 +96,7 @@ impl Env {
             checkpoint = self.checkpoint.display(),
             interval = self.checkpoint_interval_ms,
             compression = self.compression,
+            skew = self.max_clock_skew_secs,
             extra = self.extra_toml,
         );
         Config::from_toml(&toml, crate::support::credentials()).expect("test config is valid")
@@ -530,11 +534,19 @@ async fn a_quiet_stream_is_checkpointed_and_committed_when_the_interval_is_up() 
     env.checkpoint_interval_ms = 3000;
     // Inserts sent plain, the way a sentra next to its ClickHouse would send them.
     env.compression = "none";
+    // Live lines, dated when sent, judged against a 1 s bound: each must be read at its arrival, not at the
+    // start of a batch that waited through the quiet.
+    env.max_clock_skew_secs = 1;
     create_topic(&env.brokers, &env.topic).await;
-    let line = |i: u32| {
+    let line = |_: u32| {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_micros() as i64;
+        let at = sentra_schemas::time::format_rfc3339_us(now);
         raw(
             "acme",
-            &format!("2026-03-17T08:00:0{i}Z web-1 sshd[1]: Connection closed by 10.0.0.1 port 22"),
+            &format!("{at} web-1 sshd[1]: Connection closed by 10.0.0.1 port 22"),
         )
     };
     let ch = env.clickhouse();
@@ -558,6 +570,7 @@ async fn a_quiet_stream_is_checkpointed_and_committed_when_the_interval_is_up() 
     // Each batch is stored and then nothing more arrives: the timer, not a next batch, saves and commits it.
     produce(&env.brokers, &env.topic, &[line(1), line(2), line(3)]).await;
     tokio::task::block_in_place(|| wait_for_commit(3));
+    tokio::time::sleep(Duration::from_secs(2)).await;
     produce(&env.brokers, &env.topic, &[line(4), line(5)]).await;
     tokio::task::block_in_place(|| wait_for_commit(5));
     assert_eq!(count(&ch, "events").await, 5);
