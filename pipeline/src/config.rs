@@ -74,7 +74,8 @@ pub struct KafkaConfig {
     pub quarantine_topic: String,
     /// Consumer session timeout.
     pub session_timeout_ms: u64,
-    /// Most messages handled (and acknowledged) as one batch.
+    /// Most messages handled as one batch: one detection step and one ClickHouse insert (ClickHouse wants
+    /// inserts of thousands of rows; larger batches also spread each step's fixed cost further).
     pub batch_max_messages: usize,
     /// Longest wait to fill a batch, milliseconds.
     pub batch_max_wait_ms: u64,
@@ -91,7 +92,7 @@ impl Default for KafkaConfig {
             topic_tenants: BTreeMap::new(),
             quarantine_topic: "sentra.quarantine".into(),
             session_timeout_ms: 6000,
-            batch_max_messages: 5000,
+            batch_max_messages: 20_000,
             batch_max_wait_ms: 500,
             properties: BTreeMap::new(),
         }
