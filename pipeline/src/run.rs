@@ -355,7 +355,7 @@ pub async fn run(
         None => Overrides::default(),
     };
     let checkpoint_path = config.detection.checkpoint_path.as_path();
-    let mut checkpoint = match Checkpoint::load(checkpoint_path, &config.kafka.group_id)? {
+    let checkpoint = match Checkpoint::load(checkpoint_path, &config.kafka.group_id)? {
         Some(c) => {
             info!(path = %checkpoint_path.display(), partitions = c.offsets.len(), "resuming from checkpoint");
             engine.restore(c.engine.clone());
@@ -366,22 +366,24 @@ pub async fn run(
             ..Checkpoint::default()
         },
     };
+    let mut checkpoints = Checkpoints {
+        checkpoint,
+        path: checkpoint_path,
+        interval: Duration::from_millis(config.detection.checkpoint_interval_ms),
+        uncommitted: BTreeMap::new(),
+        saved_at: tokio::time::Instant::now(),
+    };
     let mut stats = RunStats::default();
     let wait = Duration::from_millis(config.kafka.batch_max_wait_ms);
-    let interval = Duration::from_millis(config.detection.checkpoint_interval_ms);
-    // Offsets of batches stored since the last checkpoint: committed with the next one.
-    let mut uncommitted: BTreeMap<(String, i32), i64> = BTreeMap::new();
-    let mut saved_at = tokio::time::Instant::now();
 
     loop {
         // Collect a batch: block for the first message, then fill until full or the wait runs out. A quiet
         // stream still gets its stored batches checkpointed and committed when the interval is up.
         let mut batch = BatchBuilder::new(config.kafka.batch_max_messages);
         tokio::select! {
-            m = consumer.recv() => batch.add(&m?, &checkpoint, config, &mut normalizer),
-            _ = tokio::time::sleep_until(saved_at + interval), if !uncommitted.is_empty() => {
-                checkpoint_and_commit(&mut checkpoint, &engine, checkpoint_path, &consumer, &mut uncommitted, &mut stats)?;
-                saved_at = tokio::time::Instant::now();
+            m = consumer.recv() => batch.add(&m?, &checkpoints.checkpoint, config, &mut normalizer),
+            _ = tokio::time::sleep_until(checkpoints.due_at()), if checkpoints.pending() => {
+                checkpoints.save_and_commit(&engine, &consumer, &mut stats)?;
                 continue;
             }
             _ = shutdown.changed() => break,
@@ -389,7 +391,7 @@ pub async fn run(
         let deadline = tokio::time::Instant::now() + wait;
         while batch.messages < config.kafka.batch_max_messages {
             match tokio::time::timeout_at(deadline, consumer.recv()).await {
-                Ok(m) => batch.add(&m?, &checkpoint, config, &mut normalizer),
+                Ok(m) => batch.add(&m?, &checkpoints.checkpoint, config, &mut normalizer),
                 Err(_) => break,
             }
         }
@@ -446,33 +448,9 @@ pub async fn run(
             stats.queued_for_soar += queued as u64;
         }
 
-        // The batch is in the state now: a message below these offsets, delivered again (after a rebalance),
-        // is skipped even before the checkpoint is saved.
-        for Partition {
-            topic,
-            partition,
-            next,
-            ..
-        } in partitions
-        {
-            let done = checkpoint
-                .offsets
-                .entry(format!("{topic}/{partition}"))
-                .or_insert(0);
-            *done = (*done).max(next);
-            let pending = uncommitted.entry((topic, partition)).or_insert(0);
-            *pending = (*pending).max(next);
-        }
-        if saved_at.elapsed() >= interval {
-            checkpoint_and_commit(
-                &mut checkpoint,
-                &engine,
-                checkpoint_path,
-                &consumer,
-                &mut uncommitted,
-                &mut stats,
-            )?;
-            saved_at = tokio::time::Instant::now();
+        checkpoints.stored(partitions);
+        if tokio::time::Instant::now() >= checkpoints.due_at() {
+            checkpoints.save_and_commit(&engine, &consumer, &mut stats)?;
         }
         stats.consumed += (messages - skipped) as u64;
         stats.events += events.num_rows() as u64;
@@ -487,15 +465,8 @@ pub async fn run(
             "batch stored"
         );
     }
-    if !uncommitted.is_empty() {
-        checkpoint_and_commit(
-            &mut checkpoint,
-            &engine,
-            checkpoint_path,
-            &consumer,
-            &mut uncommitted,
-            &mut stats,
-        )?;
+    if checkpoints.pending() {
+        checkpoints.save_and_commit(&engine, &consumer, &mut stats)?;
     }
     for w in workers {
         let _ = w.await;
@@ -601,31 +572,74 @@ impl BatchBuilder {
     }
 }
 
-/// Saves the engine state with the offsets it covers, then commits the offsets of the batches stored since the
-/// last checkpoint (never before the state that holds their effects is on disk).
-fn checkpoint_and_commit(
-    checkpoint: &mut Checkpoint,
-    engine: &Engine,
-    path: &std::path::Path,
-    consumer: &StreamConsumer,
-    uncommitted: &mut BTreeMap<(String, i32), i64>,
-    stats: &mut RunStats,
-) -> Result<(), RunError> {
-    checkpoint.engine = engine.snapshot();
-    checkpoint.save(path)?;
-    let mut tpl = TopicPartitionList::new();
-    for ((topic, partition), next) in std::mem::take(uncommitted) {
-        tpl.add_partition_offset(&topic, partition, Offset::Offset(next))?;
-    }
-    match consumer.commit(&tpl, CommitMode::Sync) {
-        Ok(()) => stats.commits += 1,
-        // After a rebalance the partitions may belong to another member, which re-reads from the last
-        // commit; the stores deduplicate by id.
-        Err(e) => {
-            warn!(error = %e, "offset commit failed; batches since the last commit may be re-read (writes are idempotent)")
+/// The checkpoint in memory (its offsets cover every stored batch), the offsets not yet committed, and when
+/// the checkpoint was last saved.
+struct Checkpoints<'a> {
+    checkpoint: Checkpoint,
+    path: &'a std::path::Path,
+    interval: Duration,
+    /// Offsets of batches stored since the last save: committed with the next one.
+    uncommitted: BTreeMap<(String, i32), i64>,
+    saved_at: tokio::time::Instant,
+}
+
+impl Checkpoints<'_> {
+    /// Records a stored batch's offsets. Its effects are in the engine state now, so a message below them,
+    /// delivered again (after a rebalance), is skipped even before the checkpoint is saved.
+    fn stored(&mut self, partitions: Vec<Partition>) {
+        for Partition {
+            topic,
+            partition,
+            next,
+            ..
+        } in partitions
+        {
+            let done = self
+                .checkpoint
+                .offsets
+                .entry(format!("{topic}/{partition}"))
+                .or_insert(0);
+            *done = (*done).max(next);
+            let pending = self.uncommitted.entry((topic, partition)).or_insert(0);
+            *pending = (*pending).max(next);
         }
     }
-    Ok(())
+
+    /// Whether stored batches wait to be committed.
+    fn pending(&self) -> bool {
+        !self.uncommitted.is_empty()
+    }
+
+    /// When the next save is due.
+    fn due_at(&self) -> tokio::time::Instant {
+        self.saved_at + self.interval
+    }
+
+    /// Saves the engine state with the offsets it covers, then commits the offsets of the batches stored
+    /// since the last save (never before the state that holds their effects is on disk).
+    fn save_and_commit(
+        &mut self,
+        engine: &Engine,
+        consumer: &StreamConsumer,
+        stats: &mut RunStats,
+    ) -> Result<(), RunError> {
+        self.checkpoint.engine = engine.snapshot();
+        self.checkpoint.save(self.path)?;
+        self.saved_at = tokio::time::Instant::now();
+        let mut tpl = TopicPartitionList::new();
+        for ((topic, partition), next) in std::mem::take(&mut self.uncommitted) {
+            tpl.add_partition_offset(&topic, partition, Offset::Offset(next))?;
+        }
+        match consumer.commit(&tpl, CommitMode::Sync) {
+            Ok(()) => stats.commits += 1,
+            // After a rebalance the partitions may belong to another member, which re-reads from the last
+            // commit; the stores deduplicate by id.
+            Err(e) => {
+                warn!(error = %e, "offset commit failed; batches since the last commit may be re-read (writes are idempotent)")
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Audit events for emitted signals (and the overrides applied to them). Their time is the signal's window
