@@ -422,9 +422,7 @@ fn dispatch(cli: Cli) -> Result<()> {
                     year: year_policy(year),
                     ..NormalizeConfig::default()
                 });
-                let now = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)?
-                    .as_micros() as i64;
+                let now = sentra_schemas::time::now_us();
                 for (i, line) in text.split(|&b| b == b'\n').enumerate() {
                     if line.iter().all(u8::is_ascii_whitespace) {
                         continue;

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
-use crate::support::{sentra, stderr, stdout};
+use crate::support::{replay_stored, sentra, stderr, stdout};
 
 const SAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/auth.log");
 
@@ -43,17 +43,7 @@ fn stored_quarantine(data: &Path) -> Vec<sentra_schemas::Quarantined> {
 fn replay_of_the_sample_finds_the_brute_force_and_stores_everything_once() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let args = [
-        "replay",
-        "--tenant",
-        "acme",
-        "--year",
-        "2026",
-        "--data-dir",
-        data.to_str().unwrap(),
-        SAMPLE,
-    ];
-    let first = sentra(&args);
+    let first = replay_stored("acme", &data, SAMPLE);
     assert!(first.status.success(), "{}", stderr(&first));
     let signals: Vec<serde_json::Value> = stdout(&first)
         .lines()
@@ -77,7 +67,7 @@ fn replay_of_the_sample_finds_the_brute_force_and_stores_everything_once() {
     );
 
     // Replaying the same file again changes nothing: same signals, same parts, no duplicate rows.
-    let second = sentra(&args);
+    let second = replay_stored("acme", &data, SAMPLE);
     assert!(second.status.success());
     assert_eq!(stdout(&first), stdout(&second));
     assert_eq!(parquet_rows(&data.join("events/tenant=acme")), (1, lines));
@@ -101,16 +91,7 @@ fn replay_quarantines_bad_lines_with_reasons_and_keeps_the_rest() {
     body.push(b'\n');
     fs::write(&input, &body).unwrap();
     let data = dir.path().join("data");
-    let out = sentra(&[
-        "replay",
-        "--tenant",
-        "acme",
-        "--year",
-        "2026",
-        "--data-dir",
-        data.to_str().unwrap(),
-        input.to_str().unwrap(),
-    ]);
+    let out = replay_stored("acme", &data, input.to_str().unwrap());
     assert!(out.status.success(), "{}", stderr(&out));
     let err = stderr(&out);
     for needle in [
@@ -200,16 +181,7 @@ fn one_line_dated_years_ahead_is_quarantined_and_does_not_blind_its_tenant() {
     }
     fs::write(&input, body).unwrap();
     let data = dir.path().join("data");
-    let out = sentra(&[
-        "replay",
-        "--tenant",
-        "acme",
-        "--year",
-        "2026",
-        "--data-dir",
-        data.to_str().unwrap(),
-        input.to_str().unwrap(),
-    ]);
+    let out = replay_stored("acme", &data, input.to_str().unwrap());
     assert!(out.status.success(), "{}", stderr(&out));
     let summary = stderr(&out);
     assert!(summary.contains("future: 1"), "{summary}");
@@ -248,10 +220,7 @@ fn a_stream_piped_in_is_judged_by_the_clock_when_each_line_arrives() {
         .unwrap();
     let mut stdin = child.stdin.take().unwrap();
     let line = || {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_micros() as i64;
+        let now = sentra_schemas::time::now_us();
         format!(
             "{} web-1 sshd[1]: Connection closed by 10.0.0.1 port 22\n",
             sentra_schemas::time::format_rfc3339_us(now)

@@ -538,11 +538,8 @@ async fn a_quiet_stream_is_checkpointed_and_committed_when_the_interval_is_up() 
     // start of a batch that waited through the quiet.
     env.max_clock_skew_secs = 1;
     create_topic(&env.brokers, &env.topic).await;
-    let line = |_: u32| {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_micros() as i64;
+    let line = || {
+        let now = sentra_schemas::time::now_us();
         let at = sentra_schemas::time::format_rfc3339_us(now);
         raw(
             "acme",
@@ -568,10 +565,10 @@ async fn a_quiet_stream_is_checkpointed_and_committed_when_the_interval_is_up() 
         }
     };
     // Each batch is stored and then nothing more arrives: the timer, not a next batch, saves and commits it.
-    produce(&env.brokers, &env.topic, &[line(1), line(2), line(3)]).await;
+    produce(&env.brokers, &env.topic, &[line(), line(), line()]).await;
     tokio::task::block_in_place(|| wait_for_commit(3));
     tokio::time::sleep(Duration::from_secs(2)).await;
-    produce(&env.brokers, &env.topic, &[line(4), line(5)]).await;
+    produce(&env.brokers, &env.topic, &[line(), line()]).await;
     tokio::task::block_in_place(|| wait_for_commit(5));
     assert_eq!(count(&ch, "events").await, 5);
     let saved: serde_json::Value =

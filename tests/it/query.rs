@@ -8,7 +8,7 @@ use sentra_queries::{ask, AskError, Store};
 use sentra_schemas::TenantId;
 use serde_json::Value;
 
-use crate::support::{get_json, sentra, stdout};
+use crate::support::{get_json, replay_stored, sentra, stdout};
 
 /// 2026-03-15T00:00:00Z: "now" for every question.
 const NOW: i64 = 1_773_532_800_000_000;
@@ -24,16 +24,7 @@ pub(crate) fn setup() -> Data {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/auth.log");
-    let out = sentra(&[
-        "replay",
-        "--tenant",
-        "acme",
-        "--year",
-        "2026",
-        "--data-dir",
-        data.to_str().unwrap(),
-        sample,
-    ]);
+    let out = replay_stored("acme", &data, sample);
     assert!(out.status.success(), "{out:?}");
     let signals: Vec<Value> = stdout(&out)
         .lines()
@@ -45,16 +36,7 @@ pub(crate) fn setup() -> Data {
         .map(|i| format!("Mar 14 09:14:0{i} gx-db-1 sshd[9{i}]: Failed password for gadmin from 198.18.0.1 port 4{i} ssh2\n"))
         .collect();
     std::fs::write(&globex, lines).unwrap();
-    let out = sentra(&[
-        "replay",
-        "--tenant",
-        "globex",
-        "--year",
-        "2026",
-        "--data-dir",
-        data.to_str().unwrap(),
-        globex.to_str().unwrap(),
-    ]);
+    let out = replay_stored("globex", &data, globex.to_str().unwrap());
     assert!(out.status.success(), "{out:?}");
     let out = sentra(&["normalize", "--tenant", "acme", "--year", "2026", sample]);
     let events: Vec<Value> = stdout(&out)

@@ -50,6 +50,21 @@ pub fn sentra(args: &[&str]) -> Output {
         .expect("run sentra")
 }
 
+/// `sentra replay --tenant TENANT --year 2026 --data-dir DATA FILE`: a log of the samples' year, replayed into
+/// an embedded store.
+pub fn replay_stored(tenant: &str, data: &std::path::Path, file: &str) -> Output {
+    sentra(&[
+        "replay",
+        "--tenant",
+        tenant,
+        "--year",
+        "2026",
+        "--data-dir",
+        data.to_str().unwrap(),
+        file,
+    ])
+}
+
 /// Standard output as text.
 pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
