@@ -77,6 +77,9 @@ pub struct KafkaConfig {
     /// Most messages handled as one batch: one detection step and one ClickHouse insert (ClickHouse wants
     /// inserts of thousands of rows; larger batches also spread each step's fixed cost further).
     pub batch_max_messages: usize,
+    /// A batch takes no more messages once their payloads add up to this many bytes, so one batch holds at
+    /// most this plus one message (`input.max_message_bytes`), however large the messages are.
+    pub batch_max_bytes: usize,
     /// Longest wait to fill a batch, milliseconds.
     pub batch_max_wait_ms: u64,
     /// Extra librdkafka properties (e.g. `security.protocol`, `sasl.*`), passed as given.
@@ -93,6 +96,7 @@ impl Default for KafkaConfig {
             quarantine_topic: "sentra.quarantine".into(),
             session_timeout_ms: 6000,
             batch_max_messages: 20_000,
+            batch_max_bytes: 16 << 20,
             batch_max_wait_ms: 500,
             properties: BTreeMap::new(),
         }
@@ -356,6 +360,9 @@ impl Config {
         if k.batch_max_messages == 0 || k.batch_max_messages > 1_000_000 {
             p.push("kafka.batch_max_messages must be between 1 and 1000000".into());
         }
+        if k.batch_max_bytes < 1024 || k.batch_max_bytes > 1 << 30 {
+            p.push("kafka.batch_max_bytes must be between 1024 and 1073741824 (1 GiB)".into());
+        }
         if k.session_timeout_ms < 1000 {
             p.push("kafka.session_timeout_ms must be at least 1000".into());
         }
@@ -491,13 +498,14 @@ mod tests {
     #[test]
     fn every_problem_is_reported_at_once() {
         let err = Config::from_toml(
-            "[kafka]\ntopics = []\n[kafka.topic_tenants]\nx = \"../evil\"\n[clickhouse]\nurl = \"ftp://x\"\ndatabase = \"a;drop\"\n[detection]\nmax_entities_per_tenant = 0\n",
+            "[kafka]\ntopics = []\nbatch_max_bytes = 100\n[kafka.topic_tenants]\nx = \"../evil\"\n[clickhouse]\nurl = \"ftp://x\"\ndatabase = \"a;drop\"\n[detection]\nmax_entities_per_tenant = 0\n",
             env(&[]),
         )
         .unwrap_err();
         let text = err.to_string();
         for needle in [
             "kafka.topics",
+            "kafka.batch_max_bytes",
             "topic_tenants",
             "clickhouse.url",
             "clickhouse.database",

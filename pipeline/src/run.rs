@@ -57,6 +57,8 @@ pub struct RunStats {
     pub indexed: u64,
     /// Signals put on the SOAR delivery queue.
     pub queued_for_soar: u64,
+    /// Batches handled (each one detection step and one write to every store).
+    pub batches: u64,
 }
 
 /// Why `sentra run` stopped with an error.
@@ -389,7 +391,9 @@ pub async fn run(
             _ = shutdown.changed() => break,
         }
         let deadline = tokio::time::Instant::now() + wait;
-        while batch.messages < config.kafka.batch_max_messages {
+        while batch.messages < config.kafka.batch_max_messages
+            && batch.bytes < config.kafka.batch_max_bytes
+        {
             match tokio::time::timeout_at(deadline, consumer.recv()).await {
                 Ok(m) => batch.add(&m?, &checkpoints.checkpoint, config, &mut normalizer),
                 Err(_) => break,
@@ -456,6 +460,7 @@ pub async fn run(
         stats.events += events.num_rows() as u64;
         stats.quarantined += quarantined.len() as u64 - outcome.late_rows.len() as u64;
         stats.signals += signals.len() as u64;
+        stats.batches += 1;
         info!(
             messages,
             skipped,
@@ -492,6 +497,8 @@ struct BatchBuilder {
     partitions: Vec<Partition>,
     /// Messages received, skipped ones included.
     messages: usize,
+    /// Payload bytes of the messages normalized into the batch.
+    bytes: usize,
     /// Messages handled before a restart (stored and in the checkpointed state), not yet committed.
     skipped: usize,
     /// The `kafka:topic:partition:offset` of the message being normalized.
@@ -505,6 +512,7 @@ impl BatchBuilder {
             quarantined: Vec::new(),
             partitions: Vec::new(),
             messages: 0,
+            bytes: 0,
             skipped: 0,
             source: String::new(),
         }
@@ -547,6 +555,7 @@ impl BatchBuilder {
             self.skipped += 1;
             return;
         }
+        self.bytes += m.payload_len();
         self.source.clear();
         let _ = write!(self.source, "kafka:{topic}:{partition}:{offset}");
         let header_tenant = m

@@ -26,6 +26,7 @@ pub(crate) struct Env {
     pub(crate) database: String,
     pub(crate) checkpoint: std::path::PathBuf,
     pub(crate) batch_max_messages: usize,
+    pub(crate) batch_max_bytes: usize,
     pub(crate) lateness_secs: u64,
     pub(crate) checkpoint_interval_ms: u64,
     /// `[clickhouse] compression`.
@@ -49,6 +50,7 @@ impl Env {
             database: format!("sentra_{id}"),
             checkpoint: dir.path().join("checkpoint.json"),
             batch_max_messages: 5000,
+            batch_max_bytes: 16 << 20,
             lateness_secs: 0,
             checkpoint_interval_ms: 5000,
             compression: "lz4",
@@ -68,6 +70,7 @@ impl Env {
             quarantine_topic = "{quarantine}"
             batch_max_wait_ms = 200
             batch_max_messages = {batch}
+            batch_max_bytes = {batch_bytes}
             [kafka.topic_tenants]
             "unused-topic" = "initech"
             [clickhouse]
@@ -90,6 +93,7 @@ impl Env {
             topic = self.topic,
             quarantine = self.quarantine,
             batch = self.batch_max_messages,
+            batch_bytes = self.batch_max_bytes,
             lateness = self.lateness_secs,
             clickhouse = self.clickhouse,
             database = self.database,
@@ -577,4 +581,29 @@ async fn a_quiet_stream_is_checkpointed_and_committed_when_the_interval_is_up() 
     tx.send(true).unwrap();
     let stats = task.await.unwrap().expect("pipeline ran without error");
     assert_eq!(stats.consumed, 5, "{stats:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_stops_taking_messages_once_its_byte_cap_is_reached() {
+    let mut env = Env::new();
+    env.batch_max_bytes = 1024;
+    create_topic(&env.brokers, &env.topic).await;
+    // Ten messages of ~400 bytes, all waiting before the run starts: without the cap they are one batch.
+    let now = sentra_schemas::time::format_rfc3339_us(sentra_schemas::time::now_us());
+    let padding = "x".repeat(320);
+    let msgs: Vec<Msg> = (0..10)
+        .map(|i| {
+            raw(
+                "acme",
+                &format!("{now} web-1 sshd[{i}]: Connection closed by 10.0.0.1 port 22 {padding}"),
+            )
+        })
+        .collect();
+    assert!(msgs.iter().all(|m| (380..420).contains(&m.payload.len())));
+    produce(&env.brokers, &env.topic, &msgs).await;
+    let ch = env.clickhouse();
+    let stats = run_until(&env.config(), &ch, 10, 0).await;
+    assert_eq!(stats.events, 10, "{stats:?}");
+    // Three messages reach 1,024 bytes: 3 + 3 + 3 + 1 (more if a wait runs out, never fewer).
+    assert!(stats.batches >= 4, "{stats:?}");
 }
