@@ -469,3 +469,28 @@ async fn stores_that_go_away_for_a_while_lose_nothing() {
     assert_eq!(es_ids(&es, "acme").await.len(), 15);
     drop(clickhouse);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_that_differs_from_what_this_build_writes_stops_the_run_naming_the_column() {
+    let env = Env::new();
+    create_topic(&env.brokers, &env.topic).await;
+    let sink = ClickHouseSink::new(env.config().clickhouse);
+    sink.migrate().await.unwrap();
+    // Someone widened a column by hand: rows written as this build lays them out would no longer line up.
+    env.clickhouse()
+        .query("ALTER TABLE events MODIFY COLUMN source_port Nullable(UInt32)")
+        .execute()
+        .await
+        .unwrap();
+    let line =
+        "2026-03-14T10:00:01Z web-1 sshd[1]: Failed password for alice from 192.0.2.1 port 1 ssh2";
+    produce(&env.brokers, &env.topic, &[raw("acme", line)]).await;
+    let (_tx, rx) = watch::channel(false);
+    let err = tokio::time::timeout(Duration::from_secs(60), run(&env.config(), rx))
+        .await
+        .expect("the run stops by itself")
+        .expect_err("the insert is refused");
+    let text = err.to_string();
+    assert!(text.contains("source_port"), "{text}");
+    assert_eq!(count(&env.clickhouse(), "events").await, 0);
+}
