@@ -6,8 +6,8 @@
 use std::sync::{Arc, OnceLock};
 
 use arrow::array::{
-    make_view, Array, ArrayRef, AsArray, ByteView, NullBufferBuilder, RecordBatch, StringViewArray,
-    TimestampMicrosecondBuilder, UInt16Builder, UInt32Builder,
+    make_view, Array, ArrayRef, AsArray, ByteView, NullBufferBuilder, PrimitiveArray, RecordBatch,
+    StringViewArray, TimestampMicrosecondBuilder, UInt16Builder, UInt32Builder,
 };
 use arrow::buffer::Buffer;
 use arrow::datatypes::{
@@ -403,59 +403,69 @@ impl EventColumns {
     }
 }
 
-/// Reads events back out of a batch with [`events_schema`].
+/// Reads events back out of a batch with [`events_schema`]. The columns are downcast once, here, not per value.
 pub struct EventRows<'a> {
-    batch: &'a RecordBatch,
+    /// The string columns, in [`EVENT_COLUMNS`] order (the three typed ones left out).
+    strings: [&'a StringViewArray; STRINGS],
+    timestamp: &'a PrimitiveArray<TimestampMicrosecondType>,
+    pid: &'a PrimitiveArray<UInt32Type>,
+    port: &'a PrimitiveArray<UInt16Type>,
+    rows: usize,
 }
 
 impl<'a> EventRows<'a> {
     /// A reader over `batch`, which must have [`events_schema`].
     pub fn new(batch: &'a RecordBatch) -> Self {
-        Self { batch }
+        let mut strings = batch
+            .columns()
+            .iter()
+            .filter_map(|c| c.as_string_view_opt());
+        Self {
+            strings: std::array::from_fn(|_| strings.next().expect("events_schema")),
+            timestamp: batch.column(2).as_primitive(),
+            pid: batch.column(5).as_primitive(),
+            port: batch.column(15).as_primitive(),
+            rows: batch.num_rows(),
+        }
     }
 
     fn s(&self, col: usize, row: usize) -> Option<&'a str> {
-        let a = self.batch.column(col).as_string_view();
+        let a = self.strings[col];
         (!a.is_null(row)).then(|| a.value(row))
     }
 
     /// Event `row`.
     pub fn get(&self, row: usize) -> EventRef<'a> {
         let req = |col| self.s(col, row).unwrap_or("");
-        let ts = self
-            .batch
-            .column(2)
-            .as_primitive::<TimestampMicrosecondType>();
-        let pid = self.batch.column(5).as_primitive::<UInt32Type>();
-        let port = self.batch.column(15).as_primitive::<UInt16Type>();
+        let (pid, port) = (self.pid, self.port);
         EventRef {
             tenant: req(0),
             id: req(1),
-            timestamp_us: ts.value(row),
-            host: req(3),
-            process_name: req(4),
+            timestamp_us: self.timestamp.value(row),
+            host: req(2),
+            process_name: req(3),
             process_pid: (!pid.is_null(row)).then(|| pid.value(row)),
-            dataset: req(6),
-            category: req(7),
-            event_type: req(8),
-            action: req(9),
-            outcome: req(10),
-            user: self.s(11, row),
-            target_user: self.s(12, row),
-            group: self.s(13, row),
-            source_ip: self.s(14, row),
+            dataset: req(4),
+            category: req(5),
+            event_type: req(6),
+            action: req(7),
+            outcome: req(8),
+            user: self.s(9, row),
+            target_user: self.s(10, row),
+            group: self.s(11, row),
+            source_ip: self.s(12, row),
             source_port: (!port.is_null(row)).then(|| port.value(row)),
-            auth_method: self.s(16, row),
-            command: self.s(17, row),
-            message: req(18),
-            original: req(19),
-            source: req(20),
+            auth_method: self.s(13, row),
+            command: self.s(14, row),
+            message: req(15),
+            original: req(16),
+            source: req(17),
         }
     }
 
     /// Every event, in order.
     pub fn iter(&self) -> impl Iterator<Item = EventRef<'a>> + '_ {
-        (0..self.batch.num_rows()).map(|r| self.get(r))
+        (0..self.rows).map(|r| self.get(r))
     }
 }
 
