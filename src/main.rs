@@ -11,7 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use sentra_pipeline::config::Config;
 use sentra_pipeline::detect::definition::WindowSpec;
 use sentra_pipeline::detect::{catalog, Detection, EngineConfig, Overrides};
-use sentra_pipeline::normalize::{Counts, Input, NormalizeConfig, Normalizer, YearPolicy};
+use sentra_pipeline::normalize::{Counts, Input, NormalizeConfig, Normalizer, YearPolicy, Zones};
 use sentra_pipeline::replay::ReplaySummary;
 use sentra_pipeline::replay::{self, ReplayOptions, Source};
 
@@ -85,6 +85,9 @@ enum Command {
         /// Year of classic syslog timestamps; default: inferred from the clock.
         #[arg(long)]
         year: Option<i32>,
+        /// The time zone (IANA name) classic syslog timestamps, which carry none, are written in.
+        #[arg(long, default_value = "UTC")]
+        timezone: String,
     },
     /// Apply the ClickHouse schema (versioned, idempotent; `run` does it on start too), or print the SQL
     /// giving one tenant read-only, row-policy-scoped access.
@@ -195,6 +198,10 @@ struct DetectionArgs {
     /// Analyst overrides (overrides.json): suppress or downgrade matching signals, with a reason.
     #[arg(long)]
     overrides: Option<PathBuf>,
+    /// The time zone (IANA name, e.g. Europe/Berlin) classic syslog timestamps, which carry none, are written
+    /// in; the off-hours risk modifier follows it too.
+    #[arg(long, default_value = "UTC")]
+    timezone: String,
 }
 
 impl DetectionArgs {
@@ -204,6 +211,7 @@ impl DetectionArgs {
         let engine = EngineConfig {
             allowed_lateness_secs: self.allowed_lateness,
             max_clock_skew_secs: self.max_clock_skew,
+            timezone: self.timezone.clone(),
             ..EngineConfig::default()
         };
         let overrides = match &self.overrides {
@@ -212,6 +220,22 @@ impl DetectionArgs {
         };
         Ok((detections, engine, overrides))
     }
+
+    /// Normalization settings for files read with these arguments.
+    fn normalize(&self, year: Option<i32>, tenant_from_host: bool) -> Result<NormalizeConfig> {
+        Ok(NormalizeConfig {
+            year: year_policy(year),
+            zones: zones(&self.timezone)?,
+            tenant_from_host,
+            max_ahead_secs: self.max_clock_skew,
+            ..NormalizeConfig::default()
+        })
+    }
+}
+
+/// The zones of `--timezone`.
+fn zones(timezone: &str) -> Result<Zones> {
+    Zones::new(timezone, &Default::default()).map_err(|e| anyhow::anyhow!("--timezone: {e}"))
 }
 
 #[derive(Subcommand)]
@@ -288,17 +312,13 @@ fn dispatch(cli: Cli) -> Result<()> {
             detection,
         } => {
             check_tenant(&tenant)?;
+            let normalize = detection.normalize(year, tenant_from_host)?;
             let (detections, engine, overrides) = detection.load()?;
             let sources = sources(&files)?;
             let opts = ReplayOptions {
                 sources,
                 tenant,
-                normalize: NormalizeConfig {
-                    year: year_policy(year),
-                    tenant_from_host,
-                    max_ahead_secs: engine.max_clock_skew_secs,
-                    ..NormalizeConfig::default()
-                },
+                normalize,
                 detections,
                 engine,
                 overrides,
@@ -356,16 +376,13 @@ fn dispatch(cli: Cli) -> Result<()> {
                 },
         } => {
             check_tenant(&Some(tenant.clone()))?;
+            let normalize = detection.normalize(year, false)?;
             let (detections, engine, overrides) = detection.load()?;
             let names: Vec<String> = detections.iter().map(|d| d.name.clone()).collect();
             let opts = ReplayOptions {
                 sources: sources(&files)?,
                 tenant: Some(tenant),
-                normalize: NormalizeConfig {
-                    year: year_policy(year),
-                    max_ahead_secs: engine.max_clock_skew_secs,
-                    ..NormalizeConfig::default()
-                },
+                normalize,
                 detections,
                 engine,
                 overrides,
@@ -400,8 +417,10 @@ fn dispatch(cli: Cli) -> Result<()> {
             files,
             tenant,
             year,
+            timezone,
         } => {
             check_tenant(&tenant)?;
+            let zones = zones(&timezone)?;
             let stdout = io::stdout();
             let mut out = io::BufWriter::new(stdout.lock());
             let mut counts = Counts::default();
@@ -420,6 +439,7 @@ fn dispatch(cli: Cli) -> Result<()> {
                 let name = source.name();
                 let mut n = Normalizer::new(NormalizeConfig {
                     year: year_policy(year),
+                    zones: zones.clone(),
                     ..NormalizeConfig::default()
                 });
                 let now = sentra_schemas::time::now_us();

@@ -31,6 +31,7 @@ use sentra_sinks::elasticsearch::ElasticsearchConfig;
 use sentra_soar::SoarConfig;
 
 use crate::detect::EngineConfig;
+use crate::normalize::Zones;
 
 /// The whole configuration.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -167,7 +168,10 @@ impl Default for AuditConfig {
 pub struct TenantsConfig {
     /// When set, only these tenants are accepted.
     pub allow: Option<Vec<String>>,
-    /// Each tenant's UTC offset in minutes (for the off-hours risk modifier); default 0.
+    /// Each tenant's time zone, an IANA name (`acme = "Europe/Berlin"`): its classic syslog timestamps, which
+    /// carry none, are read in it, and the off-hours risk modifier follows it. Default: `input.timezone`.
+    pub timezone: BTreeMap<String, String>,
+    /// A fixed UTC offset in minutes for the off-hours modifier, for tenants without a `timezone`.
     pub utc_offset_minutes: BTreeMap<String, i32>,
 }
 
@@ -219,12 +223,16 @@ impl Default for DetectionConfig {
 pub struct InputConfig {
     /// Messages larger than this are quarantined.
     pub max_message_bytes: usize,
+    /// The zone classic syslog timestamps (which carry none) are written in, for tenants without a
+    /// `tenants.timezone`: an IANA name.
+    pub timezone: String,
 }
 
 impl Default for InputConfig {
     fn default() -> Self {
         Self {
             max_message_bytes: 1 << 20,
+            timezone: "UTC".into(),
         }
     }
 }
@@ -432,8 +440,21 @@ impl Config {
                     "tenants.utc_offset_minutes.{t} must be within ±840"
                 ));
             }
+            if self.tenants.timezone.contains_key(t) {
+                p.push(format!(
+                    "tenant {t:?} has both tenants.timezone and tenants.utc_offset_minutes; keep the timezone"
+                ));
+            }
+        }
+        if let Err(e) = self.zones() {
+            p.push(format!("{e} (input.timezone / tenants.timezone)"));
         }
         p
+    }
+
+    /// The zones classic syslog timestamps are read in (`input.timezone`, `tenants.timezone`).
+    pub fn zones(&self) -> Result<Zones, String> {
+        Zones::new(&self.input.timezone, &self.tenants.timezone)
     }
 
     /// The detection engine's settings.
@@ -443,6 +464,8 @@ impl Config {
             max_clock_skew_secs: self.detection.max_clock_skew_secs,
             max_entities_per_tenant: self.detection.max_entities_per_tenant,
             tenant_utc_offsets_min: self.tenants.utc_offset_minutes.clone(),
+            timezone: self.input.timezone.clone(),
+            tenant_timezones: self.tenants.timezone.clone(),
         }
     }
 }

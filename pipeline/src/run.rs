@@ -342,6 +342,9 @@ pub async fn run(
             .as_ref()
             .map(|a| a.iter().cloned().collect()),
         year: YearPolicy::Infer,
+        zones: config
+            .zones()
+            .expect("zones are checked with the configuration"),
         tenant_from_host: false,
         max_ahead_secs: config.detection.max_clock_skew_secs,
     };

@@ -241,6 +241,52 @@ fn a_stream_piped_in_is_judged_by_the_clock_when_each_line_arrives() {
 }
 
 #[test]
+fn classic_syslog_written_in_local_time_is_read_in_the_zone_given() {
+    // A host in Tokyo (UTC+9 all year) writes its local time with no zone, as classic syslog does.
+    let tokyo_us = sentra_schemas::time::now_us() + 9 * 3600 * 1_000_000;
+    let secs = tokyo_us.div_euclid(1_000_000);
+    let (_, month, day) = sentra_schemas::time::civil_from_days(secs.div_euclid(86_400));
+    let sod = secs.rem_euclid(86_400);
+    let months = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let line = format!(
+        "{} {day:2} {:02}:{:02}:{:02} web-1 sshd[1]: Connection closed by 10.0.0.1 port 22\n",
+        months[month as usize - 1],
+        sod / 3600,
+        sod / 60 % 60,
+        sod % 60
+    );
+    let replay = |zone: &[&str]| {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sentra"))
+            .args(["replay", "--no-store", "--tenant", "acme"])
+            .args(zone)
+            .arg("-")
+            .env("SENTRA_LOG", "warn")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(&mut child.stdin.take().unwrap(), line.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        stderr(&out)
+    };
+    // Read as UTC, the line is nine hours ahead of the clock that read it.
+    let as_utc = replay(&[]);
+    assert!(
+        as_utc.contains("0 events") && as_utc.contains("future"),
+        "{as_utc}"
+    );
+    let in_tokyo = replay(&["--timezone", "Asia/Tokyo"]);
+    assert!(
+        in_tokyo.contains("1 events") && !in_tokyo.contains("future"),
+        "{in_tokyo}"
+    );
+}
+
+#[test]
 fn normalize_prints_ecs_json_lines() {
     let out = sentra(&["normalize", "--tenant", "acme", "--year", "2026", SAMPLE]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -268,6 +314,13 @@ fn user_errors_say_what_to_do_and_exit_non_zero() {
         "{}",
         stderr(&out)
     );
+    let out = sentra(&["replay", "--timezone", "CEST", SAMPLE]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("--timezone") && stderr(&out).contains("IANA"),
+        "{}",
+        stderr(&out)
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("sentra.toml");
@@ -284,7 +337,19 @@ fn user_errors_say_what_to_do_and_exit_non_zero() {
         "{err}"
     );
     assert!(!err.contains("hunter2"));
-    fs::write(&cfg, "[kafka]\nbrokers = \"127.0.0.1:9092\"\n").unwrap();
+    fs::write(
+        &cfg,
+        "[input]\ntimezone = \"Europe/Berln\"\n[tenants]\ntimezone = { acme = \"Asia/Tokyo\" }\nutc_offset_minutes = { acme = 540 }\n",
+    )
+    .unwrap();
+    let out = sentra(&["validate", "--config", cfg.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("Europe/Berln") && err.contains("both tenants.timezone"),
+        "{err}"
+    );
+    fs::write(&cfg, "[kafka]\nbrokers = \"127.0.0.1:9092\"\n[tenants]\ntimezone = { acme = \"Europe/Berlin\" }\n").unwrap();
     let out = sentra(&["validate", "--config", cfg.to_str().unwrap()]);
     assert!(out.status.success(), "{}", stderr(&out));
 }

@@ -42,6 +42,7 @@ use super::state::{
 };
 pub use super::state::{Value, MAX_EVIDENCE};
 use super::table::{hash_column, pane_column, sym_column, Table};
+use crate::normalize::zones::{offset_minutes, Zones};
 
 /// Engine settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -57,8 +58,13 @@ pub struct EngineConfig {
     /// Most open entities (keys with window state) per tenant; beyond it, new entities are not tracked
     /// and are counted as `state_overflow`, so one tenant's flood cannot exhaust memory for all.
     pub max_entities_per_tenant: usize,
-    /// Tenant UTC offsets in minutes (e.g. `acme = 60`) for the off-hours modifier; default UTC.
+    /// Tenant UTC offsets in minutes (e.g. `acme = 60`) for the off-hours modifier, for tenants without a
+    /// time zone in `tenant_timezones`.
     pub tenant_utc_offsets_min: BTreeMap<String, i32>,
+    /// The off-hours modifier's time zone (IANA name) for tenants in neither map; default UTC.
+    pub timezone: String,
+    /// Each tenant's time zone (IANA name) for the off-hours modifier, daylight saving time included.
+    pub tenant_timezones: BTreeMap<String, String>,
 }
 
 impl Default for EngineConfig {
@@ -68,6 +74,8 @@ impl Default for EngineConfig {
             max_clock_skew_secs: 300,
             max_entities_per_tenant: 100_000,
             tenant_utc_offsets_min: BTreeMap::new(),
+            timezone: "UTC".into(),
+            tenant_timezones: BTreeMap::new(),
         }
     }
 }
@@ -83,6 +91,9 @@ pub enum EngineError {
         /// DataFusion's message.
         source: datafusion::error::DataFusionError,
     },
+    /// A time zone name is not one of the IANA database.
+    #[error("{0}")]
+    TimeZone(String),
     /// Executing a plan failed (internal).
     #[error("detection {name} failed on a batch: {source}")]
     Execute {
@@ -343,6 +354,8 @@ pub struct BatchOutcome {
 /// The engine: planned detections plus their state.
 pub struct Engine {
     config: EngineConfig,
+    /// `config`'s time zones, looked up.
+    zones: Zones,
     ctx: SessionContext,
     table: Table,
     slot: Arc<Mutex<Vec<RecordBatch>>>,
@@ -388,6 +401,8 @@ impl Engine {
         detections: Vec<Detection>,
         config: EngineConfig,
     ) -> Result<Self, EngineError> {
+        let zones = Zones::new(&config.timezone, &config.tenant_timezones)
+            .map_err(EngineError::TimeZone)?;
         let session = SessionConfig::new()
             .with_target_partitions(1)
             .with_batch_size(65_536);
@@ -465,6 +480,7 @@ impl Engine {
                 config.allowed_lateness_secs as i64 * 1_000_000,
                 config.max_clock_skew_secs as i64 * 1_000_000,
             ),
+            zones,
             config,
             ctx,
             table,
@@ -664,6 +680,7 @@ impl Engine {
     fn close(&mut self, everything: bool) -> Vec<Signal> {
         let Self {
             config,
+            zones,
             planned,
             state,
             clocks,
@@ -727,11 +744,10 @@ impl Engine {
                     // `repeat_after_secs` of this one, stay quiet.
                     entity.fired_until = end.max(start + p.repeat_after_us);
                     let tenant = strings.resolve(key.tenant).unwrap_or_default();
-                    let offset = config
-                        .tenant_utc_offsets_min
-                        .get(tenant)
-                        .copied()
-                        .unwrap_or(0);
+                    let offset = match config.tenant_utc_offsets_min.get(tenant) {
+                        Some(&fixed) => fixed,
+                        None => zones.of(tenant).map_or(0, |tz| offset_minutes(tz, start)),
+                    };
                     let keys: Vec<Option<String>> = key.keys[..p.detection.group_by.len()]
                         .iter()
                         .map(|&k| strings.resolve(k).map(str::to_owned))

@@ -2,6 +2,8 @@
 //! technique and risk band, stays silent on benign look-alikes, and results do not depend on batching,
 //! restarts or (within lateness) arrival order.
 
+use std::collections::BTreeMap;
+
 use arrow::array::AsArray;
 use sentra_schemas::{EventColumns, Severity, Signal};
 
@@ -354,6 +356,59 @@ fn su_to_root_failures() {
     let s = run(&lines);
     assert_eq!(names(&s), ["su_root_failures"]);
     assert_eq!(only(&s, "su_root_failures").mitre[0].technique, "T1548");
+}
+
+#[test]
+fn off_hours_follow_the_tenants_zone_with_daylight_saving_time() {
+    // Monday 2026-03-16 23:30 UTC: 19:30 in New York (EDT since 8 March; 18:30 in winter time), 08:30 on
+    // Tuesday in Tokyo.
+    let lines = [line(
+        13 * 3600 + 1800,
+        "web-1",
+        "useradd[1]",
+        "new user: name=svc-x, UID=1010, GID=1010, home=/home/svc-x, shell=/bin/bash, from=/dev/pts/0",
+    )];
+    let off_hours = |config: EngineConfig| {
+        let rt = runtime();
+        let mut e = rt
+            .block_on(Engine::new(catalog::builtin(), config))
+            .unwrap();
+        let mut signals = Vec::new();
+        for b in batches(&lines, 100) {
+            signals.extend(rt.block_on(e.process(&b)).unwrap().signals);
+        }
+        signals.extend(e.finish());
+        let factors = &only(&signals, "new_local_account").risk_factors;
+        factors
+            .iter()
+            .find(|f| f.name == "off_hours")
+            .map(|f| f.detail.clone())
+    };
+    let zoned = |default: &str, acme: Option<&str>| EngineConfig {
+        timezone: default.into(),
+        tenant_timezones: acme
+            .map(|z| BTreeMap::from([("acme".to_owned(), z.to_owned())]))
+            .unwrap_or_default(),
+        ..EngineConfig::default()
+    };
+    assert!(off_hours(EngineConfig::default()).is_some(), "23:30 UTC");
+    let new_york = off_hours(zoned("America/New_York", None)).expect("19:30 in New York");
+    assert!(new_york.contains("2026-03-16 19h"), "{new_york}");
+    assert_eq!(off_hours(zoned("Asia/Tokyo", None)), None);
+    // A tenant's own zone wins over the default.
+    assert_eq!(off_hours(zoned("UTC", Some("Asia/Tokyo"))), None);
+    assert_eq!(
+        off_hours(zoned("Asia/Tokyo", Some("America/New_York"))),
+        Some(new_york)
+    );
+    // The older fixed offset still works for a tenant without a zone.
+    let fixed = EngineConfig {
+        tenant_utc_offsets_min: BTreeMap::from([("acme".to_owned(), 540)]),
+        ..EngineConfig::default()
+    };
+    assert_eq!(off_hours(fixed), None);
+    let bad = runtime().block_on(Engine::new(catalog::builtin(), zoned("Europe/Berln", None)));
+    assert!(bad.is_err_and(|e| e.to_string().contains("Europe/Berln")));
 }
 
 #[test]

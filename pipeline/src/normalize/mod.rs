@@ -8,6 +8,7 @@
 
 pub mod auth;
 pub mod syslog;
+pub mod zones;
 
 use std::collections::BTreeSet;
 
@@ -17,6 +18,7 @@ use sentra_schemas::{
 use serde_json::Value;
 
 pub use syslog::{YearPolicy, YearResolver};
+pub use zones::Zones;
 
 /// Normalization settings shared by every input stream.
 #[derive(Debug, Clone)]
@@ -27,6 +29,8 @@ pub struct NormalizeConfig {
     pub allowed_tenants: Option<BTreeSet<String>>,
     /// How classic syslog lines get their year.
     pub year: YearPolicy,
+    /// The zone each tenant's classic syslog lines (whose timestamps carry none) are written in.
+    pub zones: Zones,
     /// When no header, document field or fallback names a tenant, use the host name's first
     /// dash-separated token (`acme-web1` → `acme`). Off unless asked for.
     pub tenant_from_host: bool,
@@ -43,6 +47,7 @@ impl Default for NormalizeConfig {
             max_message_bytes: 1 << 20,
             allowed_tenants: None,
             year: YearPolicy::Infer,
+            zones: Zones::default(),
             tenant_from_host: false,
             max_ahead_secs: crate::detect::EngineConfig::default().max_clock_skew_secs,
         }
@@ -175,7 +180,10 @@ impl Normalizer {
             .map_err(|(r, d, t)| quarantine(r, d, t))?;
         let (timestamp_us, host, program, pid, body) = match (&line, doc.timestamp_us) {
             (Some(l), _) => (
-                l.timestamp_us,
+                match self.config.zones.of(tenant).filter(|_| l.zoneless) {
+                    Some(tz) => zones::local_to_utc(tz, l.timestamp_us),
+                    None => l.timestamp_us,
+                },
                 doc.host.unwrap_or(l.host),
                 l.program,
                 l.pid.or(doc.pid),
@@ -217,8 +225,9 @@ impl Normalizer {
             if ahead_us > self.config.max_ahead_secs as i64 * 1_000_000 {
                 let detail = format!(
                     "event time {} is {} s past the time it was read ({}), more than the {} s clocks may be \
-                     off (detection.max_clock_skew_secs); fix the host's clock or time zone, or raise that \
-                     setting if its clock is known to run ahead",
+                     off (detection.max_clock_skew_secs); fix the host's clock, set the zone its classic syslog \
+                     lines are written in (tenants.timezone, or --timezone), or raise that setting if its \
+                     clock is known to run ahead",
                     sentra_schemas::time::format_rfc3339_us(timestamp_us),
                     ahead_us / 1_000_000,
                     sentra_schemas::time::format_rfc3339_us(read_us),

@@ -24,6 +24,8 @@ pub struct SyslogLine<'a> {
     pub pid: Option<u32>,
     /// The program's message.
     pub message: &'a str,
+    /// The timestamp carried no zone (classic syslog): `timestamp_us` is the writer's wall clock read as UTC.
+    pub zoneless: bool,
 }
 
 /// How classic syslog timestamps, which carry no year, get one.
@@ -119,13 +121,14 @@ pub fn parse<'a>(
         }
     }
     let b = s.as_bytes();
-    let (ts, rest) = if let Some((ts, n)) = parse_iso8601_prefix(b) {
-        (ts, s.get(n..)?.strip_prefix(' ')?)
+    let (ts, rest, zoneless) = if let Some((ts, n)) = parse_iso8601_prefix(b) {
+        (ts, s.get(n..)?.strip_prefix(' ')?, false)
     } else if !rfc5424 {
         let (month, day, sod) = parse_classic_stamp(b)?;
         (
             years.resolve(month, day, sod, reference_us),
             s.get(15..)?.strip_prefix(' ')?,
+            true,
         )
     } else {
         return None;
@@ -133,7 +136,7 @@ pub fn parse<'a>(
     if rfc5424 {
         parse_5424_tail(ts, rest)
     } else {
-        Some(parse_3164_tail(ts, rest))
+        Some(parse_3164_tail(ts, zoneless, rest))
     }
 }
 
@@ -177,7 +180,7 @@ fn parse_classic_stamp(b: &[u8]) -> Option<(u32, u32, u32)> {
 }
 
 /// `host tag: message` where tag is `prog[pid]` or `prog`. A line without a tag keeps its text as message.
-fn parse_3164_tail(timestamp_us: i64, s: &str) -> SyslogLine<'_> {
+fn parse_3164_tail(timestamp_us: i64, zoneless: bool, s: &str) -> SyslogLine<'_> {
     let (host, rest) = split_byte(s, b' ').unwrap_or((s, ""));
     let tag_end = rest
         .bytes()
@@ -199,6 +202,7 @@ fn parse_3164_tail(timestamp_us: i64, s: &str) -> SyslogLine<'_> {
             program,
             pid,
             message: msg.strip_prefix(' ').unwrap_or(msg),
+            zoneless,
         },
         _ => SyslogLine {
             timestamp_us,
@@ -206,6 +210,7 @@ fn parse_3164_tail(timestamp_us: i64, s: &str) -> SyslogLine<'_> {
             program: "",
             pid: None,
             message: rest,
+            zoneless,
         },
     }
 }
@@ -233,6 +238,7 @@ fn parse_5424_tail(timestamp_us: i64, s: &str) -> Option<SyslogLine<'_>> {
         program,
         pid,
         message,
+        zoneless: false,
     })
 }
 
@@ -286,7 +292,8 @@ mod tests {
                 host: "web-1",
                 program: "sshd",
                 pid: Some(42),
-                message: "Failed password"
+                message: "Failed password",
+                zoneless: true,
             }
         );
         let l = parse(

@@ -313,6 +313,45 @@ fn an_event_dated_past_its_read_time_by_more_than_the_skew_is_quarantined_as_fut
 }
 
 #[test]
+fn classic_syslog_times_are_read_in_their_tenants_zone_and_dated_ones_are_left_alone() {
+    let zones = Zones::new(
+        "UTC",
+        &std::collections::BTreeMap::from([("acme".to_owned(), "Europe/Berlin".to_owned())]),
+    )
+    .unwrap();
+    let mut n = Normalizer::new(NormalizeConfig {
+        year: YearPolicy::Fixed(2026),
+        zones,
+        ..NormalizeConfig::default()
+    });
+    // Berlin is UTC+1 in March: a host writing local time wrote 02:00 at 01:00 UTC.
+    let classic = b"Mar 14 02:00:00 web-1 sshd[1]: Connection closed by 1.2.3.4 port 1";
+    let live = |bytes, tenant| Input {
+        read_us: Some(MAR14_0100),
+        fallback_tenant: Some(tenant),
+        ..input(bytes)
+    };
+    let e = n.normalize(&live(classic, "acme")).unwrap();
+    assert_eq!(e.timestamp_us, MAR14_0100);
+    // Another tenant is read in the default zone, UTC: an hour ahead of the read time, so `future`.
+    let q = n.normalize(&live(classic, "initech")).unwrap_err();
+    assert_eq!(q.reason, QuarantineReason::Future);
+    assert!(q.detail.contains("tenants.timezone"), "{}", q.detail);
+    // A timestamp that says its offset means what it says, whatever the tenant's zone.
+    let dated = b"2026-03-14T01:00:00Z web-1 sshd[1]: Connection closed by 1.2.3.4 port 1";
+    assert_eq!(
+        n.normalize(&live(dated, "acme")).unwrap().timestamp_us,
+        MAR14_0100
+    );
+    let rfc5424 =
+        b"<38>1 2026-03-14T01:00:00Z web-1 sshd 1 - - Connection closed by 1.2.3.4 port 1";
+    assert_eq!(
+        n.normalize(&live(rfc5424, "acme")).unwrap().timestamp_us,
+        MAR14_0100
+    );
+}
+
+#[test]
 fn tenant_from_host_prefix_only_when_asked() {
     let raw = b"Mar 14 01:00:00 umbrella-web1 sshd[1]: Connection closed by 1.2.3.4 port 1";
     let mut i = input(raw);
