@@ -5,7 +5,7 @@ use std::path::Path;
 
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
-use crate::support::{replay_stored, sentra, stderr, stdout};
+use crate::support::{classic_stamp_now, replay_stored, sentra, stderr, stdout};
 
 const SAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/auth.log");
 
@@ -243,19 +243,9 @@ fn a_stream_piped_in_is_judged_by_the_clock_when_each_line_arrives() {
 #[test]
 fn classic_syslog_written_in_local_time_is_read_in_the_zone_given() {
     // A host in Tokyo (UTC+9 all year) writes its local time with no zone, as classic syslog does.
-    let tokyo_us = sentra_schemas::time::now_us() + 9 * 3600 * 1_000_000;
-    let secs = tokyo_us.div_euclid(1_000_000);
-    let (_, month, day) = sentra_schemas::time::civil_from_days(secs.div_euclid(86_400));
-    let sod = secs.rem_euclid(86_400);
-    let months = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
     let line = format!(
-        "{} {day:2} {:02}:{:02}:{:02} web-1 sshd[1]: Connection closed by 10.0.0.1 port 22\n",
-        months[month as usize - 1],
-        sod / 3600,
-        sod / 60 % 60,
-        sod % 60
+        "{} web-1 sshd[1]: Connection closed by 10.0.0.1 port 22\n",
+        classic_stamp_now(9)
     );
     let replay = |zone: &[&str]| {
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sentra"))

@@ -607,3 +607,39 @@ async fn a_batch_stops_taking_messages_once_its_byte_cap_is_reached() {
     // Three messages reach 1,024 bytes: 3 + 3 + 3 + 1 (more if a wait runs out, never fewer).
     assert!(stats.batches >= 4, "{stats:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn classic_syslog_is_read_in_the_tenants_time_zone() {
+    let mut env = Env::new();
+    env.extra_toml = "[tenants]\ntimezone = { acme = \"Asia/Tokyo\" }\n".into();
+    create_topic(&env.brokers, &env.topic).await;
+    // acme's host writes Tokyo time (UTC+9, no daylight saving) with no zone; initech's writes UTC.
+    let line = |hours| {
+        format!(
+            "{} web-1 sshd[1]: Connection closed by 10.0.0.1 port 22",
+            crate::support::classic_stamp_now(hours)
+        )
+    };
+    let sent = sentra_schemas::time::now_us();
+    produce(
+        &env.brokers,
+        &env.topic,
+        &[raw("acme", &line(9)), raw("initech", &line(0))],
+    )
+    .await;
+    let ch = env.clickhouse();
+    // Wait for one: read as UTC, acme's line would be quarantined as `future`, not stored.
+    let stats = run_until(&env.config(), &ch, 1, 0).await;
+    assert_eq!((stats.events, stats.quarantined), (2, 0), "{stats:?}");
+    let times: Vec<i64> = ch
+        .query("SELECT toUnixTimestamp64Micro(timestamp) FROM events ORDER BY tenant")
+        .fetch_all()
+        .await
+        .unwrap();
+    for t in times {
+        assert!(
+            (t - sent).abs() < 5_000_000,
+            "{t} is not within 5 s of {sent}"
+        );
+    }
+}

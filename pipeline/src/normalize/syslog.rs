@@ -89,12 +89,12 @@ impl YearResolver {
                 let ref_year =
                     sentra_schemas::time::civil_from_days(reference_us.div_euclid(86_400_000_000))
                         .0;
-                let ts = at(ref_year);
-                if ts > reference_us + INFER_FUTURE_SLACK_US {
-                    at(ref_year - 1)
-                } else {
-                    ts
-                }
+                // The next year first: on 31 December a line already in January (a clock or zone ahead).
+                [ref_year + 1, ref_year]
+                    .into_iter()
+                    .map(at)
+                    .find(|&ts| ts <= reference_us + INFER_FUTURE_SLACK_US)
+                    .unwrap_or_else(|| at(ref_year - 1))
             }
         }
     }
@@ -387,5 +387,11 @@ mod tests {
             .unwrap()
             .timestamp_us;
         assert_eq!(mar, MAR14);
+        // Read on 31 December, a line from a clock already in the new year is in the new year.
+        let dec31_2026 = MAR14 + (292 * 86_400) * 1_000_000;
+        let jan = parse("Jan  1 08:00:00 h p: m", &mut y, dec31_2026 + 3_600_000_000)
+            .unwrap()
+            .timestamp_us;
+        assert_eq!(jan, dec31_2026 + 86_400_000_000 + 8 * 3_600_000_000);
     }
 }
