@@ -24,7 +24,8 @@ pub struct SyslogLine<'a> {
     pub pid: Option<u32>,
     /// The program's message.
     pub message: &'a str,
-    /// The timestamp carried no zone (classic syslog): `timestamp_us` is the writer's wall clock read as UTC.
+    /// The timestamp carried no zone (classic syslog, or ISO-8601 without an offset): `timestamp_us` is the
+    /// writer's wall clock read as UTC.
     pub zoneless: bool,
 }
 
@@ -122,7 +123,11 @@ pub fn parse<'a>(
     }
     let b = s.as_bytes();
     let (ts, rest, zoneless) = if let Some((ts, n)) = parse_iso8601_prefix(b) {
-        (ts, s.get(n..)?.strip_prefix(' ')?, false)
+        // Past the seconds, a `Z` or a signed offset says which zone; without one it is a wall clock.
+        let has_zone = b[19..n]
+            .iter()
+            .any(|c| matches!(c, b'Z' | b'z' | b'+' | b'-'));
+        (ts, s.get(n..)?.strip_prefix(' ')?, !has_zone)
     } else if !rfc5424 {
         let (month, day, sod) = parse_classic_stamp(b)?;
         (

@@ -337,12 +337,23 @@ fn classic_syslog_times_are_read_in_their_tenants_zone_and_dated_ones_are_left_a
     let q = n.normalize(&live(classic, "initech")).unwrap_err();
     assert_eq!(q.reason, QuarantineReason::Future);
     assert!(q.detail.contains("tenants.timezone"), "{}", q.detail);
-    // A timestamp that says its offset means what it says, whatever the tenant's zone.
-    let dated = b"2026-03-14T01:00:00Z web-1 sshd[1]: Connection closed by 1.2.3.4 port 1";
+    // So is an ISO-8601 time without an offset: a wall clock too.
+    let iso_local = b"2026-03-14 02:00:00.250 web-1 sshd[1]: Connection closed by 1.2.3.4 port 1";
     assert_eq!(
-        n.normalize(&live(dated, "acme")).unwrap().timestamp_us,
-        MAR14_0100
+        n.normalize(&live(iso_local, "acme")).unwrap().timestamp_us,
+        MAR14_0100 + 250_000
     );
+    // A timestamp that says its offset means what it says, whatever the tenant's zone.
+    for dated in [
+        &b"2026-03-14T01:00:00Z web-1 sshd[1]: Connection closed by 1.2.3.4 port 1"[..],
+        b"2026-03-14T02:00:00.000000+01:00 web-1 sshd[1]: Connection closed by 1.2.3.4 port 1",
+        b"2026-03-13 20:00:00-0500 web-1 sshd[1]: Connection closed by 1.2.3.4 port 1",
+    ] {
+        assert_eq!(
+            n.normalize(&live(dated, "acme")).unwrap().timestamp_us,
+            MAR14_0100
+        );
+    }
     let rfc5424 =
         b"<38>1 2026-03-14T01:00:00Z web-1 sshd 1 - - Connection closed by 1.2.3.4 port 1";
     assert_eq!(
