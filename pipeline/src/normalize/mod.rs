@@ -29,7 +29,7 @@ pub struct NormalizeConfig {
     pub allowed_tenants: Option<BTreeSet<String>>,
     /// How classic syslog lines get their year.
     pub year: YearPolicy,
-    /// The zone each tenant's classic syslog lines (whose timestamps carry none) are written in.
+    /// The zone each tenant's timestamps that carry none (classic syslog) are written in.
     pub zones: Zones,
     /// When no header, document field or fallback names a tenant, use the host name's first
     /// dash-separated token (`acme-web1` → `acme`). Off unless asked for.

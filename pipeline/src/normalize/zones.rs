@@ -1,11 +1,12 @@
-//! Time zones of classic syslog timestamps, which carry none: read in the tenant's zone (default UTC).
+//! Time zones for timestamps written without one (classic syslog, ISO-8601 without an offset): they are read
+//! in their tenant's zone (default UTC), which the off-hours risk modifier follows too.
 
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, LocalResult, Offset, TimeZone};
 use chrono_tz::Tz;
 
-/// The zone classic syslog timestamps are written in: one default, and per tenant. UTC unless set.
+/// The zone each tenant's wall-clock timestamps are written in: one default, and per tenant. UTC unless set.
 #[derive(Debug, Clone, Default)]
 pub struct Zones {
     default: Option<Tz>,
@@ -36,7 +37,7 @@ impl Zones {
         })
     }
 
-    /// The zone of `tenant`'s classic syslog timestamps; `None` for UTC (nothing to convert).
+    /// The zone of `tenant`'s wall-clock timestamps; `None` for UTC (nothing to convert).
     pub fn of(&self, tenant: &str) -> Option<Tz> {
         if self.tenants.is_empty() {
             return self.default;
