@@ -202,6 +202,19 @@ struct DetectionArgs {
     /// in; the off-hours risk modifier follows it too.
     #[arg(long, default_value = "UTC")]
     timezone: String,
+    /// One tenant's own time zone, as TENANT=ZONE (repeatable); other tenants use --timezone.
+    #[arg(long = "tenant-timezone", value_name = "TENANT=ZONE", value_parser = tenant_zone)]
+    tenant_timezones: Vec<(String, String)>,
+}
+
+/// Parses `TENANT=ZONE`.
+fn tenant_zone(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((t, z)) if !t.is_empty() && !z.is_empty() => Ok((t.to_owned(), z.to_owned())),
+        _ => Err(format!(
+            "{s:?} is not TENANT=ZONE (e.g. acme=Europe/Berlin)"
+        )),
+    }
 }
 
 impl DetectionArgs {
@@ -212,6 +225,7 @@ impl DetectionArgs {
             allowed_lateness_secs: self.allowed_lateness,
             max_clock_skew_secs: self.max_clock_skew,
             timezone: self.timezone.clone(),
+            tenant_timezones: self.tenant_timezones.iter().cloned().collect(),
             ..EngineConfig::default()
         };
         let overrides = match &self.overrides {
@@ -225,7 +239,10 @@ impl DetectionArgs {
     fn normalize(&self, year: Option<i32>, tenant_from_host: bool) -> Result<NormalizeConfig> {
         Ok(NormalizeConfig {
             year: year_policy(year),
-            zones: zones(&self.timezone)?,
+            zones: zones(
+                &self.timezone,
+                &self.tenant_timezones.iter().cloned().collect(),
+            )?,
             tenant_from_host,
             max_ahead_secs: self.max_clock_skew,
             ..NormalizeConfig::default()
@@ -233,9 +250,10 @@ impl DetectionArgs {
     }
 }
 
-/// The zones of `--timezone`.
-fn zones(timezone: &str) -> Result<Zones> {
-    Zones::new(timezone, &Default::default()).map_err(|e| anyhow::anyhow!("--timezone: {e}"))
+/// The zones of `--timezone` and `--tenant-timezone`.
+fn zones(timezone: &str, tenants: &std::collections::BTreeMap<String, String>) -> Result<Zones> {
+    Zones::new(timezone, tenants)
+        .map_err(|e| anyhow::anyhow!("--timezone / --tenant-timezone: {e}"))
 }
 
 #[derive(Subcommand)]
@@ -420,7 +438,7 @@ fn dispatch(cli: Cli) -> Result<()> {
             timezone,
         } => {
             check_tenant(&tenant)?;
-            let zones = zones(&timezone)?;
+            let zones = zones(&timezone, &Default::default())?;
             let stdout = io::stdout();
             let mut out = io::BufWriter::new(stdout.lock());
             let mut counts = Counts::default();

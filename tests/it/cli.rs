@@ -269,11 +269,19 @@ fn classic_syslog_written_in_local_time_is_read_in_the_zone_given() {
         as_utc.contains("0 events") && as_utc.contains("future"),
         "{as_utc}"
     );
-    let in_tokyo = replay(&["--timezone", "Asia/Tokyo"]);
-    assert!(
-        in_tokyo.contains("1 events") && !in_tokyo.contains("future"),
-        "{in_tokyo}"
-    );
+    for zone in [
+        &["--timezone", "Asia/Tokyo"][..],
+        &["--tenant-timezone", "acme=Asia/Tokyo"],
+    ] {
+        let stored = replay(zone);
+        assert!(
+            stored.contains("1 events") && !stored.contains("future"),
+            "{zone:?}: {stored}"
+        );
+    }
+    // Another tenant's zone leaves acme in the default, UTC.
+    let other = replay(&["--tenant-timezone", "globex=Asia/Tokyo"]);
+    assert!(other.contains("future"), "{other}");
 }
 
 #[test]
@@ -311,6 +319,9 @@ fn user_errors_say_what_to_do_and_exit_non_zero() {
         "{}",
         stderr(&out)
     );
+    let out = sentra(&["replay", "--tenant-timezone", "Europe/Berlin", SAMPLE]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("TENANT=ZONE"), "{}", stderr(&out));
 
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("sentra.toml");
