@@ -539,6 +539,23 @@ mod tests {
     }
 
     #[test]
+    fn time_zones_reach_normalization_and_the_engine() {
+        let c = Config::from_toml(
+            "[input]\ntimezone = \"Europe/Berlin\"\n[tenants]\ntimezone = { acme = \"Asia/Tokyo\" }\n",
+            env(&[]),
+        )
+        .unwrap();
+        let zones = c.zones().unwrap();
+        assert_eq!(zones.of("acme"), Some(chrono_tz::Tz::Asia__Tokyo));
+        assert_eq!(zones.of("globex"), Some(chrono_tz::Tz::Europe__Berlin));
+        let e = c.engine();
+        assert_eq!(
+            (e.timezone.as_str(), e.tenant_timezones["acme"].as_str()),
+            ("Europe/Berlin", "Asia/Tokyo")
+        );
+    }
+
+    #[test]
     fn unknown_keys_and_bad_types_are_named() {
         let e = Config::from_toml("[kafka]\nbrokerz = \"x\"\n", env(&[]))
             .unwrap_err()
