@@ -29,6 +29,9 @@ pub(super) struct Outbox {
     pub sets: Vec<Vec<Sym>>,
     /// Samples of each emitted `sentra_evidence` group.
     pub evidence: Vec<Evidence>,
+    /// The event ids of the batch the plans are running on, by row: `sentra_evidence` is handed row numbers
+    /// and reads the id of a sample it keeps here, so the plans filter and group 4 bytes per row, not the id.
+    pub ids: Option<StringViewArray>,
 }
 
 /// Where the accumulators put emitted groups, shared with the engine.
@@ -39,8 +42,9 @@ pub(super) type SharedOutbox = Arc<Mutex<Outbox>>;
 enum Kind {
     /// `sentra_set(twin)`: distinct non-null values of a column, read as its interned `UInt32` twin.
     Set,
-    /// `sentra_evidence(event_id, timestamp, dimension…)`: per combination of the dimensions (each the
-    /// value hash twin of a column, see [`table`](super::table)), the first time and smallest id.
+    /// `sentra_evidence(row, timestamp, dimension…)`: per combination of the dimensions (each the value hash
+    /// twin of a column, see [`table`](super::table)), the first time and smallest id (read by the row, a
+    /// `UInt32`, from [`Outbox::ids`]).
     Evidence,
 }
 
@@ -190,6 +194,7 @@ trait PaneGroup: Default + Send + 'static {
         values: &[ArrayRef],
         group_indices: &[usize],
         filter: Option<&BooleanArray>,
+        outbox: &SharedOutbox,
     ) -> Result<()>;
 
     /// Where emitted groups go.
@@ -205,6 +210,7 @@ impl PaneGroup for Vec<Sym> {
         values: &[ArrayRef],
         group_indices: &[usize],
         filter: Option<&BooleanArray>,
+        _outbox: &SharedOutbox,
     ) -> Result<()> {
         let members = values[0].as_primitive_opt::<UInt32Type>().ok_or_else(|| {
             DataFusionError::Internal("sentra_set reads a column's interned twin".into())
@@ -234,8 +240,21 @@ impl PaneGroup for Evidence {
         values: &[ArrayRef],
         group_indices: &[usize],
         filter: Option<&BooleanArray>,
+        outbox: &SharedOutbox,
     ) -> Result<()> {
-        let ids = Text::of(&values[0])?;
+        let ids = outbox
+            .lock()
+            .expect("outbox lock")
+            .ids
+            .clone()
+            .ok_or_else(|| {
+                DataFusionError::Internal(
+                    "sentra_evidence ran without the batch's event ids".into(),
+                )
+            })?;
+        let rows = values[0]
+            .as_primitive_opt::<UInt32Type>()
+            .ok_or_else(|| DataFusionError::Internal("sentra_evidence reads row numbers".into()))?;
         let times = to_micros(&values[1])?;
         let times = times.as_primitive::<TimestampMicrosecondType>();
         let dims = values[2..]
@@ -261,8 +280,11 @@ impl PaneGroup for Evidence {
             if group.is_past(time) {
                 continue;
             }
-            let Some(id) = ids.get(row) else { continue };
-            group.add_with(time, id.as_bytes(), || {
+            let at = rows.value(row) as usize;
+            if ids.is_null(at) {
+                continue;
+            }
+            group.add_with(time, ids.value(at).as_bytes(), || {
                 combo_hash(dims.iter().map(|d| d.value(row)))
             });
         }
@@ -293,7 +315,13 @@ impl<T: PaneGroup> GroupsAccumulator for Groups<T> {
         total_num_groups: usize,
     ) -> Result<()> {
         self.groups.resize_with(total_num_groups, T::default);
-        T::update(&mut self.groups, values, group_indices, opt_filter)
+        T::update(
+            &mut self.groups,
+            values,
+            group_indices,
+            opt_filter,
+            &self.outbox,
+        )
     }
 
     fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {

@@ -41,7 +41,7 @@ use super::state::{
     MAX_KEYS, NONE,
 };
 pub use super::state::{Value, MAX_EVIDENCE};
-use super::table::{hash_column, pane_column, sym_column, Table};
+use super::table::{hash_column, pane_column, sym_column, Table, ROW};
 use crate::normalize::zones::{offset_minutes, Zones};
 
 /// Engine settings.
@@ -271,7 +271,7 @@ async fn plan_shared(
             merges.push(merge);
             sources.push(source);
         }
-        let evidence = format!("sentra_evidence(event_id, timestamp{sample_dims})");
+        let evidence = format!("sentra_evidence({ROW}, timestamp{sample_dims})");
         let evidence = column(narrowed("samples", evidence)?);
         // The builtin event count comes first.
         let rows = match (&extra, sources.first()) {
@@ -543,6 +543,13 @@ impl Engine {
         };
 
         *self.slot.lock().expect("slot lock") = vec![on_time];
+        self.outbox.lock().expect("outbox lock").ids = Some(
+            batch
+                .column_by_name("event_id")
+                .expect("events have an id")
+                .as_string_view()
+                .clone(),
+        );
         let task = self.ctx.task_ctx();
         for i in 0..self.plans.len() {
             let result = collect(self.plans[i].plan.clone(), task.clone())
@@ -566,6 +573,7 @@ impl Engine {
             outbox.evidence.clear();
         }
         self.slot.lock().expect("slot lock").clear();
+        self.outbox.lock().expect("outbox lock").ids = None;
         out.signals = self.close(false);
         Ok(out)
     }

@@ -42,6 +42,9 @@ pub(super) fn pane_column(slide_us: i64) -> String {
     format!("__pane_{slide_us}")
 }
 
+/// The column numbering an events batch's rows (`UInt32`), which `sentra_evidence` reads instead of the id.
+pub(super) const ROW: &str = "__row";
+
 /// Which columns of an events batch the plans see, and how.
 #[derive(Debug)]
 pub(super) struct Table {
@@ -63,7 +66,7 @@ impl Table {
     /// The table for `detections`: the columns their filters, keys and values (builtins included) name,
     /// plus those the engine's own SQL reads (tenant, time, id) and the host its clocks read.
     pub fn for_detections(detections: &[Detection]) -> Self {
-        let mut named: HashSet<&str> = ["tenant", "timestamp", "event_id", "host"].into();
+        let mut named: HashSet<&str> = ["tenant", "timestamp", "host"].into();
         let mut interned: HashSet<&str> = ["tenant", "host"].into();
         let mut distinct = Vec::new();
         let mut compared = Vec::new();
@@ -131,6 +134,7 @@ impl Table {
                 false,
             )));
         }
+        fields.push(Arc::new(Field::new(ROW, DataType::UInt32, false)));
         let host = events.index_of("host").expect("events have a host");
         let host_twin = columns.len() + twins.iter().position(|&i| i == host).expect("interned");
         Self {
@@ -189,6 +193,9 @@ impl Table {
             let panes = times.values().iter().map(|t| t - t.rem_euclid(slide));
             columns.push(Arc::new(Int64Array::from_iter_values(panes)));
         }
+        columns.push(Arc::new(UInt32Array::from_iter_values(
+            0..events.num_rows() as u32,
+        )));
         RecordBatch::try_new(self.schema.clone(), columns).expect("columns match the table schema")
     }
 }
