@@ -281,6 +281,12 @@ impl PaneGroup for Evidence {
                 continue;
             }
             let at = rows.value(row) as usize;
+            if at >= ids.len() {
+                return Err(DataFusionError::Internal(format!(
+                    "sentra_evidence: row {at} of a batch of {} events",
+                    ids.len()
+                )));
+            }
             if ids.is_null(at) {
                 continue;
             }

@@ -159,6 +159,25 @@ fn brute_force() {
 }
 
 #[test]
+fn samples_name_their_own_events_when_a_late_one_is_left_out_of_the_batch() {
+    // One batch: an event at 10:10, one from 10:00 (late: the host's clock is at 10:10), then the attack. The
+    // plans run on the batch without the late row, so a sample must still name its own event, not its neighbour.
+    let mut lines = vec![
+        fail(600, "alice", "198.51.100.9"),
+        fail(0, "bob", "198.51.100.8"),
+    ];
+    lines.extend((0..8).map(|i| fail(601 + i * 5, "root", "203.0.113.7")));
+    let (rt, mut e) = engine();
+    let batch = batches(&lines, 100).remove(0);
+    let outcome = rt.block_on(e.process(&batch)).unwrap();
+    assert_eq!(outcome.late_rows, [1]);
+    let mut signals = outcome.signals;
+    signals.extend(e.finish());
+    let b = only(&signals, "ssh_brute_force");
+    assert_eq!(b.evidence, [batch.column(1).as_string_view().value(2)]);
+}
+
+#[test]
 fn samples_are_the_first_event_of_each_combination() {
     // Three users in turn, then a second host: each (host, user) combination is sampled by its first event.
     let mut lines: Vec<String> = (0..9)
