@@ -403,14 +403,14 @@ pub async fn run(
             }
         }
         let BatchBuilder {
-            mut columns,
+            columns,
             mut quarantined,
             partitions,
             messages,
             skipped,
             ..
         } = batch;
-        let events = columns.finish();
+        let events = columns.into_batch();
         let outcome = engine.process(&events).await?;
         stats.late += outcome.late_rows.len() as u64;
         for &row in &outcome.late_rows {

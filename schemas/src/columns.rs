@@ -362,11 +362,15 @@ impl EventColumns {
         self.len += 1;
     }
 
-    /// Finishes the batch and resets the builders.
+    /// Finishes the batch and resets the builders for the next one.
     pub fn finish(&mut self) -> RecordBatch {
-        let mut done = std::mem::replace(self, Self::with_capacity(self.capacity));
-        let blocks = done.arena.into_blocks();
-        let mut s = done.strings.into_iter().map(|c| {
+        std::mem::replace(self, Self::with_capacity(self.capacity)).into_batch()
+    }
+
+    /// Finishes the batch, when no other follows from these builders (no fresh ones are allocated).
+    pub fn into_batch(mut self) -> RecordBatch {
+        let blocks = self.arena.into_blocks();
+        let mut s = self.strings.into_iter().map(|c| {
             // SAFETY: every view was made by `make_view` from a `&str` whose bytes were copied, unchanged, to
             // the block and offset the view names (or are inline in it), so each view is in bounds and
             // its bytes are valid UTF-8, which is all `try_new` would check.
@@ -379,20 +383,20 @@ impl EventColumns {
         let columns: Vec<ArrayRef> = vec![
             next(),
             next(),
-            Arc::new(done.timestamp.finish()),
+            Arc::new(self.timestamp.finish()),
             next(),
             next(),
-            Arc::new(done.pid.finish()),
-            next(),
-            next(),
-            next(),
+            Arc::new(self.pid.finish()),
             next(),
             next(),
             next(),
             next(),
             next(),
             next(),
-            Arc::new(done.port.finish()),
+            next(),
+            next(),
+            next(),
+            Arc::new(self.port.finish()),
             next(),
             next(),
             next(),
