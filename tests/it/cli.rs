@@ -325,12 +325,13 @@ fn user_errors_say_what_to_do_and_exit_non_zero() {
 
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("sentra.toml");
-    fs::write(
-        &cfg,
+    let validate = |toml: &str| {
+        fs::write(&cfg, toml).unwrap();
+        sentra(&["validate", "--config", cfg.to_str().unwrap()])
+    };
+    let out = validate(
         "[kafka]\ntopics = []\n[clickhouse]\nurl = \"localhost:8123\"\npassword = \"hunter2\"\n",
-    )
-    .unwrap();
-    let out = sentra(&["validate", "--config", cfg.to_str().unwrap()]);
+    );
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(
@@ -338,20 +339,18 @@ fn user_errors_say_what_to_do_and_exit_non_zero() {
         "{err}"
     );
     assert!(!err.contains("hunter2"));
-    fs::write(
-        &cfg,
+    let out = validate(
         "[input]\ntimezone = \"Europe/Berln\"\n[tenants]\ntimezone = { acme = \"Asia/Tokyo\" }\nutc_offset_minutes = { acme = 540 }\n",
-    )
-    .unwrap();
-    let out = sentra(&["validate", "--config", cfg.to_str().unwrap()]);
+    );
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(
         err.contains("Europe/Berln") && err.contains("both tenants.timezone"),
         "{err}"
     );
-    fs::write(&cfg, "[kafka]\nbrokers = \"127.0.0.1:9092\"\n[tenants]\ntimezone = { acme = \"Europe/Berlin\" }\n").unwrap();
-    let out = sentra(&["validate", "--config", cfg.to_str().unwrap()]);
+    let out = validate(
+        "[kafka]\nbrokers = \"127.0.0.1:9092\"\n[tenants]\ntimezone = { acme = \"Europe/Berlin\" }\n",
+    );
     assert!(out.status.success(), "{}", stderr(&out));
 }
 

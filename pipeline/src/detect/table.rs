@@ -64,7 +64,8 @@ pub(super) struct Table {
 
 impl Table {
     /// The table for `detections`: the columns their filters, keys and values (builtins included) name,
-    /// plus those the engine's own SQL reads (tenant, time, id) and the host its clocks read.
+    /// plus those the engine's own SQL reads (tenant, time, the row number [`ROW`]) and the host its clocks
+    /// read.
     pub fn for_detections(detections: &[Detection]) -> Self {
         let mut named: HashSet<&str> = ["tenant", "timestamp", "host"].into();
         let mut interned: HashSet<&str> = ["tenant", "host"].into();
