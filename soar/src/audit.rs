@@ -14,14 +14,14 @@ use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::producer::FutureRecord;
-
-use crate::producer::Producer;
 use rdkafka::TopicPartitionList;
 use sentra_schemas::audit::{chain as link, verify, AuditEvent, AuditRecord, ChainBreak};
 use sentra_sinks::clickhouse::ClickHouseSink;
 use sentra_sinks::SinkError;
 use tokio::sync::watch;
 use tracing::{info, warn};
+
+use crate::producer::Producer;
 
 /// Why auditing failed.
 #[derive(Debug, thiserror::Error)]
