@@ -43,6 +43,7 @@ pub const BUILTIN_AGGREGATES: &[&str] = &["events", "hosts", "first_seen", "last
 pub const MODIFIERS: &[&str] = &[
     "privileged_target",
     "success_after_failures",
+    "brute_forced_account",
     "many_distinct_users",
     "off_hours",
 ];

@@ -27,6 +27,7 @@ use datafusion::physical_plan::memory::MemoryStream;
 use datafusion::physical_plan::streaming::PartitionStream;
 use datafusion::physical_plan::{collect, ExecutionPlan, SendableRecordBatchStream};
 use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::sql::sqlparser::ast::Expr;
 use sentra_schemas::{hex_digest, Signal};
 use serde::{Deserialize, Serialize};
 
@@ -35,7 +36,7 @@ use super::clock::{Clocks, TenantClock};
 use super::definition::{parse_condition, Detection, Merge, Op, Term};
 use super::predicates::over_twins;
 use super::risk;
-use super::sharing::{all_of, plan_groups, restrict, PlanGroup};
+use super::sharing::{all_of, plan_groups, restrict, shape, PlanGroup};
 use super::state::{
     compact, merge_window, Entity, EntityKey, FastMap, Interner, Num, SavedEntity, Scratch, Sym,
     MAX_KEYS, NONE,
@@ -232,13 +233,19 @@ async fn plan_shared(
     let mut group_cols: Vec<String> = vec![sym_column("tenant")];
     group_cols.extend(first.group_by.iter().map(|c| sym_column(c)));
     group_cols.push(pane_column(first.window.size_slide_us().1));
-    let mut exprs: Vec<String> = Vec::new();
+    // Each value expression once, told apart by shape: DataFusion computes same-shaped aggregates once, and
+    // an outbox entry read through two columns would be taken by one reader and missing for the other.
+    let mut exprs: Vec<(String, Option<Expr>)> = Vec::new();
     let mut column = |expr: String| {
         let expr = over_twins(&expr, strings);
-        let at = exprs.iter().position(|e| *e == expr).unwrap_or_else(|| {
-            exprs.push(expr);
-            exprs.len() - 1
-        });
+        let expr_shape = shape(&expr);
+        let at = exprs
+            .iter()
+            .position(|(e, s)| *e == expr || (expr_shape.is_some() && *s == expr_shape))
+            .unwrap_or_else(|| {
+                exprs.push((expr, expr_shape));
+                exprs.len() - 1
+            });
         group_cols.len() + at
     };
     let mut layouts = Vec::new();
@@ -303,7 +310,7 @@ async fn plan_shared(
             exprs
                 .iter()
                 .enumerate()
-                .map(|(i, e)| format!("{e} AS __v{i}")),
+                .map(|(i, (e, _))| format!("{e} AS __v{i}")),
         )
         .collect();
     let sql = format!(

@@ -117,6 +117,31 @@ fn modifier(name: &str, ctx: &Context<'_>) -> Option<String> {
             let s = ctx.num("successes").unwrap_or(0.0);
             (s >= 1.0).then(|| format!("{s} successful login(s) followed the failures"))
         }
+        "brute_forced_account" => {
+            // The login succeeded where the failures were: the account the source had been failing against
+            // (a detection keyed on the source), or from a source that had been failing against the account
+            // (keyed on the account).
+            let both = |a: &str, b: &str| -> Vec<&str> {
+                let b = ctx.set(b);
+                ctx.set(a).into_iter().filter(|x| b.contains(x)).collect()
+            };
+            let (accounts, sources) = (both("users", "failed_users"), both("ips", "failure_ips"));
+            if !accounts.is_empty() {
+                let from = ctx.key("source_ip").unwrap_or("the source");
+                Some(format!(
+                    "{from} logged in as {} after failing against that account",
+                    accounts.join(", ")
+                ))
+            } else if !sources.is_empty() {
+                let account = ctx.key("user_name").unwrap_or("the account");
+                Some(format!(
+                    "{account} logged in from {} after failures from there",
+                    sources.join(", ")
+                ))
+            } else {
+                None
+            }
+        }
         "many_distinct_users" => {
             let n = ctx.set("users").len();
             (n >= 5).then(|| format!("{n} distinct user names"))

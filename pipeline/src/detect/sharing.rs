@@ -6,7 +6,9 @@
 //! Filters are compared as sets of conjuncts (`a AND (b AND c)` is a, b, c) in the canonical text of
 //! DataFusion's own SQL parser, so spacing and parentheses do not matter.
 
-use datafusion::sql::sqlparser::ast::{BinaryOperator, Expr};
+use std::ops::ControlFlow;
+
+use datafusion::sql::sqlparser::ast::{visit_expressions_mut, BinaryOperator, Expr};
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 use datafusion::sql::sqlparser::tokenizer::Token;
@@ -39,6 +41,21 @@ pub(super) fn parse(sql: &str) -> Option<Expr> {
     let mut parser = Parser::new(&GenericDialect {}).try_with_sql(sql).ok()?;
     let expr = parser.parse_expr().ok()?;
     (parser.peek_token().token == Token::EOF).then_some(expr)
+}
+
+/// `sql` parsed with its parentheses dropped. DataFusion plans expressions of one shape as one computation
+/// (one aggregate serves both, however each was written), so a plan's values are told apart by shape, not
+/// by text. `None` if it does not parse.
+pub(super) fn shape(sql: &str) -> Option<Expr> {
+    let mut expr = parse(sql)?;
+    let _ = visit_expressions_mut(&mut expr, |e| {
+        while let Expr::Nested(inner) = e {
+            let inner = (**inner).clone();
+            *e = inner;
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    Some(expr)
 }
 
 /// The distinct conjuncts of a filter, canonical and sorted.
@@ -170,6 +187,15 @@ mod tests {
             Some("min(timestamp) FILTER (WHERE (outcome = 'success') AND ((x = 1) AND (y = 2)))")
         );
         assert_eq!(restrict("count(*) * 2", "x = 1"), None);
+        // Parentheses do not change what is computed, nor does layout; precedence does.
+        assert_eq!(
+            shape("count(*) FILTER (WHERE ((a = 1)))"),
+            shape("count( * )  FILTER (WHERE a = 1)")
+        );
+        assert_ne!(
+            shape("count(*) FILTER (WHERE (a OR b) AND c)"),
+            shape("count(*) FILTER (WHERE a OR (b AND c))")
+        );
         assert_eq!(restrict("count(*) OVER ()", "x = 1"), None);
     }
 

@@ -282,11 +282,27 @@ fn login_after_failures_from_one_source() {
         (l.user.as_deref(), l.ip.as_deref()),
         (Some("alice"), Some("198.51.100.9"))
     );
-    assert!(l.severity >= Severity::High, "{}", l.risk_score);
-    assert!(l
+    // A source that brute-forced an account and then got in: the most serious thing the catalog says.
+    assert_eq!(l.severity, Severity::Critical, "{}", l.risk_score);
+    assert!(l.risk_score >= 0.8);
+    let factors: Vec<&str> = l.risk_factors.iter().map(|f| f.name.as_str()).collect();
+    assert!(factors.contains(&"success_after_failures"), "{factors:?}");
+    assert!(factors.contains(&"brute_forced_account"), "{factors:?}");
+}
+
+#[test]
+fn login_as_another_account_than_the_failures_is_high_not_critical() {
+    let mut lines: Vec<String> = (0..6)
+        .map(|i| fail(i * 10, "oracle", "198.51.100.9"))
+        .collect();
+    lines.push(accept(70, "alice", "198.51.100.9"));
+    let s = run(&lines);
+    let l = only(&s, "ssh_login_after_failures");
+    assert_eq!(l.severity, Severity::High, "{}", l.risk_score);
+    assert!(!l
         .risk_factors
         .iter()
-        .any(|f| f.name == "success_after_failures"));
+        .any(|f| f.name == "brute_forced_account"));
 }
 
 #[test]
