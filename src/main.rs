@@ -1,7 +1,7 @@
 //! `sentra`: one binary, one subcommand per job. Thin by design: it parses arguments, sets up logging and
 //! progress, and calls the pipeline crate.
 
-use std::io::{self, IsTerminal, Write};
+use std::io::{self, IsTerminal, Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -32,7 +32,8 @@ struct Cli {
 enum Command {
     /// Run the whole pipeline on log files with no services: signals to stdout, everything kept under --data-dir.
     Replay {
-        /// Syslog text or JSON-lines files, read in order (`-` for standard input).
+        /// Syslog text, JSON-lines or journald JSON files, plain or gzip-compressed, merged by event time
+        /// (`-` for standard input).
         #[arg(required = true)]
         files: Vec<String>,
         /// Tenant for lines that do not name one.
@@ -41,7 +42,8 @@ enum Command {
         /// Take the tenant from the host name's first dash-separated token when a line names none.
         #[arg(long)]
         tenant_from_host: bool,
-        /// Year of classic syslog timestamps (which carry none); default: inferred from the clock.
+        /// Year of the first classic syslog timestamp (which carry none); default: the year that keeps each
+        /// file in the past, its last line no later than now.
         #[arg(long)]
         year: Option<i32>,
         /// Embedded store directory.
@@ -195,6 +197,10 @@ struct DetectionArgs {
     /// the moment it is read is quarantined as `future`.
     #[arg(long, default_value_t = EngineConfig::default().max_clock_skew_secs)]
     max_clock_skew: u64,
+    /// How far out of time order, in seconds, an input's lines may be and still be put in order: inputs are
+    /// merged by event time, and each may be this disordered (nearly sorted files, `cat *.log |`).
+    #[arg(long = "reorder-window", value_name = "SECS", default_value_t = REORDER_WINDOW_SECS)]
+    reorder_window: u64,
     /// Analyst overrides (overrides.json): suppress or downgrade matching signals, with a reason.
     #[arg(long)]
     overrides: Option<PathBuf>,
@@ -206,6 +212,9 @@ struct DetectionArgs {
     #[arg(long = "tenant-timezone", value_name = "TENANT=ZONE", value_parser = tenant_zone)]
     tenant_timezones: Vec<(String, String)>,
 }
+
+/// The default of `--reorder-window`: as far apart as a tenant's hosts' clocks may run.
+const REORDER_WINDOW_SECS: u64 = 300;
 
 /// Parses `TENANT=ZONE`.
 fn tenant_zone(s: &str) -> Result<(String, String), String> {
@@ -335,6 +344,7 @@ fn dispatch(cli: Cli) -> Result<()> {
             let sources = sources(&files)?;
             let opts = ReplayOptions {
                 sources,
+                reorder_secs: detection.reorder_window,
                 tenant,
                 normalize,
                 detections,
@@ -399,6 +409,7 @@ fn dispatch(cli: Cli) -> Result<()> {
             let names: Vec<String> = detections.iter().map(|d| d.name.clone()).collect();
             let opts = ReplayOptions {
                 sources: sources(&files)?,
+                reorder_secs: detection.reorder_window,
                 tenant: Some(tenant),
                 normalize,
                 detections,
@@ -444,23 +455,23 @@ fn dispatch(cli: Cli) -> Result<()> {
             let mut counts = Counts::default();
             for f in &files {
                 let source = Source::parse(f);
-                let text: Vec<u8> = match &source {
-                    Source::Stdin => {
-                        let mut v = Vec::new();
-                        io::Read::read_to_end(&mut io::stdin(), &mut v)?;
-                        v
-                    }
-                    Source::Path(p) => {
-                        std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?
-                    }
-                };
+                let cannot_read = || format!("cannot read {f}");
+                let mut text = Vec::new();
+                source
+                    .open(Default::default())
+                    .and_then(|mut r| r.read_to_end(&mut text))
+                    .with_context(cannot_read)?;
                 let name = source.name();
+                let now = sentra_schemas::time::now_us();
+                let year = match year {
+                    Some(y) => YearPolicy::Fixed(y),
+                    None => source.archive_year(now).with_context(cannot_read)?,
+                };
                 let mut n = Normalizer::new(NormalizeConfig {
-                    year: year_policy(year),
+                    year,
                     zones: zones.clone(),
                     ..NormalizeConfig::default()
                 });
-                let now = sentra_schemas::time::now_us();
                 for (i, line) in text.split(|&b| b == b'\n').enumerate() {
                     if line.iter().all(u8::is_ascii_whitespace) {
                         continue;
@@ -1121,8 +1132,17 @@ fn print_summary(summary: &ReplaySummary, secs: f64) {
     for (reason, n) in &summary.quarantined_by_reason {
         eprintln!("  quarantined {reason}: {n}");
     }
+    if summary.out_of_order > 0 {
+        eprintln!(
+            "  out of order beyond the reorder window: {}",
+            summary.out_of_order
+        );
+    }
     for (detection, n) in &summary.signals_by_detection {
         eprintln!("  signals {detection}: {n}");
+    }
+    for hint in &summary.hints {
+        eprintln!("hint: {hint}");
     }
 }
 
@@ -1140,6 +1160,7 @@ fn bench(file: &std::path::Path, tenant: Option<String>, year: i32) -> Result<()
     let tenant_from_host = tenant.is_none();
     let opts = |detections| ReplayOptions {
         sources: vec![Source::Path(file.to_owned())],
+        reorder_secs: REORDER_WINDOW_SECS,
         tenant: tenant.clone(),
         normalize: NormalizeConfig {
             year: YearPolicy::Fixed(year),

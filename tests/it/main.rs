@@ -9,6 +9,7 @@ mod docker;
 mod kafka_clickhouse;
 mod playbooks;
 mod query;
+mod replay;
 mod soar;
 mod stores;
 mod support;

@@ -33,14 +33,20 @@ pub struct SyslogLine<'a> {
 ///
 /// - `Fixed(year)`: the first line is in `year`; a jump from a late month back to an early one
 ///   (December → January) moves to the next year, so a file spanning New Year stays in order.
-/// - `Infer`: each line takes the most recent year that does not put it more than 7 days after the
-///   reference time (the wall clock for files, the Kafka message timestamp for Kafka). A log read
-///   in January whose lines say December lands in the previous year.
+/// - `Archive`: input read after the fact, from its start: the first line takes the latest year that does
+///   not put it after the reference time (the moment it was read), and later lines follow it as with `Fixed`.
+///   A replay of a whole file anchors on its last line instead (see [`archive_start_year`]) and reads it
+///   with `Fixed`.
+/// - `Infer`: live input: each line takes the most recent year that does not put it more than 7 days after
+///   the reference time (the Kafka message timestamp). A line read in January that says December lands in
+///   the previous year.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum YearPolicy {
     /// Start in this year.
     Fixed(i32),
-    /// Infer from the reference time.
+    /// The first line in the latest year that keeps it in the past; the rest in order after it.
+    Archive,
+    /// Each line on its own, from the reference time.
     Infer,
 }
 
@@ -48,18 +54,66 @@ pub enum YearPolicy {
 #[derive(Debug, Clone)]
 pub struct YearResolver {
     policy: YearPolicy,
-    year: i64,
+    /// The year of the stream's lines so far (`Fixed`, and `Archive` once its first line is read).
+    year: Option<i64>,
     last_month: u32,
 }
 
 const INFER_FUTURE_SLACK_US: i64 = 7 * 86_400 * 1_000_000;
 
+/// How far past the moment an archive is read its newest line may seem: classic timestamps are the writer's
+/// wall clock, and the furthest east a zone reaches is UTC+14; an hour more for a clock running ahead.
+pub const ARCHIVE_FUTURE_SLACK_US: i64 = 15 * 3_600 * 1_000_000;
+
+/// A classic timestamp's place in its year: (month, day, seconds of day).
+pub type MonthDayTime = (u32, u32, u32);
+
+fn at_year(year: i64, (month, day, sod): MonthDayTime) -> i64 {
+    (days_from_civil(year, month, day) * 86_400 + i64::from(sod)) * 1_000_000
+}
+
+/// The latest of the reference year and the ones beside it that puts `stamp` no later than `limit_us`.
+fn latest_year_by(stamp: MonthDayTime, limit_us: i64) -> i64 {
+    let ref_year = sentra_schemas::time::civil_from_days(limit_us.div_euclid(86_400_000_000)).0;
+    // The next year first: on 31 December a line already in January (a clock or zone ahead).
+    [ref_year + 1, ref_year]
+        .into_iter()
+        .find(|&y| at_year(y, stamp) <= limit_us)
+        .unwrap_or(ref_year - 1)
+}
+
+/// The year of an archive's first classic line, given its first and last ones, so that the whole file lies
+/// before `now_us` (plus [`ARCHIVE_FUTURE_SLACK_US`]): the last line takes the latest year that keeps it in
+/// the past, and the first is a year earlier when the file crosses a New Year (its last line falls earlier
+/// in the year than its first). A file spanning more than a year cannot be told from one that does not;
+/// `--year` settles it.
+pub fn archive_start_year(first: MonthDayTime, last: MonthDayTime, now_us: i64) -> i32 {
+    let last_year = latest_year_by(last, now_us.saturating_add(ARCHIVE_FUTURE_SLACK_US));
+    let crosses_new_year = last < first;
+    (last_year - i64::from(crosses_new_year)) as i32
+}
+
+/// The month, day and time of a classic syslog line's timestamp (after an optional `<PRI>`), if it has one.
+pub fn classic_stamp(line: &[u8]) -> Option<MonthDayTime> {
+    let b = match line.strip_prefix(b"<") {
+        Some(rest) => {
+            let end = rest.iter().take(4).position(|&c| c == b'>')?;
+            if end == 0 || !rest[..end].iter().all(u8::is_ascii_digit) {
+                return None;
+            }
+            &rest[end + 1..]
+        }
+        None => line,
+    };
+    parse_classic_stamp(b)
+}
+
 impl YearResolver {
     /// A resolver for one stream.
     pub fn new(policy: YearPolicy) -> Self {
         let year = match policy {
-            YearPolicy::Fixed(y) => i64::from(y),
-            YearPolicy::Infer => 0,
+            YearPolicy::Fixed(y) => Some(i64::from(y)),
+            YearPolicy::Archive | YearPolicy::Infer => None,
         };
         Self {
             policy,
@@ -69,35 +123,27 @@ impl YearResolver {
     }
 
     fn resolve(&mut self, month: u32, day: u32, sod: u32, reference_us: i64) -> i64 {
-        let at =
-            |year: i64| (days_from_civil(year, month, day) * 86_400 + i64::from(sod)) * 1_000_000;
-        match self.policy {
-            YearPolicy::Fixed(_) => {
-                let mut year = self.year;
-                if self.last_month != 0 && month + 6 <= self.last_month {
-                    self.year += 1;
-                    year = self.year;
-                    self.last_month = month;
-                } else if self.last_month != 0 && month >= self.last_month + 6 {
-                    // a straggler from the previous year, after the rollover
-                    year -= 1;
-                } else {
-                    self.last_month = month;
-                }
-                at(year)
-            }
-            YearPolicy::Infer => {
-                let ref_year =
-                    sentra_schemas::time::civil_from_days(reference_us.div_euclid(86_400_000_000))
-                        .0;
-                // The next year first: on 31 December a line already in January (a clock or zone ahead).
-                [ref_year + 1, ref_year]
-                    .into_iter()
-                    .map(at)
-                    .find(|&ts| ts <= reference_us + INFER_FUTURE_SLACK_US)
-                    .unwrap_or_else(|| at(ref_year - 1))
-            }
+        let stamp = (month, day, sod);
+        if self.policy == YearPolicy::Infer {
+            return at_year(
+                latest_year_by(stamp, reference_us.saturating_add(INFER_FUTURE_SLACK_US)),
+                stamp,
+            );
         }
+        let mut year = *self.year.get_or_insert_with(|| {
+            latest_year_by(stamp, reference_us.saturating_add(ARCHIVE_FUTURE_SLACK_US))
+        });
+        if self.last_month != 0 && month + 6 <= self.last_month {
+            year += 1;
+            self.year = Some(year);
+            self.last_month = month;
+        } else if self.last_month != 0 && month >= self.last_month + 6 {
+            // a straggler from the previous year, after the rollover
+            year -= 1;
+        } else {
+            self.last_month = month;
+        }
+        at_year(year, stamp)
     }
 }
 
@@ -398,5 +444,63 @@ mod tests {
             .unwrap()
             .timestamp_us;
         assert_eq!(jan, dec31_2026 + 86_400_000_000 + 8 * 3_600_000_000);
+    }
+    #[test]
+    fn archive_year_keeps_last_december_in_the_past() {
+        let dec4_2026 = MAR14 + (265 * 86_400) * 1_000_000; // 2026-12-04T00:00:00Z
+        assert_eq!(
+            sentra_schemas::time::format_rfc3339_us(dec4_2026),
+            "2026-12-04T00:00:00.000000Z"
+        );
+        // Read on 4 December, a file of last December: this year's 10 December is ahead, so 2025.
+        let first = classic_stamp(b"Dec  1 08:00:00 h p: m").unwrap();
+        let last = classic_stamp(b"<38>Dec 31 23:00:00 h p: m").unwrap();
+        assert_eq!(archive_start_year(first, last, dec4_2026), 2025);
+        // A file of last November to early this December is this year's.
+        let first = classic_stamp(b"Nov 20 08:00:00 h p: m").unwrap();
+        let last = classic_stamp(b"Dec  3 23:00:00 h p: m").unwrap();
+        assert_eq!(archive_start_year(first, last, dec4_2026), 2026);
+        // Today's lines written in a zone east of UTC are still this year's.
+        let last = classic_stamp(b"Dec  4 13:00:00 h p: m").unwrap();
+        assert_eq!(archive_start_year(first, last, dec4_2026), 2026);
+        // Crossing New Year: December 2025 to January 2026 starts in 2025.
+        let first = classic_stamp(b"Dec 30 08:00:00 h p: m").unwrap();
+        let last = classic_stamp(b"Jan  2 23:00:00 h p: m").unwrap();
+        assert_eq!(archive_start_year(first, last, dec4_2026), 2025);
+        // Not classic syslog.
+        assert_eq!(classic_stamp(b"2026-03-14T00:00:00Z h p: m"), None);
+        assert_eq!(classic_stamp("<é>Dec  1 08:00:00 h p: m".as_bytes()), None);
+    }
+
+    #[test]
+    fn archive_policy_anchors_on_the_first_line_and_rolls_over() {
+        let dec4_2026 = MAR14 + (265 * 86_400) * 1_000_000;
+        let mut y = YearResolver::new(YearPolicy::Archive);
+        let ts = |line: &str, y: &mut YearResolver| {
+            sentra_schemas::time::format_rfc3339_us(parse(line, y, dec4_2026).unwrap().timestamp_us)
+        };
+        // The first line, 1 December, is in the past this year: the stream is this year's and stays so.
+        assert_eq!(
+            ts("Dec  1 10:00:00 h p: m", &mut y),
+            "2026-12-01T10:00:00.000000Z"
+        );
+        assert_eq!(
+            ts("Dec  9 10:00:00 h p: m", &mut y),
+            "2026-12-09T10:00:00.000000Z"
+        );
+        // A stream starting on 10 December is last year's, and follows the rollover into January.
+        let mut y = YearResolver::new(YearPolicy::Archive);
+        assert_eq!(
+            ts("Dec 10 10:00:00 h p: m", &mut y),
+            "2025-12-10T10:00:00.000000Z"
+        );
+        assert_eq!(
+            ts("Jan  3 10:00:00 h p: m", &mut y),
+            "2026-01-03T10:00:00.000000Z"
+        );
+        assert_eq!(
+            ts("Dec 31 23:59:00 h p: m", &mut y),
+            "2025-12-31T23:59:00.000000Z"
+        );
     }
 }
