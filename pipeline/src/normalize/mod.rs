@@ -245,7 +245,12 @@ impl Normalizer {
         } else {
             program
         };
-        let classified = auth::classify(program, body);
+        let module = line.as_ref().map_or("", |l| l.module);
+        let classified = if module.is_empty() {
+            auth::classify(program, body)
+        } else {
+            auth::classify_module(program, module, body)
+        };
         let dataset = if classified.is_some() {
             "system.auth"
         } else {

@@ -20,6 +20,9 @@ pub struct SyslogLine<'a> {
     pub host: &'a str,
     /// The program (syslog tag / RFC 5424 APP-NAME), empty when the line has none.
     pub program: &'a str,
+    /// The module that wrote the line for the program, from the legacy PAM tag `sshd(pam_unix)[pid]:`
+    /// (`pam_unix`); empty otherwise.
+    pub module: &'a str,
     /// The process id, when given and numeric.
     pub pid: Option<u32>,
     /// The program's message.
@@ -127,12 +130,12 @@ pub fn parse<'a>(
         let has_zone = b[19..n]
             .iter()
             .any(|c| matches!(c, b'Z' | b'z' | b'+' | b'-'));
-        (ts, s.get(n..)?.strip_prefix(' ')?, !has_zone)
+        (ts, after_stamp(s.get(n..)?)?, !has_zone)
     } else if !rfc5424 {
-        let (month, day, sod) = parse_classic_stamp(b)?;
+        let (month, day, sod, n) = parse_classic_stamp(b)?;
         (
             years.resolve(month, day, sod, reference_us),
-            s.get(15..)?.strip_prefix(' ')?,
+            after_stamp(s.get(n..)?)?,
             true,
         )
     } else {
@@ -145,8 +148,24 @@ pub fn parse<'a>(
     }
 }
 
-/// `Mmm dd hh:mm:ss` (day space- or zero-padded) → (month, day, seconds of day).
-fn parse_classic_stamp(b: &[u8]) -> Option<(u32, u32, u32)> {
+/// The text after a timestamp: at least one space, then the rest (some writers put two spaces).
+fn after_stamp(s: &str) -> Option<&str> {
+    let rest = s.strip_prefix(' ')?;
+    Some(rest.trim_start_matches(' '))
+}
+
+/// `Mmm dd hh:mm:ss` (day space- or zero-padded, or a single digit without padding) → (month, day,
+/// seconds of day, bytes consumed).
+fn parse_classic_stamp(b: &[u8]) -> Option<(u32, u32, u32, usize)> {
+    // `Mar 4 09:14:01`: an unpadded day is read as if it were space-padded.
+    let unpadded = b.len() >= 14 && b[3] == b' ' && b[4] != b' ' && b[5] == b' ';
+    if unpadded {
+        let mut padded = [b' '; 15];
+        padded[..4].copy_from_slice(&b[..4]);
+        padded[5..].copy_from_slice(&b[4..14]);
+        let (month, day, sod, _) = parse_classic_stamp(&padded)?;
+        return Some((month, day, sod, 14));
+    }
     if b.len() < 15 || b[3] != b' ' || b[6] != b' ' || b[9] != b':' || b[12] != b':' {
         return None;
     }
@@ -181,7 +200,7 @@ fn parse_classic_stamp(b: &[u8]) -> Option<(u32, u32, u32)> {
     if !(1..=31).contains(&day) || h > 23 || m > 59 || sec > 60 {
         return None;
     }
-    Some((month, day, h * 3600 + m * 60 + sec))
+    Some((month, day, h * 3600 + m * 60 + sec, 15))
 }
 
 /// `host tag: message` where tag is `prog[pid]` or `prog`. A line without a tag keeps its text as message.
@@ -191,7 +210,7 @@ fn parse_3164_tail(timestamp_us: i64, zoneless: bool, s: &str) -> SyslogLine<'_>
         .bytes()
         .position(|b| matches!(b, b' ' | b':' | b'['))
         .unwrap_or(rest.len());
-    let program = &rest[..tag_end];
+    let (program, module) = split_module(&rest[..tag_end]);
     let mut after = &rest[tag_end..];
     let mut pid = None;
     if let Some(p) = after.strip_prefix('[') {
@@ -205,6 +224,7 @@ fn parse_3164_tail(timestamp_us: i64, zoneless: bool, s: &str) -> SyslogLine<'_>
             timestamp_us,
             host,
             program,
+            module,
             pid,
             message: msg.strip_prefix(' ').unwrap_or(msg),
             zoneless,
@@ -213,10 +233,20 @@ fn parse_3164_tail(timestamp_us: i64, zoneless: bool, s: &str) -> SyslogLine<'_>
             timestamp_us,
             host,
             program: "",
+            module: "",
             pid: None,
             message: rest,
             zoneless,
         },
+    }
+}
+
+/// `sshd(pam_unix)` → (`sshd`, `pam_unix`), the tag older Linux-PAM wrote for its modules; any other tag
+/// is the program with no module.
+fn split_module(tag: &str) -> (&str, &str) {
+    match tag.strip_suffix(')').and_then(|t| split_byte(t, b'(')) {
+        Some((program, module)) if !program.is_empty() && !module.is_empty() => (program, module),
+        _ => (tag, ""),
     }
 }
 
@@ -241,6 +271,7 @@ fn parse_5424_tail(timestamp_us: i64, s: &str) -> Option<SyslogLine<'_>> {
         timestamp_us,
         host,
         program,
+        module: "",
         pid,
         message,
         zoneless: false,
@@ -296,6 +327,7 @@ mod tests {
                 timestamp_us: MAR14 + 1_000_000,
                 host: "web-1",
                 program: "sshd",
+                module: "",
                 pid: Some(42),
                 message: "Failed password",
                 zoneless: true,
