@@ -6,10 +6,13 @@
 //! (Kafka topic map, or `--tenant` for files). Oversized, non-UTF-8, malformed-JSON and tenant-less input is
 //! quarantined with its original bytes; lines Sentra does not understand are kept as `category: unknown`.
 
+pub mod auditd;
 pub mod auth;
+pub mod journald;
 pub mod syslog;
 pub mod zones;
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 
 use sentra_schemas::{
@@ -80,6 +83,7 @@ pub struct Input<'a> {
 pub struct Normalizer {
     config: NormalizeConfig,
     years: YearResolver,
+    audit_serials: auditd::SeenSerials,
 }
 
 /// The fields a JSON document supplies around its message.
@@ -90,14 +94,18 @@ struct DocFields<'a> {
     program: Option<&'a str>,
     pid: Option<u32>,
     timestamp_us: Option<i64>,
-    message: Option<&'a str>,
+    message: Option<Cow<'a, str>>,
 }
 
 impl Normalizer {
     /// A normalizer with `config`.
     pub fn new(config: NormalizeConfig) -> Self {
         let years = YearResolver::new(config.year);
-        Self { config, years }
+        Self {
+            config,
+            years,
+            audit_serials: auditd::SeenSerials::default(),
+        }
     }
 
     /// Normalizes one input into an owned [`Event`].
@@ -161,13 +169,19 @@ impl Normalizer {
             doc_fields(&json).map_err(|d| quarantine(QuarantineReason::InvalidJson, d, None))?
         } else {
             DocFields {
-                message: Some(text),
+                message: Some(Cow::Borrowed(text)),
                 ..DocFields::default()
             }
         };
-        let message = doc.message.unwrap_or("");
+        let message = doc.message.as_deref().unwrap_or("");
         let reference = doc.timestamp_us.unwrap_or(input.reference_us);
         let line = syslog::parse(message, &mut self.years, reference);
+        let audit = match &line {
+            Some(l) if auditd::is_audit_program(l.program) => auditd::parse_record(l.message),
+            Some(_) => None,
+            None => auditd::parse_record(message),
+        };
+        let audit_us = audit.as_ref().and_then(|a| a.stamp).map(|(us, _)| us);
         let host_tenant = if self.config.tenant_from_host {
             doc.host
                 .or(line.as_ref().map(|l| l.host))
@@ -180,14 +194,24 @@ impl Normalizer {
             .map_err(|(r, d, t)| quarantine(r, d, t))?;
         let (timestamp_us, host, program, pid, body) = match (&line, doc.timestamp_us) {
             (Some(l), _) => (
-                match self.config.zones.of(tenant).filter(|_| l.zoneless) {
-                    Some(tz) => zones::local_to_utc(tz, l.timestamp_us),
-                    None => l.timestamp_us,
+                match (audit_us, self.config.zones.of(tenant).filter(|_| l.zoneless)) {
+                    (Some(us), _) => us,
+                    (None, Some(tz)) => zones::local_to_utc(tz, l.timestamp_us),
+                    (None, None) => l.timestamp_us,
                 },
                 doc.host.unwrap_or(l.host),
                 l.program,
                 l.pid.or(doc.pid),
                 l.message,
+            ),
+            (None, ts) if ts.or(audit_us).is_some() && audit.is_some() => (
+                audit_us.or(ts).unwrap_or_default(),
+                doc.host
+                    .or(audit.as_ref().and_then(|a| a.node))
+                    .unwrap_or(""),
+                doc.program.unwrap_or(""),
+                doc.pid,
+                message,
             ),
             (None, Some(ts)) => (
                 ts,
@@ -246,15 +270,27 @@ impl Normalizer {
             program
         };
         let module = line.as_ref().map_or("", |l| l.module);
-        let classified = if module.is_empty() {
-            auth::classify(program, body)
-        } else {
-            auth::classify_module(program, module, body)
+        let decoded = audit.as_ref().map(auditd::decode).unwrap_or_default();
+        // An audit record names the process it is about (`exe=`, `pid=`); a forwarder's tag does not.
+        let (program, pid) = match &audit {
+            Some(a) => (
+                auditd::program(a).unwrap_or(program),
+                auditd::pid(a).or(pid),
+            ),
+            None => (program, pid),
         };
-        let dataset = if classified.is_some() {
-            "system.auth"
-        } else {
-            "system.syslog"
+        let classified = match &audit {
+            Some(a) => auditd::classify(a, &decoded).filter(|_| match a.stamp {
+                Some(stamp) => self.audit_serials.first(a.node, stamp),
+                None => true,
+            }),
+            None if module.is_empty() => auth::classify(program, body),
+            None => auth::classify_module(program, module, body),
+        };
+        let dataset = match (&audit, classified.is_some()) {
+            (Some(_), _) => "auditd.log",
+            (None, true) => "system.auth",
+            (None, false) => "system.syslog",
         };
         let c = classified.unwrap_or_else(auth::Classified::unknown);
         let mut id = [0u8; 32];
@@ -344,18 +380,36 @@ fn first_str<'a>(v: &'a Value, keys: &[&str]) -> Option<&'a str> {
         .filter(|s| !s.is_empty())
 }
 
-/// Extracts the fields Sentra reads from a shipper's JSON object or an ECS document.
+/// Extracts the fields Sentra reads from a shipper's JSON object, an ECS document or a journal entry
+/// (see [`journald`]).
 fn doc_fields(v: &Value) -> Result<DocFields<'_>, String> {
     if !v.is_object() {
         return Err("JSON input must be an object".to_owned());
     }
-    let pid = ["pid", "procid", "process.pid"]
-        .iter()
-        .find_map(|k| match path(v, k)? {
-            Value::Number(n) => n.as_u64().and_then(|n| u32::try_from(n).ok()),
-            Value::String(s) => s.parse().ok(),
-            _ => None,
+    let tenant = first_str(v, &["tenant", "organization.id"]);
+    if let Some(entry) = journald::journal_entry(v) {
+        return Ok(DocFields {
+            tenant,
+            host: entry.host,
+            program: entry.program,
+            pid: entry.pid,
+            timestamp_us: entry.timestamp_us,
+            message: Some(entry.message),
         });
+    }
+    let pid = [
+        "process.pid",
+        "log.syslog.procid",
+        "syslog.pid",
+        "pid",
+        "procid",
+    ]
+    .iter()
+    .find_map(|k| match path(v, k)? {
+        Value::Number(n) => n.as_u64().and_then(|n| u32::try_from(n).ok()),
+        Value::String(s) => s.parse().ok(),
+        _ => None,
+    });
     let timestamp_us = match first_str(v, &["@timestamp", "timestamp", "time"]) {
         Some(ts) => match sentra_schemas::time::parse_iso8601_prefix(ts.as_bytes()) {
             Some((us, n)) if n == ts.len() => Some(us),
@@ -366,16 +420,31 @@ fn doc_fields(v: &Value) -> Result<DocFields<'_>, String> {
     let message = first_str(v, &["message", "msg", "log", "event.original"]);
     if message.is_none() {
         return Err(
-            "JSON input has no `message` (or `msg`, `log`, `event.original`) string".to_owned(),
+            "JSON input has no `message` (or `msg`, `log`, `event.original`, `MESSAGE`) string"
+                .to_owned(),
         );
     }
     Ok(DocFields {
-        tenant: first_str(v, &["tenant", "organization.id"]),
-        host: first_str(v, &["host.name", "host", "hostname"]),
+        tenant,
+        host: first_str(
+            v,
+            &[
+                "host.name",
+                "host.hostname",
+                "host",
+                "hostname",
+                "log.syslog.hostname",
+            ],
+        ),
         program: first_str(
             v,
             &[
                 "process.name",
+                "log.syslog.appname",
+                "syslog.identifier",
+                "syslog.appname",
+                "journald.process.name",
+                "syslog_identifier",
                 "ident",
                 "appname",
                 "app_name",
@@ -385,7 +454,7 @@ fn doc_fields(v: &Value) -> Result<DocFields<'_>, String> {
         ),
         pid,
         timestamp_us,
-        message,
+        message: message.map(Cow::Borrowed),
     })
 }
 
