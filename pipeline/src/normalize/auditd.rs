@@ -68,7 +68,10 @@ pub fn parse_record(line: &str) -> Option<AuditRecord<'_>> {
     };
     let (record_type, r) = split_byte(r, b' ')?;
     let r = r.strip_prefix("msg=").unwrap_or(r).strip_prefix("audit(")?;
-    let (stamp, fields) = r.split_once("): ").unwrap_or((r.strip_suffix(')')?, ""));
+    let (stamp, fields) = match r.split_once("): ") {
+        Some(split) => split,
+        None => (r.strip_suffix(')')?, ""),
+    };
     Some(AuditRecord {
         node,
         record_type: type_name(record_type),
@@ -115,14 +118,39 @@ fn field<'a>(fields: &'a str, key: &str) -> Option<Raw<'a>> {
         None => (fields, ""),
     };
     [inner, outer].into_iter().find_map(|part| {
-        part.split(' ').find_map(|token| {
-            let v = token.strip_prefix(key)?.strip_prefix('=')?;
-            match v.strip_prefix('"').and_then(|v| v.strip_suffix('"')) {
-                Some(quoted) => Some(Raw::Quoted(quoted)),
-                None if v.is_empty() || v == "?" => None,
-                None => Some(Raw::Bare(v)),
-            }
+        pairs(part).find_map(|(k, v)| match v {
+            _ if k != key => None,
+            Raw::Bare("" | "?") => None,
+            v => Some(v),
         })
+    })
+}
+
+/// The `k=v` pairs of `s` in order. A value is either quoted (`acct="(invalid user)"`, spaces allowed) or
+/// runs to the next space; words without `=` (`op=adding user`) are skipped.
+fn pairs(s: &str) -> impl Iterator<Item = (&str, Raw<'_>)> {
+    let mut rest = s;
+    std::iter::from_fn(move || loop {
+        rest = rest.trim_start_matches(' ');
+        if rest.is_empty() {
+            return None;
+        }
+        let word_end = find_byte(rest, b' ').unwrap_or(rest.len());
+        let Some(eq) = find_byte(&rest[..word_end], b'=') else {
+            rest = &rest[word_end..];
+            continue;
+        };
+        let key = &rest[..eq];
+        let after = &rest[eq + 1..];
+        if let Some(quoted) = after.strip_prefix('"') {
+            if let Some(close) = find_byte(quoted, b'"') {
+                rest = &quoted[close + 1..];
+                return Some((key, Raw::Quoted(&quoted[..close])));
+            }
+        }
+        let end = find_byte(after, b' ').unwrap_or(after.len());
+        rest = &after[end..];
+        return Some((key, Raw::Bare(&after[..end])));
     })
 }
 
@@ -221,7 +249,10 @@ pub fn classify<'a>(record: &AuditRecord<'a>, decoded: &'a Decoded<'a>) -> Optio
     c.action = action;
     c.outcome = outcome;
     // `acct=` is the account authenticated or acted upon; the enriched `AUID=` the user behind the session.
-    let account = decoded.account.as_deref().filter(|a| *a != "(invalid user)");
+    let account = decoded
+        .account
+        .as_deref()
+        .filter(|a| !matches!(*a, "(invalid user)" | "(unknown)"));
     let actor = enriched(record.enriched, "AUID").filter(|a| *a != "unset");
     match category {
         Iam => {
@@ -236,11 +267,14 @@ pub fn classify<'a>(record: &AuditRecord<'a>, decoded: &'a Decoded<'a>) -> Optio
             c.user = actor.or_else(|| enriched(record.enriched, "UID"));
             c.command = decoded.command.as_deref();
         }
-        _ => c.user = account,
+        _ => {
+            c.user = account.or_else(|| enriched(record.enriched, "ID"));
+            // The peer of a PAM conversation; account tools write their own host here, not a source.
+            c.source_ip = ["addr", "hostname"]
+                .iter()
+                .find_map(|k| field(record.fields, k).and_then(|v| valid_address(v.as_str())));
+        }
     }
-    c.source_ip = ["addr", "hostname"]
-        .iter()
-        .find_map(|k| field(record.fields, k).and_then(|v| valid_address(v.as_str())));
     Some(c)
 }
 
@@ -280,9 +314,11 @@ impl SeenSerials {
 
 /// A stable key of a node name (FNV-1a), so the remembered serials own nothing.
 fn node_key(node: Option<&str>) -> u64 {
-    node.unwrap_or("").bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
+    node.unwrap_or("")
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        })
 }
 
 #[cfg(test)]
@@ -294,7 +330,11 @@ mod tests {
         let r = parse_record("node=web-1 type=USER_CMD msg=audit(1733300000.123:4567): pid=9 uid=1000 auid=1000 ses=2 msg='cwd=\"/home/a\" cmd=636174202F6574632F736861646F77 exe=\"/usr/bin/sudo\" terminal=pts/0 res=success'\u{1d}UID=\"alice\" AUID=\"alice\"").unwrap();
         assert_eq!(
             (r.node, r.record_type, r.stamp),
-            (Some("web-1"), "USER_CMD", Some((1_733_300_000_123_000, 4567)))
+            (
+                Some("web-1"),
+                "USER_CMD",
+                Some((1_733_300_000_123_000, 4567))
+            )
         );
         let d = decode(&r);
         let c = classify(&r, &d).unwrap();
@@ -309,7 +349,17 @@ mod tests {
             (c.user, c.source_ip, c.outcome),
             (Some("root"), Some("203.0.113.5"), Outcome::Failure)
         );
-        for bad in ["type=X", "type=X msg=audit(1.2): x", "hello world", "USER_AUTH x=1"] {
+        let q = parse_record("type=USER_LOGIN msg=audit(1.0:2): pid=3 msg='op=login acct=\"(invalid user)\" exe=\"/usr/sbin/sshd\" addr=192.0.2.1 res=failed'").unwrap();
+        let d = decode(&q);
+        assert_eq!(d.account.as_deref(), Some("(invalid user)"));
+        let c = classify(&q, &d).unwrap();
+        assert_eq!((c.user, c.source_ip), (None, Some("192.0.2.1")));
+        for bad in [
+            "type=X",
+            "type=X msg=audit(1.2): x",
+            "hello world",
+            "USER_AUTH x=1",
+        ] {
             assert!(parse_record(bad).is_none(), "{bad}");
         }
     }
@@ -324,6 +374,9 @@ mod tests {
             assert!(seen.first(None, (1, serial)));
         }
         assert_eq!(seen.recent.len(), SEEN_SERIALS);
-        assert!(seen.first(None, (1, 7)), "forgotten once older than the window");
+        assert!(
+            seen.first(None, (1, 7)),
+            "forgotten once older than the window"
+        );
     }
 }

@@ -110,7 +110,11 @@ pub fn classify<'a>(program: &str, message: &'a str) -> Option<Classified<'a>> {
 
 /// Classifies a line whose tag names the module that wrote it for `program`, as older Linux-PAM did
 /// (`sshd(pam_unix)[pid]: authentication failure; …`); `None` when the line is not understood.
-pub fn classify_module<'a>(program: &str, module: &str, message: &'a str) -> Option<Classified<'a>> {
+pub fn classify_module<'a>(
+    program: &str,
+    module: &str,
+    message: &'a str,
+) -> Option<Classified<'a>> {
     let c = pam_module(module, program, message)?;
     Some(match (c.action, program) {
         // With the module in the tag, sshd's own `Failed password` line went to another file
@@ -390,7 +394,9 @@ fn sshd_connection(m: &str) -> Option<Classified<'_>> {
             Some(u) => (u, Failure),
             None => (r, Success),
         };
-        return Some(Classified::new(Session, "start", "ssh_subsystem_request", outcome).user(user));
+        return Some(
+            Classified::new(Session, "start", "ssh_subsystem_request", outcome).user(user),
+        );
     }
     None
 }
@@ -569,7 +575,9 @@ fn logind(m: &str) -> Option<Classified<'_>> {
     if let Some(r) = m.strip_prefix("New session ") {
         let (_, user) = r.split_once(" of user ")?;
         let user = user.strip_suffix('.').unwrap_or(user);
-        return Some(Classified::new(Session, "start", "logind_session_started", Success).user(user));
+        return Some(
+            Classified::new(Session, "start", "logind_session_started", Success).user(user),
+        );
     }
     if m.starts_with("Removed session ") {
         return Some(Classified::new(
@@ -678,19 +686,22 @@ fn account(m: &str) -> Option<Classified<'_>> {
             Classified::new(Iam, "creation", "user_created", Success).target(comma_kv(r, "name=")?),
         );
     }
-    if let Some(r) = m
-        .strip_prefix("new group: ")
-        .or_else(|| m.strip_prefix("group added to /etc/group: "))
-    {
+    if let Some(r) = m.strip_prefix("new group: ") {
         let mut c = Classified::new(Iam, "creation", "group_created", Success);
         c.group = non_empty(comma_kv(r, "name=")?);
         return Some(c);
     }
-    if m.starts_with("group added to /etc/gshadow") {
-        // groupadd logs each group twice (group + gshadow); the /etc/group line is the one counted.
-        let mut c = Classified::new(Iam, "info", "group_shadow_updated", Success);
-        c.group = comma_kv(m, "name=").and_then(non_empty);
-        return Some(c);
+    // groupadd logs one group three times (/etc/group, /etc/gshadow, then `new group:`); every version
+    // writes the `new group:` line, the one counted.
+    for (file, action) in [
+        ("group added to /etc/group", "group_file_updated"),
+        ("group added to /etc/gshadow", "group_shadow_updated"),
+    ] {
+        if m.starts_with(file) {
+            let mut c = Classified::new(Iam, "info", action, Success);
+            c.group = comma_kv(m, "name=").and_then(non_empty);
+            return Some(c);
+        }
     }
     if let Some(r) = m.strip_prefix("add '") {
         // "add 'bob' to group 'sudo'" / "add 'bob' to shadow group 'sudo'"

@@ -73,7 +73,12 @@ mod tests {
         let e = journal_entry(&v).unwrap();
         assert_eq!(
             (e.host, e.program, e.pid, e.timestamp_us),
-            (Some("web-1"), Some("sshd"), Some(811), Some(1_773_450_000_123_456))
+            (
+                Some("web-1"),
+                Some("sshd"),
+                Some(811),
+                Some(1_773_450_000_123_456)
+            )
         );
         let v: Value = serde_json::from_str(
             r#"{"_COMM":"sshd","SYSLOG_PID":"9","MESSAGE":[73,110,118,97,108,105,100,32,117,115,101,114,32,255,32,102,114,111,109,32,49,46,50,46,51,46,52]}"#,
@@ -81,7 +86,10 @@ mod tests {
         .unwrap();
         let e = journal_entry(&v).unwrap();
         assert_eq!(e.message, "Invalid user \u{fffd} from 1.2.3.4");
-        assert_eq!((e.program, e.pid, e.timestamp_us), (Some("sshd"), Some(9), None));
+        assert_eq!(
+            (e.program, e.pid, e.timestamp_us),
+            (Some("sshd"), Some(9), None)
+        );
         assert!(journal_entry(&serde_json::json!({"message": "x"})).is_none());
         assert!(journal_entry(&serde_json::json!({"MESSAGE": [300]})).is_none());
     }

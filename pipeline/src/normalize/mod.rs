@@ -194,7 +194,10 @@ impl Normalizer {
             .map_err(|(r, d, t)| quarantine(r, d, t))?;
         let (timestamp_us, host, program, pid, body) = match (&line, doc.timestamp_us) {
             (Some(l), _) => (
-                match (audit_us, self.config.zones.of(tenant).filter(|_| l.zoneless)) {
+                match (
+                    audit_us,
+                    self.config.zones.of(tenant).filter(|_| l.zoneless),
+                ) {
                     (Some(us), _) => us,
                     (None, Some(tz)) => zones::local_to_utc(tz, l.timestamp_us),
                     (None, None) => l.timestamp_us,
@@ -509,5 +512,7 @@ impl Counts {
     }
 }
 
+#[cfg(test)]
+mod golden;
 #[cfg(test)]
 mod tests;
