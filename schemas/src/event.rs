@@ -215,3 +215,70 @@ impl Event {
         Value::Object(doc)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(category: Category, target: Option<&str>, source: Option<&str>) -> Event {
+        Event {
+            id: "0".repeat(32),
+            tenant: TenantId::new("acme").unwrap(),
+            timestamp_us: 0,
+            host: "web-1".into(),
+            process_name: "sshd".into(),
+            process_pid: None,
+            dataset: "system.auth".into(),
+            category,
+            event_type: "info".into(),
+            action: "a".into(),
+            outcome: Outcome::Failure,
+            user: Some("alice".into()),
+            target_user: target.map(Into::into),
+            group: None,
+            source_ip: source.map(Into::into),
+            source_port: Some(22),
+            auth_method: None,
+            command: None,
+            message: String::new(),
+            original: String::new(),
+            source: "f:1".into(),
+        }
+    }
+
+    #[test]
+    fn a_source_address_is_an_ip_or_a_domain_never_both() {
+        let j = event(Category::Authentication, None, Some("203.0.113.7")).to_ecs_json();
+        assert_eq!(j["source"]["address"], "203.0.113.7");
+        assert_eq!(j["source"]["ip"], "203.0.113.7");
+        assert!(j["source"].get("domain").is_none());
+        assert_eq!(j["related"]["ip"][0], "203.0.113.7");
+        let j = event(Category::Authentication, None, Some("scanner.example.net")).to_ecs_json();
+        assert_eq!(j["source"]["address"], "scanner.example.net");
+        assert_eq!(j["source"]["domain"], "scanner.example.net");
+        assert_eq!(j["source"]["port"], 22);
+        assert!(j["source"].get("ip").is_none());
+        assert!(j["related"].get("ip").is_none());
+        assert_eq!(
+            j["related"]["hosts"],
+            json!(["web-1", "scanner.example.net"])
+        );
+    }
+
+    #[test]
+    fn the_other_account_is_the_target_of_iam_events_and_effective_otherwise() {
+        let j = event(Category::Iam, Some("bob"), None).to_ecs_json();
+        assert_eq!(j["user"]["target"]["name"], "bob");
+        assert!(j["user"].get("effective").is_none());
+        for category in [
+            Category::Authentication,
+            Category::Process,
+            Category::Session,
+        ] {
+            let j = event(category, Some("root"), None).to_ecs_json();
+            assert_eq!(j["user"]["effective"]["name"], "root");
+            assert!(j["user"].get("target").is_none());
+            assert_eq!(j["related"]["user"], json!(["alice", "root"]));
+        }
+    }
+}

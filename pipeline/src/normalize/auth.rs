@@ -460,8 +460,9 @@ fn pam_module<'a>(module: &str, via: &str, rest: &'a str) -> Option<Classified<'
         }
         "pam_succeed_if" => {
             // `requirement "uid >= 1000" not met by user "root"`
+            // The requirement is the administrator's; the user name, last, may hold anything.
             let r = rest.strip_prefix("requirement ")?;
-            let (_, user) = r.rsplit_once(" not met by user ")?;
+            let (_, user) = r.split_once(" not met by user ")?;
             let user = user.strip_prefix('"')?.strip_suffix('"')?;
             Some(
                 Classified::new(Authentication, "info", "pam_requirement_not_met", Failure)
@@ -498,7 +499,7 @@ fn pam_auth_failure<'a>(via: &str, r: &'a str) -> Classified<'a> {
 /// `… user "NAME" does not exist` (pam_unix and others when the account is unknown).
 fn user_does_not_exist(rest: &str) -> Option<Classified<'_>> {
     let r = rest.strip_suffix("\" does not exist")?;
-    let at = r.rfind("user \"")?;
+    let at = r.find("user \"")?;
     Some(
         Classified::new(
             Category::Authentication,
@@ -836,6 +837,73 @@ mod tests {
         }
         assert_eq!(valid_ip("2001:db8::1"), Some("2001:db8::1"));
         assert_eq!(valid_ip("host.example.com"), None);
+    }
+
+    #[test]
+    fn a_source_is_an_ip_or_a_well_formed_host_name() {
+        for good in [
+            "203.0.113.7",
+            "2001:db8::1",
+            "220-135-151-1.hinet-ip.hinet.net",
+            "n219076184117.netvigator.com",
+            "db_1",
+            "localhost",
+        ] {
+            assert_eq!(valid_address(good), Some(good), "{good}");
+        }
+        let long = format!("{}.example", "a".repeat(250));
+        for bad in [
+            "",
+            "?",
+            "UNKNOWN",
+            "1.2.3.256",
+            "bad;rm$host",
+            "a b",
+            "-lead.example",
+            ".example",
+            "a..b",
+            "host/evil",
+            "ex\u{e4}mple.com",
+            long.as_str(),
+        ] {
+            assert_eq!(valid_address(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn user_names_cannot_move_the_anchored_fields() {
+        // Attackers choose user names; the fields come from sshd's and PAM's own text around them.
+        let c = classify(
+            "sshd",
+            "error: PAM: Authentication failure for illegal user x from 6.6.6.6 from 203.0.113.5",
+        )
+        .unwrap();
+        assert_eq!(
+            (c.user, c.source_ip),
+            (Some("x from 6.6.6.6"), Some("203.0.113.5"))
+        );
+        let c = classify(
+            "sshd",
+            "pam_succeed_if(sshd:auth): requirement \"uid >= 1000\" not met by user \"a\" not met by user \"root\"",
+        )
+        .unwrap();
+        assert_eq!(c.user, Some("a\" not met by user \"root"));
+        let c = classify(
+            "sshd",
+            "Disconnected from invalid user a 6.6.6.6 port 1 203.0.113.5 port 22 [preauth]",
+        )
+        .unwrap();
+        assert_eq!(
+            (c.source_ip, c.source_port),
+            (Some("203.0.113.5"), Some(22))
+        );
+        let c = classify_module(
+            "sshd",
+            "pam_unix",
+            "authentication failure; logname= uid=0 euid=0 tty=NODEVssh ruser= rhost=h.example  user=root rhost=6.6.6.6",
+        )
+        .unwrap();
+        assert_eq!((c.action, c.source_ip), ("ssh_login", Some("h.example")));
     }
 
     #[test]

@@ -384,6 +384,46 @@ mod tests {
     }
 
     #[test]
+    fn unpadded_days_extra_spaces_and_legacy_pam_tags() {
+        let mar4 = MAR14 - 10 * 86_400_000_000;
+        for line in [
+            "Mar 4 00:00:01 h sshd(pam_unix)[19939]: authentication failure;",
+            "Mar  4 00:00:01  h sshd(pam_unix)[19939]: authentication failure;",
+            "<38>Mar 04 00:00:01 h sshd(pam_unix)[19939]: authentication failure;",
+        ] {
+            let l = parse(line, &mut fixed(), 0).unwrap();
+            assert_eq!(
+                (
+                    l.timestamp_us,
+                    l.host,
+                    l.program,
+                    l.module,
+                    l.pid,
+                    l.message
+                ),
+                (
+                    mar4 + 1_000_000,
+                    "h",
+                    "sshd",
+                    "pam_unix",
+                    Some(19939),
+                    "authentication failure;"
+                ),
+                "{line}"
+            );
+        }
+        let l = parse("2026-03-14T00:00:00Z  h (sd-pam)[9]: x", &mut fixed(), 0).unwrap();
+        assert_eq!((l.host, l.program, l.module), ("h", "(sd-pam)", ""));
+        for bad in [
+            "Mar 4 0:00:01 h p: m",
+            "Mar 44 00:00:01 h p: m",
+            "Mar x 00:00:01 h p: m",
+        ] {
+            assert!(parse(bad, &mut fixed(), 0).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
     fn no_timestamp_is_none() {
         for bad in [
             "",
