@@ -496,10 +496,11 @@ fn pam_auth_failure<'a>(via: &str, r: &'a str) -> Classified<'a> {
     c
 }
 
-/// `… user "NAME" does not exist` (pam_unix and others when the account is unknown).
+/// `… user "NAME" does not exist[ in /etc/passwd]` (PAM modules when the account is unknown). The name
+/// runs from the first `user "` to the last `" does not exist`: the text around it is the module's.
 fn user_does_not_exist(rest: &str) -> Option<Classified<'_>> {
-    let r = rest.strip_suffix("\" does not exist")?;
-    let at = r.find("user \"")?;
+    let r = &rest[rest.find("user \"")? + 6..];
+    let user = &r[..r.rfind("\" does not exist")?];
     Some(
         Classified::new(
             Category::Authentication,
@@ -507,7 +508,7 @@ fn user_does_not_exist(rest: &str) -> Option<Classified<'_>> {
             "pam_user_unknown",
             Outcome::Failure,
         )
-        .user(&r[at + 6..]),
+        .user(user),
     )
 }
 
