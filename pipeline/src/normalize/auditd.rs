@@ -33,6 +33,7 @@ pub struct AuditRecord<'a> {
 }
 
 /// Programs whose syslog lines are audit records.
+#[inline]
 pub fn is_audit_program(program: &str) -> bool {
     matches!(
         program,

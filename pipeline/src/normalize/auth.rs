@@ -136,6 +136,7 @@ fn non_empty(s: &str) -> Option<&str> {
 type Endpoint<'a> = (Option<&'a str>, Option<u16>);
 
 /// `s` when it is a valid IPv4 or IPv6 address.
+#[inline]
 fn valid_ip(s: &str) -> Option<&str> {
     (is_ipv4(s.as_bytes()) || s.parse::<IpAddr>().is_ok()).then_some(s)
 }
@@ -147,6 +148,7 @@ const MAX_HOST_NAME: usize = 253;
 /// when they resolved one. A name is letters, digits, `-`, `_` and `.`, at most 253 bytes, with a letter
 /// somewhere (a mangled address is not a name); `UNKNOWN` (sshd's placeholder) and PAM's `?` are not
 /// sources.
+#[inline]
 pub fn valid_address(s: &str) -> Option<&str> {
     valid_ip(s).or_else(|| valid_host_name(s))
 }

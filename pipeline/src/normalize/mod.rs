@@ -272,28 +272,33 @@ impl Normalizer {
         } else {
             program
         };
-        let module = line.as_ref().map_or("", |l| l.module);
-        let decoded = audit.as_ref().map(auditd::decode).unwrap_or_default();
-        // An audit record names the process it is about (`exe=`, `pid=`); a forwarder's tag does not.
-        let (program, pid) = match &audit {
-            Some(a) => (
-                auditd::program(a).unwrap_or(program),
-                auditd::pid(a).or(pid),
-            ),
-            None => (program, pid),
-        };
-        let classified = match &audit {
-            Some(a) => auditd::classify(a, &decoded).filter(|_| match a.stamp {
-                Some(stamp) => self.audit_serials.first(a.node, stamp),
-                None => true,
-            }),
-            None if module.is_empty() => auth::classify(program, body),
-            None => auth::classify_module(program, module, body),
-        };
-        let dataset = match (&audit, classified.is_some()) {
-            (Some(_), _) => "auditd.log",
-            (None, true) => "system.auth",
-            (None, false) => "system.syslog",
+        let decoded: auditd::Decoded<'_>;
+        let (program, pid, classified, dataset) = match &audit {
+            None => {
+                let classified = match line.as_ref().map_or("", |l| l.module) {
+                    "" => auth::classify(program, body),
+                    module => auth::classify_module(program, module, body),
+                };
+                let dataset = if classified.is_some() {
+                    "system.auth"
+                } else {
+                    "system.syslog"
+                };
+                (program, pid, classified, dataset)
+            }
+            Some(a) => {
+                decoded = auditd::decode(a);
+                let first = a
+                    .stamp
+                    .is_none_or(|stamp| self.audit_serials.first(a.node, stamp));
+                // An audit record names the process it is about (`exe=`, `pid=`); a forwarder's tag does not.
+                (
+                    auditd::program(a).unwrap_or(program),
+                    auditd::pid(a).or(pid),
+                    auditd::classify(a, &decoded).filter(|_| first),
+                    "auditd.log",
+                )
+            }
         };
         let c = classified.unwrap_or_else(auth::Classified::unknown);
         let mut id = [0u8; 32];

@@ -149,23 +149,37 @@ pub fn parse<'a>(
 }
 
 /// The text after a timestamp: at least one space, then the rest (some writers put two spaces).
+#[inline]
 fn after_stamp(s: &str) -> Option<&str> {
     let rest = s.strip_prefix(' ')?;
-    Some(rest.trim_start_matches(' '))
+    Some(match rest.as_bytes().first() {
+        Some(b' ') => rest.trim_start_matches(' '),
+        _ => rest,
+    })
 }
 
 /// `Mmm dd hh:mm:ss` (day space- or zero-padded, or a single digit without padding) → (month, day,
 /// seconds of day, bytes consumed).
+#[inline]
 fn parse_classic_stamp(b: &[u8]) -> Option<(u32, u32, u32, usize)> {
+    if b.len() >= 15 && b[6] == b' ' {
+        let (month, day, sod) = parse_padded_stamp(b)?;
+        return Some((month, day, sod, 15));
+    }
     // `Mar 4 09:14:01`: an unpadded day is read as if it were space-padded.
-    let unpadded = b.len() >= 14 && b[3] == b' ' && b[4] != b' ' && b[5] == b' ';
-    if unpadded {
+    if b.len() >= 14 && b[3] == b' ' && b[4] != b' ' && b[5] == b' ' {
         let mut padded = [b' '; 15];
         padded[..4].copy_from_slice(&b[..4]);
         padded[5..].copy_from_slice(&b[4..14]);
-        let (month, day, sod, _) = parse_classic_stamp(&padded)?;
+        let (month, day, sod) = parse_padded_stamp(&padded)?;
         return Some((month, day, sod, 14));
     }
+    None
+}
+
+/// `Mmm dd hh:mm:ss` with the day in two places (space- or zero-padded) → (month, day, seconds of day).
+#[inline]
+fn parse_padded_stamp(b: &[u8]) -> Option<(u32, u32, u32)> {
     if b.len() < 15 || b[3] != b' ' || b[6] != b' ' || b[9] != b':' || b[12] != b':' {
         return None;
     }
@@ -200,7 +214,7 @@ fn parse_classic_stamp(b: &[u8]) -> Option<(u32, u32, u32, usize)> {
     if !(1..=31).contains(&day) || h > 23 || m > 59 || sec > 60 {
         return None;
     }
-    Some((month, day, h * 3600 + m * 60 + sec, 15))
+    Some((month, day, h * 3600 + m * 60 + sec))
 }
 
 /// `host tag: message` where tag is `prog[pid]` or `prog`. A line without a tag keeps its text as message.
