@@ -270,8 +270,12 @@ fn sshd(m: &str) -> Option<Classified<'_>> {
             None => c.user(r),
         });
     }
-    let max = m.strip_prefix("error: ").unwrap_or(m);
-    if let Some(r) = max.strip_prefix("maximum authentication attempts exceeded for ") {
+    // sshd writes some messages through error() or fatal(), which prefix them.
+    let m = m
+        .strip_prefix("error: ")
+        .or_else(|| m.strip_prefix("fatal: "))
+        .unwrap_or(m);
+    if let Some(r) = m.strip_prefix("maximum authentication attempts exceeded for ") {
         let (who, from) = split_from(r)?;
         let c = Classified::new(Authentication, "info", "ssh_max_auth_attempts", Failure);
         return Some(c.user(strip_user_qualifier(who)).from(from));
@@ -330,13 +334,13 @@ fn sshd(m: &str) -> Option<Classified<'_>> {
             );
         }
     }
-    if let Some(r) = m.strip_prefix("error: PAM: ") {
+    if let Some(r) = m.strip_prefix("PAM: ") {
         return sshd_pam_error(r);
     }
     sshd_connection(m)
 }
 
-/// sshd's `error: PAM: …` lines, after that prefix: `Authentication failure for [illegal user ]U from H`,
+/// sshd's `error: PAM: …` lines, after `PAM: `: `Authentication failure for [illegal user ]U from H`,
 /// `User not known to the underlying authentication module for illegal user U from H`.
 fn sshd_pam_error(r: &str) -> Option<Classified<'_>> {
     use Category::Authentication;

@@ -1,8 +1,8 @@
 //! `journalctl -o json` entries: the journal's own field names around a message that carries no syslog header.
 //!
 //! An entry is recognized by its `MESSAGE` field. The program is `SYSLOG_IDENTIFIER` (else `_COMM`), the pid
-//! `_PID` (else `SYSLOG_PID`), the host `_HOSTNAME`, the time `__REALTIME_TIMESTAMP` (microseconds since the
-//! epoch); the journal writes every value as a string. A message that is not valid UTF-8 is written as an
+//! `_PID` (else `SYSLOG_PID`), the host `_HOSTNAME`, the time `__REALTIME_TIMESTAMP` (else
+//! `_SOURCE_REALTIME_TIMESTAMP`; microseconds since the epoch); the journal writes every value as a string. A message that is not valid UTF-8 is written as an
 //! array of byte values, decoded here lossily: detection needs the text, `event.original` keeps the entry.
 
 use std::borrow::Cow;
@@ -20,7 +20,7 @@ pub struct JournalEntry<'a> {
     pub program: Option<&'a str>,
     /// `_PID`, else `SYSLOG_PID`.
     pub pid: Option<u32>,
-    /// `__REALTIME_TIMESTAMP`, epoch microseconds.
+    /// `__REALTIME_TIMESTAMP` (else `_SOURCE_REALTIME_TIMESTAMP`), epoch microseconds.
     pub timestamp_us: Option<i64>,
 }
 
@@ -40,7 +40,9 @@ pub fn journal_entry(v: &Value) -> Option<JournalEntry<'_>> {
         pid: ["_PID", "SYSLOG_PID"]
             .iter()
             .find_map(|k| number(k).and_then(|n| u32::try_from(n).ok())),
-        timestamp_us: number("__REALTIME_TIMESTAMP").and_then(|n| i64::try_from(n).ok()),
+        timestamp_us: ["__REALTIME_TIMESTAMP", "_SOURCE_REALTIME_TIMESTAMP"]
+            .iter()
+            .find_map(|k| number(k).and_then(|n| i64::try_from(n).ok())),
     })
 }
 

@@ -388,6 +388,13 @@ fn first_str<'a>(v: &'a Value, keys: &[&str]) -> Option<&'a str> {
         .filter(|s| !s.is_empty())
 }
 
+/// Fluent Bit's `date`: seconds since the epoch as a number (fractions allowed), in epoch microseconds.
+fn epoch_seconds(v: &Value) -> Option<i64> {
+    let secs = v.get("date")?.as_f64()?;
+    let us = (secs * 1e6).round();
+    (us.is_finite() && us.abs() < 1e17).then_some(us as i64)
+}
+
 /// Extracts the fields Sentra reads from a shipper's JSON object, an ECS document or a journal entry
 /// (see [`journald`]).
 fn doc_fields(v: &Value) -> Result<DocFields<'_>, String> {
@@ -401,7 +408,7 @@ fn doc_fields(v: &Value) -> Result<DocFields<'_>, String> {
             host: entry.host,
             program: entry.program,
             pid: entry.pid,
-            timestamp_us: entry.timestamp_us,
+            timestamp_us: entry.timestamp_us.or_else(|| epoch_seconds(v)),
             message: Some(entry.message),
         });
     }
@@ -423,7 +430,7 @@ fn doc_fields(v: &Value) -> Result<DocFields<'_>, String> {
             Some((us, n)) if n == ts.len() => Some(us),
             _ => return Err(format!("timestamp {ts:?} is not ISO-8601 / RFC 3339")),
         },
-        None => None,
+        None => epoch_seconds(v),
     };
     let message = first_str(v, &["message", "msg", "log", "event.original"]);
     if message.is_none() {
