@@ -88,6 +88,9 @@ impl<'a> Classified<'a> {
 
 /// Classifies `message` logged by `program`; `None` when the line is not understood.
 pub fn classify<'a>(program: &str, message: &'a str) -> Option<Classified<'a>> {
+    if let Some(inner) = repeated(message) {
+        return classify(program, inner);
+    }
     if message.starts_with("pam_") {
         if let Some((module, rest)) = split_byte(message, b'(') {
             let (service, body) = rest.split_once("): ")?;
@@ -106,6 +109,14 @@ pub fn classify<'a>(program: &str, message: &'a str) -> Option<Classified<'a>> {
         | "passwd" | "chpasswd" | "chfn" | "chsh" => account(message),
         _ => None,
     }
+}
+
+/// The message rsyslog folded repeats of: `message repeated 5 times: [ Failed password for …]` → `Failed
+/// password for …` (classified once: the line is one event).
+fn repeated(message: &str) -> Option<&str> {
+    let r = message.strip_prefix("message repeated ")?;
+    let (_, inner) = r.split_once(" times: [ ")?;
+    inner.strip_suffix(']')
 }
 
 /// Classifies a line whose tag names the module that wrote it for `program`, as older Linux-PAM did
@@ -207,7 +218,8 @@ fn split_from(s: &str) -> Option<(&str, Endpoint<'_>)> {
 /// Parses `ADDRESS[ port N]…` (anything after is ignored); the address must be a valid IP or host name.
 fn ip_port(s: &str) -> Endpoint<'_> {
     let (ip, rest) = split_byte(s, b' ').unwrap_or((s, ""));
-    let ip = valid_address(ip);
+    // Older sshd wrote `Received disconnect from A: 11: …`, the address followed by a colon.
+    let ip = valid_address(ip).or_else(|| ip.strip_suffix(':').and_then(valid_address));
     let port = rest.strip_prefix("port ").and_then(|p| {
         let digits = p.bytes().take_while(u8::is_ascii_digit).count();
         p[..digits].parse().ok()
@@ -286,6 +298,12 @@ fn sshd(m: &str) -> Option<Classified<'_>> {
             let c = Classified::new(Authentication, "info", "ssh_max_auth_attempts", Failure);
             return Some(c.user(who).from(from));
         }
+    }
+    if let Some(r) = m.strip_prefix("Disconnecting: Too many authentication failures for ") {
+        // OpenSSH 6-7: "Disconnecting: Too many authentication failures for root [preauth]"
+        let who = r.strip_suffix(" [preauth]").unwrap_or(r);
+        let c = Classified::new(Authentication, "info", "ssh_max_auth_attempts", Failure);
+        return Some(c.user(strip_user_qualifier(who)));
     }
     if let Some(r) = m.strip_prefix("User ") {
         if let Some(at) = r.find(" not allowed because ") {
@@ -392,6 +410,14 @@ fn sshd_connection(m: &str) -> Option<Classified<'_>> {
         let ip = valid_ip(before_byte(r, b']'));
         let c = Classified::new(Network, "info", "ssh_reverse_mapping_failed", Failure);
         return Some(c.from((ip, None)));
+    }
+    if let Some(r) = m.strip_prefix("Address ") {
+        // "A maps to NAME, but this does not map back to the address - POSSIBLE BREAK-IN ATTEMPT!"
+        let (ip, rest) = split_byte(r, b' ')?;
+        if rest.starts_with("maps to ") && rest.ends_with("POSSIBLE BREAK-IN ATTEMPT!") {
+            let c = Classified::new(Network, "info", "ssh_reverse_mapping_failed", Failure);
+            return Some(c.from((valid_ip(ip), None)));
+        }
     }
     if let Some(r) = m.strip_prefix("subsystem request for ") {
         // "sftp by user alice" / "sftp by user alice failed, subsystem not found"
