@@ -514,7 +514,8 @@ fn pam_auth_failure<'a>(via: &str, r: &'a str) -> Classified<'a> {
         pam_failure_action(via),
         Outcome::Failure,
     );
-    let user = kv(r, "user=").unwrap_or("");
+    // `user=` is the last field and holds what the client sent, spaces included: the rest of the line.
+    let user = r.find(" user=").map_or("", |at| r[at + 6..].trim_end());
     let actor = kv(r, "ruser=")
         .filter(|u| !u.is_empty())
         .or_else(|| kv(r, "logname="))
@@ -937,6 +938,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!((c.action, c.source_ip), ("ssh_login", Some("h.example")));
+        assert_eq!(c.user, Some("root rhost=6.6.6.6"));
     }
 
     #[test]
