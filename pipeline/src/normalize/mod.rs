@@ -185,6 +185,7 @@ impl Normalizer {
         let host_tenant = if self.config.tenant_from_host {
             doc.host
                 .or(line.as_ref().map(|l| l.host))
+                .or_else(|| audit.as_ref().and_then(|a| a.node))
                 .map(|h| before_byte(h, b'-'))
         } else {
             None
@@ -288,14 +289,16 @@ impl Normalizer {
             }
             Some(a) => {
                 decoded = auditd::decode(a);
-                let first = a
-                    .stamp
-                    .is_none_or(|stamp| self.audit_serials.first(a.node, stamp));
+                // The first understood record of a serial is the event; the others of it are kept unknown.
+                let classified = auditd::classify(a, &decoded).filter(|_| {
+                    a.stamp
+                        .is_none_or(|stamp| self.audit_serials.first(a.node, stamp))
+                });
                 // An audit record names the process it is about (`exe=`, `pid=`); a forwarder's tag does not.
                 (
                     auditd::program(a).unwrap_or(program),
                     auditd::pid(a).or(pid),
-                    auditd::classify(a, &decoded).filter(|_| first),
+                    classified,
                     "auditd.log",
                 )
             }
