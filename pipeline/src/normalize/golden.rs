@@ -156,3 +156,34 @@ fn every_corpus_line_normalizes_to_its_reviewed_ecs_fields() {
     }
     assert!(mismatches.is_empty(), "\n{}", mismatches.join("\n"));
 }
+
+#[test]
+fn every_prefix_and_suffix_of_a_corpus_line_normalizes_without_panicking() {
+    let mut n = Normalizer::new(NormalizeConfig {
+        year: YearPolicy::Fixed(2026),
+        ..NormalizeConfig::default()
+    });
+    let mut tried = 0;
+    for input in corpus_files() {
+        let text = std::fs::read_to_string(&input).expect("a readable corpus file");
+        for line in text.lines() {
+            let cuts = (0..=line.len()).filter(|&i| line.is_char_boundary(i));
+            for i in cuts {
+                for part in [&line[..i], &line[i..]] {
+                    let input = Input {
+                        bytes: part.as_bytes(),
+                        source: "cut",
+                        header_tenant: None,
+                        fallback_tenant: Some("acme"),
+                        reference_us: 0,
+                        reference_is_event_time: true,
+                        read_us: None,
+                    };
+                    let _ = n.normalize(&input);
+                    tried += 1;
+                }
+            }
+        }
+    }
+    assert!(tried > 10_000, "{tried}");
+}
