@@ -217,12 +217,13 @@ impl Normalizer {
                 doc.pid,
                 message,
             ),
+            // A document's message is the program's body; rsyslog's `msg` keeps the space after the tag.
             (None, Some(ts)) => (
                 ts,
                 doc.host.unwrap_or(""),
                 doc.program.unwrap_or(""),
                 doc.pid,
-                message,
+                message.trim_start_matches(' '),
             ),
             (None, None)
                 if input.reference_is_event_time
@@ -234,7 +235,7 @@ impl Normalizer {
                     doc.host.unwrap_or(""),
                     doc.program.unwrap_or(""),
                     doc.pid,
-                    message,
+                    message.trim_start_matches(' '),
                 )
             }
             (None, None) => {
@@ -391,6 +392,15 @@ fn first_str<'a>(v: &'a Value, keys: &[&str]) -> Option<&'a str> {
         .filter(|s| !s.is_empty())
 }
 
+/// A syslog tag `prog[pid]:` (or `prog:`) → (program, pid).
+fn split_tag(tag: &str) -> (&str, Option<u32>) {
+    let tag = tag.strip_suffix(':').unwrap_or(tag);
+    match split_byte(tag, b'[') {
+        Some((program, pid)) => (program, pid.strip_suffix(']').and_then(|p| p.parse().ok())),
+        None => (tag, None),
+    }
+}
+
 /// Fluent Bit's `date`: seconds since the epoch as a number (fractions allowed), in epoch microseconds.
 fn epoch_seconds(v: &Value) -> Option<i64> {
     let secs = v.get("date")?.as_f64()?;
@@ -428,6 +438,8 @@ fn doc_fields(v: &Value) -> Result<DocFields<'_>, String> {
         Value::String(s) => s.parse().ok(),
         _ => None,
     });
+    // rsyslog templates ship the whole tag (`sshd[811]:`) when they ship no program name.
+    let tag = first_str(v, &["syslogtag", "syslog-tag", "tag"]).map(split_tag);
     let timestamp_us = match first_str(v, &["@timestamp", "timestamp", "time"]) {
         Some(ts) => match sentra_schemas::time::parse_iso8601_prefix(ts.as_bytes()) {
             Some((us, n)) if n == ts.len() => Some(us),
@@ -469,8 +481,9 @@ fn doc_fields(v: &Value) -> Result<DocFields<'_>, String> {
                 "programname",
                 "program",
             ],
-        ),
-        pid,
+        )
+        .or(tag.map(|(program, _)| program)),
+        pid: pid.or(tag.and_then(|(_, pid)| pid)),
         timestamp_us,
         message: message.map(Cow::Borrowed),
     })
