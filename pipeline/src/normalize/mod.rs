@@ -275,34 +275,29 @@ impl Normalizer {
             program
         };
         let decoded: auditd::Decoded<'_>;
-        let (program, pid, classified, dataset) = match &audit {
-            None => {
-                let classified = match line.as_ref().map_or("", |l| l.module) {
-                    "" => auth::classify(program, body),
-                    module => auth::classify_module(program, module, body),
-                };
-                let dataset = if classified.is_some() {
-                    "system.auth"
-                } else {
-                    "system.syslog"
-                };
-                (program, pid, classified, dataset)
-            }
+        let classified = match &audit {
+            None => match line.as_ref().map_or("", |l| l.module) {
+                "" => auth::classify(program, body),
+                module => auth::classify_module(program, module, body),
+            },
             Some(a) => {
                 decoded = auditd::decode(a);
                 // The first understood record of a serial is the event; the others of it are kept unknown.
-                let classified = auditd::classify(a, &decoded).filter(|_| {
+                auditd::classify(a, &decoded).filter(|_| {
                     a.stamp
                         .is_none_or(|stamp| self.audit_serials.first(a.node, stamp))
-                });
-                // An audit record names the process it is about (`exe=`, `pid=`); a forwarder's tag does not.
-                (
-                    auditd::program(a).unwrap_or(program),
-                    auditd::pid(a).or(pid),
-                    classified,
-                    "auditd.log",
-                )
+                })
             }
+        };
+        let (program, pid, dataset) = match &audit {
+            None if classified.is_some() => (program, pid, "system.auth"),
+            None => (program, pid, "system.syslog"),
+            // An audit record names the process it is about (`exe=`, `pid=`); a forwarder's tag does not.
+            Some(a) => (
+                auditd::program(a).unwrap_or(program),
+                auditd::pid(a).or(pid),
+                "auditd.log",
+            ),
         };
         let c = classified.unwrap_or_else(auth::Classified::unknown);
         let mut id = [0u8; 32];
