@@ -37,6 +37,7 @@ pub fn compile(intent: &Intent) -> Value {
                 [
                     json!({"term": {"user.name": u}}),
                     json!({"term": {"user.target.name": u}}),
+                    json!({"term": {"user.effective.name": u}}),
                 ]
             })
             .collect(),
@@ -75,7 +76,8 @@ pub fn row(doc: &Value) -> Map<String, Value> {
     out.insert("action".into(), get("event.action"));
     out.insert("outcome".into(), get("event.outcome"));
     out.insert("user".into(), get("user.name"));
-    out.insert("ip".into(), get("source.ip"));
+    // The address as logged: an IP, or the host name when only a name was.
+    out.insert("ip".into(), get("source.address"));
     out.insert("message".into(), get("message"));
     out
 }

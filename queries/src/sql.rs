@@ -77,10 +77,11 @@ impl Builder {
             match (v.contains('/'), dialect) {
                 (false, _) => format!("{column} = {p}"),
                 (true, Dialect::DataFusion) => format!("ip_in_cidr({column}, {p})"),
-                // Short-circuit evaluation keeps rows without an IP away from the (throwing) function.
-                (true, Dialect::ClickHouse) => {
-                    format!("({column} <> '' AND isIPAddressInRange({column}, {p}))")
-                }
+                // Short-circuit evaluation keeps rows without an IP (none, or a host name: the column holds
+                // the source address as logged) away from the (throwing) function.
+                (true, Dialect::ClickHouse) => format!(
+                    "((isIPv4String({column}) OR isIPv6String({column})) AND isIPAddressInRange({column}, {p}))"
+                ),
             }
         })
     }

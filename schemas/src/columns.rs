@@ -32,8 +32,11 @@ pub struct EventRef<'a> {
     pub action: &'a str,
     pub outcome: &'a str,
     pub user: Option<&'a str>,
+    /// The account acted upon (`iam`) or acted as (other categories); see [`crate::Event::target_user`].
     pub target_user: Option<&'a str>,
     pub group: Option<&'a str>,
+    /// The source address: an IP, or the host name when only a name was logged (see
+    /// [`crate::Event::source_ip`]).
     pub source_ip: Option<&'a str>,
     pub source_port: Option<u16>,
     pub auth_method: Option<&'a str>,
@@ -78,6 +81,7 @@ fn category(s: &str) -> Category {
         "session" => Category::Session,
         "iam" => Category::Iam,
         "process" => Category::Process,
+        "network" => Category::Network,
         _ => Category::Unknown,
     }
 }
@@ -122,7 +126,9 @@ impl EventRef<'_> {
     }
 }
 
-/// Column names of [`events_schema`], in order.
+/// Column names of [`events_schema`], in order. `source_ip` holds the source ADDRESS (an IP, or the host
+/// name when only a name was logged); `target_user` the account acted upon or acted as (see
+/// [`crate::Event`]).
 pub const EVENT_COLUMNS: [&str; 21] = [
     "tenant",
     "event_id",

@@ -16,6 +16,8 @@ pub enum Category {
     Iam,
     /// A program was run with privileges (sudo COMMAND).
     Process,
+    /// Connections that never reached an account: failed identification or key exchange.
+    Network,
     /// A line Sentra kept but does not (yet) understand.
     Unknown,
 }
@@ -28,6 +30,7 @@ impl Category {
             Category::Session => "session",
             Category::Iam => "iam",
             Category::Process => "process",
+            Category::Network => "network",
             Category::Unknown => "unknown",
         }
     }
@@ -84,11 +87,15 @@ pub struct Event {
     pub outcome: Outcome,
     /// ECS `user.name`: the acting or authenticating user.
     pub user: Option<String>,
-    /// ECS `user.target.name`: the user acted upon (sudo/su target, account created or changed).
+    /// The other account of the event. For `iam` events the account acted upon (created, changed, added to
+    /// a group): ECS `user.target.name`. For every other category the account the user acts as (sudo's
+    /// `USER=`, su's target, the account a PAM `ruser` tried): ECS `user.effective.name`.
     pub target_user: Option<String>,
     /// ECS `group.name`: the group acted upon.
     pub group: Option<String>,
-    /// ECS `source.ip`.
+    /// The source ADDRESS, ECS `source.address`: an IP address, or the host name when only a name was logged
+    /// (sshd with UseDNS, PAM's `rhost=`). Rendered as `source.ip` when it parses as an IP and as
+    /// `source.domain` otherwise; detections group by it either way.
     pub source_ip: Option<String>,
     /// ECS `source.port`.
     pub source_port: Option<u16>,
@@ -114,6 +121,12 @@ impl Event {
             }
         }
         out
+    }
+
+    /// The source address when it is an IP address (ECS `source.ip`); `None` for a host name.
+    pub fn source_ip_address(&self) -> Option<&str> {
+        let a = self.source_ip.as_deref()?;
+        a.parse::<std::net::IpAddr>().is_ok().then_some(a)
     }
 
     /// Renders the event as an ECS-shaped JSON document.
@@ -149,7 +162,12 @@ impl Event {
             user.insert("name".into(), json!(u));
         }
         if let Some(t) = &self.target_user {
-            user.insert("target".into(), json!({ "name": t }));
+            let role = if self.category == Category::Iam {
+                "target"
+            } else {
+                "effective"
+            };
+            user.insert(role.into(), json!({ "name": t }));
         }
         if !user.is_empty() {
             doc.insert("user".into(), Value::Object(user));
@@ -157,23 +175,32 @@ impl Event {
         if let Some(g) = &self.group {
             doc.insert("group".into(), json!({ "name": g }));
         }
-        if let Some(ip) = &self.source_ip {
+        let source_ip = self.source_ip_address();
+        if let Some(address) = &self.source_ip {
             let mut source = Map::new();
-            source.insert("ip".into(), json!(ip));
+            source.insert("address".into(), json!(address));
+            match source_ip {
+                Some(ip) => source.insert("ip".into(), json!(ip)),
+                None => source.insert("domain".into(), json!(address)),
+            };
             if let Some(p) = self.source_port {
                 source.insert("port".into(), json!(p));
             }
             doc.insert("source".into(), Value::Object(source));
         }
         let mut related = Map::new();
-        if let Some(ip) = &self.source_ip {
+        if let Some(ip) = source_ip {
             related.insert("ip".into(), json!([ip]));
         }
         let users = self.related_users();
         if !users.is_empty() {
             related.insert("user".into(), json!(users));
         }
-        related.insert("hosts".into(), json!([self.host]));
+        let mut hosts = vec![self.host.as_str()];
+        if let (Some(name), None) = (&self.source_ip, source_ip) {
+            hosts.push(name);
+        }
+        related.insert("hosts".into(), json!(hosts));
         doc.insert("related".into(), Value::Object(related));
         doc.insert("message".into(), json!(self.message));
         let mut sentra = Map::new();
@@ -186,5 +213,72 @@ impl Event {
         }
         doc.insert("sentra".into(), Value::Object(sentra));
         Value::Object(doc)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(category: Category, target: Option<&str>, source: Option<&str>) -> Event {
+        Event {
+            id: "0".repeat(32),
+            tenant: TenantId::new("acme").unwrap(),
+            timestamp_us: 0,
+            host: "web-1".into(),
+            process_name: "sshd".into(),
+            process_pid: None,
+            dataset: "system.auth".into(),
+            category,
+            event_type: "info".into(),
+            action: "a".into(),
+            outcome: Outcome::Failure,
+            user: Some("alice".into()),
+            target_user: target.map(Into::into),
+            group: None,
+            source_ip: source.map(Into::into),
+            source_port: Some(22),
+            auth_method: None,
+            command: None,
+            message: String::new(),
+            original: String::new(),
+            source: "f:1".into(),
+        }
+    }
+
+    #[test]
+    fn a_source_address_is_an_ip_or_a_domain_never_both() {
+        let j = event(Category::Authentication, None, Some("203.0.113.7")).to_ecs_json();
+        assert_eq!(j["source"]["address"], "203.0.113.7");
+        assert_eq!(j["source"]["ip"], "203.0.113.7");
+        assert!(j["source"].get("domain").is_none());
+        assert_eq!(j["related"]["ip"][0], "203.0.113.7");
+        let j = event(Category::Authentication, None, Some("scanner.example.net")).to_ecs_json();
+        assert_eq!(j["source"]["address"], "scanner.example.net");
+        assert_eq!(j["source"]["domain"], "scanner.example.net");
+        assert_eq!(j["source"]["port"], 22);
+        assert!(j["source"].get("ip").is_none());
+        assert!(j["related"].get("ip").is_none());
+        assert_eq!(
+            j["related"]["hosts"],
+            json!(["web-1", "scanner.example.net"])
+        );
+    }
+
+    #[test]
+    fn the_other_account_is_the_target_of_iam_events_and_effective_otherwise() {
+        let j = event(Category::Iam, Some("bob"), None).to_ecs_json();
+        assert_eq!(j["user"]["target"]["name"], "bob");
+        assert!(j["user"].get("effective").is_none());
+        for category in [
+            Category::Authentication,
+            Category::Process,
+            Category::Session,
+        ] {
+            let j = event(category, Some("root"), None).to_ecs_json();
+            assert_eq!(j["user"]["effective"]["name"], "root");
+            assert!(j["user"].get("target").is_none());
+            assert_eq!(j["related"]["user"], json!(["alice", "root"]));
+        }
     }
 }

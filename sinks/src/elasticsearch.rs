@@ -531,9 +531,14 @@ pub fn ecs_mapping() -> Value {
                 "id": kw, "kind": kw, "category": kw, "type": kw, "action": kw, "outcome": kw,
                 "dataset": kw, "original": {"type": "keyword", "index": false, "doc_values": false}
             }},
-            "user": {"properties": {"name": kw, "target": {"properties": {"name": kw}}}},
+            "user": {"properties": {
+                "name": kw, "target": {"properties": {"name": kw}}, "effective": {"properties": {"name": kw}}
+            }},
             "group": {"properties": {"name": kw}},
-            "source": {"properties": {"ip": {"type": "ip"}, "port": {"type": "long"}}},
+            // A host name is never written to `ip`: the event renders it as `source.domain`.
+            "source": {"properties": {
+                "address": kw, "ip": {"type": "ip"}, "domain": kw, "port": {"type": "long"}
+            }},
             "related": {"properties": {"ip": {"type": "ip"}, "user": kw, "hosts": kw}},
             "message": {"type": "text"},
             "sentra": {"properties": {"source": kw, "auth_method": kw, "command": kw}}

@@ -154,7 +154,8 @@ async fn analyst_questions_get_exact_answers_from_the_embedded_store() {
     let root_failed = count(&d, |e| {
         failed_auth(e)
             && (field(e, "user.name") == Some("root")
-                || field(e, "user.target.name") == Some("root"))
+                || field(e, "user.target.name") == Some("root")
+                || field(e, "user.effective.name") == Some("root"))
     });
     for question in [
         "how many failed logins for root?",

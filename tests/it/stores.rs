@@ -232,7 +232,7 @@ async fn refused_documents_are_quarantined_with_the_stores_reason_and_neighbours
     create_topic(&env.brokers, &env.topic).await;
 
     // Each store is made to refuse one event: ClickHouse by a CHECK constraint on the user, Elasticsearch
-    // by an index whose mapping cannot hold a user name in `user.target.name`.
+    // by an index whose mapping cannot hold a user name in `user.effective.name` (sudo's run-as account).
     let sink = ClickHouseSink::new(env.config().clickhouse);
     sink.migrate().await.unwrap();
     env.clickhouse()
@@ -241,7 +241,7 @@ async fn refused_documents_are_quarantined_with_the_stores_reason_and_neighbours
         .await
         .unwrap();
     let index = format!("{prefix}-acme-2026.03");
-    let mapping = json!({"mappings": {"properties": {"user": {"properties": {"target": {"properties": {"name": {"type": "long"}}}}}}}});
+    let mapping = json!({"mappings": {"properties": {"user": {"properties": {"effective": {"properties": {"name": {"type": "long"}}}}}}}});
     let mut curl = std::process::Command::new("curl");
     if let Ok(user) = std::env::var("SENTRA_ELASTICSEARCH_USER") {
         let password = std::env::var("SENTRA_ELASTICSEARCH_PASSWORD").unwrap_or_default();

@@ -158,6 +158,58 @@ fn brute_force() {
     assert_eq!(b.evidence, [ids.value(0)]);
 }
 
+/// `Mar 16 2026` at 10:00 + `secs`, epoch microseconds (the time [`at`] writes).
+fn at_us(secs: u32) -> i64 {
+    (1_773_655_200 + i64::from(secs)) * 1_000_000
+}
+
+#[test]
+fn brute_force_in_legacy_pam_lines_from_a_host_name() {
+    // Older RHEL wrote `sshd(pam_unix)[pid]:` with the peer's name in `rhost=`, and sshd's own
+    // `Failed password` lines went to another file: these are the only record of each attempt.
+    let rhost = "220-135-151-1.hinet-ip.hinet.net";
+    let lines: Vec<String> = (0..6)
+        .map(|i| {
+            line(
+                i * 5,
+                "combo",
+                &format!("sshd(pam_unix)[{}]", 20_882 + i),
+                &format!("authentication failure; logname= uid=0 euid=0 tty=NODEVssh ruser= rhost={rhost}  user=root"),
+            )
+        })
+        .collect();
+    let s = run(&lines);
+    assert_eq!(names(&s), ["ssh_brute_force"]);
+    let b = only(&s, "ssh_brute_force");
+    assert_eq!(
+        (b.ip.as_deref(), b.user.as_deref(), b.count),
+        (Some(rhost), Some("root"), 6)
+    );
+}
+
+#[test]
+fn brute_force_in_journald_json() {
+    let lines: Vec<String> = (0..6)
+        .map(|i| {
+            serde_json::json!({
+                "__REALTIME_TIMESTAMP": at_us(i * 5).to_string(),
+                "_HOSTNAME": "deb12",
+                "SYSLOG_IDENTIFIER": "sshd",
+                "_PID": (2300 + i).to_string(),
+                "MESSAGE": format!("Failed password for admin from 203.0.113.5 port {} ssh2", 50_000 + i),
+            })
+            .to_string()
+        })
+        .collect();
+    let s = run(&lines);
+    assert_eq!(names(&s), ["ssh_brute_force"]);
+    let b = only(&s, "ssh_brute_force");
+    assert_eq!(
+        (b.ip.as_deref(), b.user.as_deref(), b.count),
+        (Some("203.0.113.5"), Some("admin"), 6)
+    );
+}
+
 #[test]
 fn samples_name_their_own_events_when_a_late_one_is_left_out_of_the_batch() {
     // One batch: an event at 10:10, one from 10:00 (late: the host's clock is at 10:10), then the attack. The

@@ -6,10 +6,13 @@
 //! (Kafka topic map, or `--tenant` for files). Oversized, non-UTF-8, malformed-JSON and tenant-less input is
 //! quarantined with its original bytes; lines Sentra does not understand are kept as `category: unknown`.
 
+pub mod auditd;
 pub mod auth;
+pub mod journald;
 pub mod syslog;
 pub mod zones;
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 
 use sentra_schemas::{
@@ -80,6 +83,7 @@ pub struct Input<'a> {
 pub struct Normalizer {
     config: NormalizeConfig,
     years: YearResolver,
+    audit_serials: auditd::SeenSerials,
 }
 
 /// The fields a JSON document supplies around its message.
@@ -90,14 +94,18 @@ struct DocFields<'a> {
     program: Option<&'a str>,
     pid: Option<u32>,
     timestamp_us: Option<i64>,
-    message: Option<&'a str>,
+    message: Option<Cow<'a, str>>,
 }
 
 impl Normalizer {
     /// A normalizer with `config`.
     pub fn new(config: NormalizeConfig) -> Self {
         let years = YearResolver::new(config.year);
-        Self { config, years }
+        Self {
+            config,
+            years,
+            audit_serials: auditd::SeenSerials::default(),
+        }
     }
 
     /// Normalizes one input into an owned [`Event`].
@@ -161,16 +169,23 @@ impl Normalizer {
             doc_fields(&json).map_err(|d| quarantine(QuarantineReason::InvalidJson, d, None))?
         } else {
             DocFields {
-                message: Some(text),
+                message: Some(Cow::Borrowed(text)),
                 ..DocFields::default()
             }
         };
-        let message = doc.message.unwrap_or("");
+        let message = doc.message.as_deref().unwrap_or("");
         let reference = doc.timestamp_us.unwrap_or(input.reference_us);
         let line = syslog::parse(message, &mut self.years, reference);
+        let audit = match &line {
+            Some(l) if auditd::is_audit_program(l.program) => auditd::parse_record(l.message),
+            Some(_) => None,
+            None => auditd::parse_record(message),
+        };
+        let audit_us = audit.as_ref().and_then(|a| a.stamp).map(|(us, _)| us);
         let host_tenant = if self.config.tenant_from_host {
             doc.host
                 .or(line.as_ref().map(|l| l.host))
+                .or_else(|| audit.as_ref().and_then(|a| a.node))
                 .map(|h| before_byte(h, b'-'))
         } else {
             None
@@ -180,21 +195,35 @@ impl Normalizer {
             .map_err(|(r, d, t)| quarantine(r, d, t))?;
         let (timestamp_us, host, program, pid, body) = match (&line, doc.timestamp_us) {
             (Some(l), _) => (
-                match self.config.zones.of(tenant).filter(|_| l.zoneless) {
-                    Some(tz) => zones::local_to_utc(tz, l.timestamp_us),
-                    None => l.timestamp_us,
+                match (
+                    audit_us,
+                    self.config.zones.of(tenant).filter(|_| l.zoneless),
+                ) {
+                    (Some(us), _) => us,
+                    (None, Some(tz)) => zones::local_to_utc(tz, l.timestamp_us),
+                    (None, None) => l.timestamp_us,
                 },
                 doc.host.unwrap_or(l.host),
                 l.program,
                 l.pid.or(doc.pid),
                 l.message,
             ),
+            (None, ts) if ts.or(audit_us).is_some() && audit.is_some() => (
+                audit_us.or(ts).unwrap_or_default(),
+                doc.host
+                    .or(audit.as_ref().and_then(|a| a.node))
+                    .unwrap_or(""),
+                doc.program.unwrap_or(""),
+                doc.pid,
+                message,
+            ),
+            // A document's message is the program's body; rsyslog's `msg` keeps the space after the tag.
             (None, Some(ts)) => (
                 ts,
                 doc.host.unwrap_or(""),
                 doc.program.unwrap_or(""),
                 doc.pid,
-                message,
+                message.trim_start_matches(' '),
             ),
             (None, None)
                 if input.reference_is_event_time
@@ -206,7 +235,7 @@ impl Normalizer {
                     doc.host.unwrap_or(""),
                     doc.program.unwrap_or(""),
                     doc.pid,
-                    message,
+                    message.trim_start_matches(' '),
                 )
             }
             (None, None) => {
@@ -245,11 +274,30 @@ impl Normalizer {
         } else {
             program
         };
-        let classified = auth::classify(program, body);
-        let dataset = if classified.is_some() {
-            "system.auth"
-        } else {
-            "system.syslog"
+        let decoded: auditd::Decoded<'_>;
+        let classified = match &audit {
+            None => match line.as_ref().map_or("", |l| l.module) {
+                "" => auth::classify(program, body),
+                module => auth::classify_module(program, module, body),
+            },
+            Some(a) => {
+                decoded = auditd::decode(a);
+                // The first understood record of a serial is the event; the others of it are kept unknown.
+                auditd::classify(a, &decoded).filter(|_| {
+                    a.stamp
+                        .is_none_or(|stamp| self.audit_serials.first(a.node, stamp))
+                })
+            }
+        };
+        let (program, pid, dataset) = match &audit {
+            None if classified.is_some() => (program, pid, "system.auth"),
+            None => (program, pid, "system.syslog"),
+            // An audit record names the process it is about (`exe=`, `pid=`); a forwarder's tag does not.
+            Some(a) => (
+                auditd::program(a).unwrap_or(program),
+                auditd::pid(a).or(pid),
+                "auditd.log",
+            ),
         };
         let c = classified.unwrap_or_else(auth::Classified::unknown);
         let mut id = [0u8; 32];
@@ -339,48 +387,100 @@ fn first_str<'a>(v: &'a Value, keys: &[&str]) -> Option<&'a str> {
         .filter(|s| !s.is_empty())
 }
 
-/// Extracts the fields Sentra reads from a shipper's JSON object or an ECS document.
+/// A syslog tag `prog[pid]:` (or `prog:`) → (program, pid).
+fn split_tag(tag: &str) -> (&str, Option<u32>) {
+    let tag = tag.strip_suffix(':').unwrap_or(tag);
+    match split_byte(tag, b'[') {
+        Some((program, pid)) => (program, pid.strip_suffix(']').and_then(|p| p.parse().ok())),
+        None => (tag, None),
+    }
+}
+
+/// Fluent Bit's `date`: seconds since the epoch as a number (fractions allowed), in epoch microseconds.
+fn epoch_seconds(v: &Value) -> Option<i64> {
+    let secs = v.get("date")?.as_f64()?;
+    let us = (secs * 1e6).round();
+    (us.is_finite() && us.abs() < 1e17).then_some(us as i64)
+}
+
+/// Extracts the fields Sentra reads from a shipper's JSON object, an ECS document or a journal entry
+/// (see [`journald`]).
 fn doc_fields(v: &Value) -> Result<DocFields<'_>, String> {
     if !v.is_object() {
         return Err("JSON input must be an object".to_owned());
     }
-    let pid = ["pid", "procid", "process.pid"]
-        .iter()
-        .find_map(|k| match path(v, k)? {
-            Value::Number(n) => n.as_u64().and_then(|n| u32::try_from(n).ok()),
-            Value::String(s) => s.parse().ok(),
-            _ => None,
+    let tenant = first_str(v, &["tenant", "organization.id"]);
+    if let Some(entry) = journald::journal_entry(v) {
+        return Ok(DocFields {
+            tenant,
+            host: entry.host,
+            program: entry.program,
+            pid: entry.pid,
+            timestamp_us: entry.timestamp_us.or_else(|| epoch_seconds(v)),
+            message: Some(entry.message),
         });
+    }
+    let pid = [
+        "process.pid",
+        "log.syslog.procid",
+        "syslog.pid",
+        "pid",
+        "procid",
+    ]
+    .iter()
+    .find_map(|k| match path(v, k)? {
+        Value::Number(n) => n.as_u64().and_then(|n| u32::try_from(n).ok()),
+        Value::String(s) => s.parse().ok(),
+        _ => None,
+    });
+    // rsyslog templates ship the whole tag (`sshd[811]:`) when they ship no program name.
+    let tag = first_str(v, &["syslogtag", "syslog-tag", "tag"]).map(split_tag);
     let timestamp_us = match first_str(v, &["@timestamp", "timestamp", "time"]) {
         Some(ts) => match sentra_schemas::time::parse_iso8601_prefix(ts.as_bytes()) {
             Some((us, n)) if n == ts.len() => Some(us),
             _ => return Err(format!("timestamp {ts:?} is not ISO-8601 / RFC 3339")),
         },
-        None => None,
+        None => epoch_seconds(v),
     };
     let message = first_str(v, &["message", "msg", "log", "event.original"]);
     if message.is_none() {
         return Err(
-            "JSON input has no `message` (or `msg`, `log`, `event.original`) string".to_owned(),
+            "JSON input has no `message` (or `msg`, `log`, `event.original`, `MESSAGE`) string"
+                .to_owned(),
         );
     }
     Ok(DocFields {
-        tenant: first_str(v, &["tenant", "organization.id"]),
-        host: first_str(v, &["host.name", "host", "hostname"]),
+        tenant,
+        host: first_str(
+            v,
+            &[
+                "host.name",
+                "host.hostname",
+                "host",
+                "hostname",
+                "log.syslog.hostname",
+            ],
+        ),
         program: first_str(
             v,
             &[
                 "process.name",
+                "log.syslog.appname",
+                "syslog.identifier",
+                "syslog.appname",
+                "journald.process.name",
+                "syslog_identifier",
                 "ident",
                 "appname",
                 "app_name",
                 "programname",
                 "program",
             ],
-        ),
-        pid,
+        )
+        .or(tag.map(|(program, _)| program)),
+        pid: pid.or(tag.and_then(|(_, pid)| pid)),
         timestamp_us,
-        message,
+        message: message.map(Cow::Borrowed),
     })
 }
 
@@ -435,5 +535,7 @@ impl Counts {
     }
 }
 
+#[cfg(test)]
+mod golden;
 #[cfg(test)]
 mod tests;

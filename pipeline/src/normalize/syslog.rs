@@ -20,6 +20,9 @@ pub struct SyslogLine<'a> {
     pub host: &'a str,
     /// The program (syslog tag / RFC 5424 APP-NAME), empty when the line has none.
     pub program: &'a str,
+    /// The module that wrote the line for the program, from the legacy PAM tag `sshd(pam_unix)[pid]:`
+    /// (`pam_unix`); empty otherwise.
+    pub module: &'a str,
     /// The process id, when given and numeric.
     pub pid: Option<u32>,
     /// The program's message.
@@ -173,12 +176,12 @@ pub fn parse<'a>(
         let has_zone = b[19..n]
             .iter()
             .any(|c| matches!(c, b'Z' | b'z' | b'+' | b'-'));
-        (ts, s.get(n..)?.strip_prefix(' ')?, !has_zone)
+        (ts, after_stamp(s.get(n..)?)?, !has_zone)
     } else if !rfc5424 {
-        let (month, day, sod) = parse_classic_stamp(b)?;
+        let (month, day, sod, n) = parse_classic_stamp(b)?;
         (
             years.resolve(month, day, sod, reference_us),
-            s.get(15..)?.strip_prefix(' ')?,
+            after_stamp(s.get(n..)?)?,
             true,
         )
     } else {
@@ -191,8 +194,38 @@ pub fn parse<'a>(
     }
 }
 
-/// `Mmm dd hh:mm:ss` (day space- or zero-padded) → (month, day, seconds of day).
-fn parse_classic_stamp(b: &[u8]) -> Option<(u32, u32, u32)> {
+/// The text after a timestamp: at least one space, then the rest (some writers put two spaces).
+#[inline]
+fn after_stamp(s: &str) -> Option<&str> {
+    let rest = s.strip_prefix(' ')?;
+    Some(match rest.as_bytes().first() {
+        Some(b' ') => rest.trim_start_matches(' '),
+        _ => rest,
+    })
+}
+
+/// `Mmm dd hh:mm:ss` (day space- or zero-padded, or a single digit without padding) → (month, day,
+/// seconds of day, bytes consumed).
+#[inline]
+fn parse_classic_stamp(b: &[u8]) -> Option<(u32, u32, u32, usize)> {
+    if b.len() >= 15 && b[6] == b' ' {
+        let (month, day, sod) = parse_padded_stamp(b)?;
+        return Some((month, day, sod, 15));
+    }
+    // `Mar 4 09:14:01`: an unpadded day is read as if it were space-padded.
+    if b.len() >= 14 && b[3] == b' ' && b[4] != b' ' && b[5] == b' ' {
+        let mut padded = [b' '; 15];
+        padded[..4].copy_from_slice(&b[..4]);
+        padded[5..].copy_from_slice(&b[4..14]);
+        let (month, day, sod) = parse_padded_stamp(&padded)?;
+        return Some((month, day, sod, 14));
+    }
+    None
+}
+
+/// `Mmm dd hh:mm:ss` with the day in two places (space- or zero-padded) → (month, day, seconds of day).
+#[inline]
+fn parse_padded_stamp(b: &[u8]) -> Option<(u32, u32, u32)> {
     if b.len() < 15 || b[3] != b' ' || b[6] != b' ' || b[9] != b':' || b[12] != b':' {
         return None;
     }
@@ -237,7 +270,7 @@ fn parse_3164_tail(timestamp_us: i64, zoneless: bool, s: &str) -> SyslogLine<'_>
         .bytes()
         .position(|b| matches!(b, b' ' | b':' | b'['))
         .unwrap_or(rest.len());
-    let program = &rest[..tag_end];
+    let (program, module) = split_module(&rest[..tag_end]);
     let mut after = &rest[tag_end..];
     let mut pid = None;
     if let Some(p) = after.strip_prefix('[') {
@@ -251,6 +284,7 @@ fn parse_3164_tail(timestamp_us: i64, zoneless: bool, s: &str) -> SyslogLine<'_>
             timestamp_us,
             host,
             program,
+            module,
             pid,
             message: msg.strip_prefix(' ').unwrap_or(msg),
             zoneless,
@@ -259,10 +293,20 @@ fn parse_3164_tail(timestamp_us: i64, zoneless: bool, s: &str) -> SyslogLine<'_>
             timestamp_us,
             host,
             program: "",
+            module: "",
             pid: None,
             message: rest,
             zoneless,
         },
+    }
+}
+
+/// `sshd(pam_unix)` → (`sshd`, `pam_unix`), the tag older Linux-PAM wrote for its modules; any other tag
+/// is the program with no module.
+fn split_module(tag: &str) -> (&str, &str) {
+    match tag.strip_suffix(')').and_then(|t| split_byte(t, b'(')) {
+        Some((program, module)) if !program.is_empty() && !module.is_empty() => (program, module),
+        _ => (tag, ""),
     }
 }
 
@@ -287,6 +331,7 @@ fn parse_5424_tail(timestamp_us: i64, s: &str) -> Option<SyslogLine<'_>> {
         timestamp_us,
         host,
         program,
+        module: "",
         pid,
         message,
         zoneless: false,
@@ -342,6 +387,7 @@ mod tests {
                 timestamp_us: MAR14 + 1_000_000,
                 host: "web-1",
                 program: "sshd",
+                module: "",
                 pid: Some(42),
                 message: "Failed password",
                 zoneless: true,
@@ -395,6 +441,46 @@ mod tests {
         )
         .unwrap();
         assert_eq!((l.program, l.pid, l.message), ("", None, "hello"));
+    }
+
+    #[test]
+    fn unpadded_days_extra_spaces_and_legacy_pam_tags() {
+        let mar4 = MAR14 - 10 * 86_400_000_000;
+        for line in [
+            "Mar 4 00:00:01 h sshd(pam_unix)[19939]: authentication failure;",
+            "Mar  4 00:00:01  h sshd(pam_unix)[19939]: authentication failure;",
+            "<38>Mar 04 00:00:01 h sshd(pam_unix)[19939]: authentication failure;",
+        ] {
+            let l = parse(line, &mut fixed(), 0).unwrap();
+            assert_eq!(
+                (
+                    l.timestamp_us,
+                    l.host,
+                    l.program,
+                    l.module,
+                    l.pid,
+                    l.message
+                ),
+                (
+                    mar4 + 1_000_000,
+                    "h",
+                    "sshd",
+                    "pam_unix",
+                    Some(19939),
+                    "authentication failure;"
+                ),
+                "{line}"
+            );
+        }
+        let l = parse("2026-03-14T00:00:00Z  h (sd-pam)[9]: x", &mut fixed(), 0).unwrap();
+        assert_eq!((l.host, l.program, l.module), ("h", "(sd-pam)", ""));
+        for bad in [
+            "Mar 4 0:00:01 h p: m",
+            "Mar 44 00:00:01 h p: m",
+            "Mar x 00:00:01 h p: m",
+        ] {
+            assert!(parse(bad, &mut fixed(), 0).is_none(), "{bad}");
+        }
     }
 
     #[test]

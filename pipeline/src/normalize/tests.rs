@@ -75,7 +75,7 @@ const CASES: &[Case] = &[
     ("useradd", "new group: name=bob, GID=1001", Iam, "group_created", Success, None, None, Some("bob"), None, None, None, None),
     ("usermod", "add 'bob' to group 'sudo'", Iam, "user_added_to_group", Success, None, Some("bob"), Some("sudo"), None, None, None, None),
     ("usermod", "add 'bob' to shadow group 'sudo'", Iam, "user_added_to_shadow_group", Success, None, Some("bob"), Some("sudo"), None, None, None, None),
-    ("groupadd", "group added to /etc/group: name=devs, GID=1002", Iam, "group_created", Success, None, None, Some("devs"), None, None, None, None),
+    ("groupadd", "group added to /etc/group: name=devs, GID=1002", Iam, "group_file_updated", Success, None, None, Some("devs"), None, None, None, None),
     ("passwd", "pam_unix(passwd:chauthtok): password changed for root", Iam, "password_changed", Success, None, Some("root"), None, None, None, None, None),
     ("chpasswd", "pam_unix(chpasswd:chauthtok): password changed for bob", Iam, "password_changed", Success, None, Some("bob"), None, None, None, None, None),
     ("kernel", "eth0: link up", Category::Unknown, "unknown", Outcome::Unknown, None, None, None, None, None, None, None),
