@@ -108,7 +108,7 @@ pub fn classic_stamp(line: &[u8]) -> Option<MonthDayTime> {
         }
         None => line,
     };
-    parse_classic_stamp(b)
+    parse_classic_stamp(b).map(|(month, day, sod, _)| (month, day, sod))
 }
 
 impl YearResolver {
