@@ -312,7 +312,9 @@ fn read_all(
             }
             columns.len() < BATCH_EVENTS || send(&mut columns, &mut quarantined)
         };
-        if !for_each_line(&mut reader, normalize_line, &mut progress).map_err(input_err)? {
+        let go_on = for_each_line(&mut reader, normalize_line, &mut progress).map_err(input_err)?;
+        counts.lossy_utf8 += normalizer.lossy_utf8();
+        if !go_on {
             return Ok(counts);
         }
     }

@@ -69,8 +69,10 @@ impl YearResolver {
     }
 
     fn resolve(&mut self, month: u32, day: u32, sod: u32, reference_us: i64) -> i64 {
-        let at =
-            |year: i64| (days_from_civil(year, month, day) * 86_400 + i64::from(sod)) * 1_000_000;
+        // Saturating: a hostile reference time (a Kafka timestamp near the end of `i64`) must not overflow.
+        let at = |year: i64| {
+            (days_from_civil(year, month, day) * 86_400 + i64::from(sod)).saturating_mul(1_000_000)
+        };
         match self.policy {
             YearPolicy::Fixed(_) => {
                 let mut year = self.year;
@@ -94,7 +96,7 @@ impl YearResolver {
                 [ref_year + 1, ref_year]
                     .into_iter()
                     .map(at)
-                    .find(|&ts| ts <= reference_us + INFER_FUTURE_SLACK_US)
+                    .find(|&ts| ts <= reference_us.saturating_add(INFER_FUTURE_SLACK_US))
                     .unwrap_or_else(|| at(ref_year - 1))
             }
         }
@@ -111,7 +113,8 @@ pub fn parse<'a>(
     let mut s = line;
     let mut rfc5424 = false;
     if s.starts_with('<') {
-        let end = s[..s.len().min(6)].find('>')?;
+        // Found among the first bytes, not by slicing a `&str`: a multi-byte character there is not a boundary.
+        let end = s.bytes().take(6).position(|c| c == b'>')?;
         if end < 2 || !s[1..end].bytes().all(|c| c.is_ascii_digit()) {
             return None;
         }
