@@ -57,7 +57,14 @@ mod tests {
 
     #[test]
     fn plain_text_is_borrowed_untouched() {
-        for s in ["", "alice", "Jürgen Müller", "名前", "a\\x1b b", "emoji 🦀 ok"] {
+        for s in [
+            "",
+            "alice",
+            "Jürgen Müller",
+            "名前",
+            "a\\x1b b",
+            "emoji 🦀 ok",
+        ] {
             assert!(matches!(printable(s), Cow::Borrowed(b) if b == s), "{s:?}");
         }
     }

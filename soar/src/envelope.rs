@@ -105,12 +105,18 @@ mod tests {
     fn control_characters_never_reach_slack_or_email_text() {
         let signal = hostile_signal();
         let slack = slack_body(&signal);
-        let texts = [slack["text"].as_str().unwrap().to_owned(), chat_text(&signal)];
+        let texts = [
+            slack["text"].as_str().unwrap().to_owned(),
+            chat_text(&signal),
+        ];
         for text in texts {
             for raw in ['\x1b', '\r', '\0', '\x07', '\u{202e}'] {
                 assert!(!text.contains(raw), "{raw:?} in {text:?}");
             }
-            assert!(text.contains("user \\x1b[2Jroot\\rALL CLEAR\\0\\u{202e}"), "{text}");
+            assert!(
+                text.contains("user \\x1b[2Jroot\\rALL CLEAR\\0\\u{202e}"),
+                "{text}"
+            );
             assert!(text.contains("9 failed logins for \\x1b[2Jroot"), "{text}");
             // The message's own line breaks stay.
             assert_eq!(text.lines().count(), 4, "{text}");

@@ -91,8 +91,22 @@ const AUTH_MESSAGES: &[(&str, &str)] = &[
 
 /// Program names the classifier dispatches on, and a few it does not know.
 const PROGRAMS: &[&str] = &[
-    "sshd", "sshd-session", "sudo", "su", "useradd", "usermod", "groupadd", "userdel", "groupdel",
-    "groupmod", "gpasswd", "passwd", "chpasswd", "", "kernel", "é",
+    "sshd",
+    "sshd-session",
+    "sudo",
+    "su",
+    "useradd",
+    "usermod",
+    "groupadd",
+    "userdel",
+    "groupdel",
+    "groupmod",
+    "gpasswd",
+    "passwd",
+    "chpasswd",
+    "",
+    "kernel",
+    "é",
 ];
 
 /// One change to a line.
@@ -113,10 +127,52 @@ enum Mutation {
 /// Text that parsers treat specially, characters of every UTF-8 length, and controls.
 fn piece() -> impl Strategy<Value = String> {
     let special = prop::sample::select(vec![
-        "é", "名", "🦀", "\u{10ffff}", "\u{feff}", "\u{fffd}", "\u{202e}", " from ", " port ", " for ",
-        "invalid user ", " : ", " ; ", "COMMAND=", "USER=", "user=", "rhost=", "(uid=0)", " by ", "[", "]",
-        "\\", "\"", "'", "<", ">", ":", "-", "+", "{", "}", "=", ",", " ", "  ", "\t", "\r", "\n", "\0",
-        "\x1b[2J", "pam_unix(", "): ", "Z", "T", ".", "\u{85}",
+        "é",
+        "名",
+        "🦀",
+        "\u{10ffff}",
+        "\u{feff}",
+        "\u{fffd}",
+        "\u{202e}",
+        " from ",
+        " port ",
+        " for ",
+        "invalid user ",
+        " : ",
+        " ; ",
+        "COMMAND=",
+        "USER=",
+        "user=",
+        "rhost=",
+        "(uid=0)",
+        " by ",
+        "[",
+        "]",
+        "\\",
+        "\"",
+        "'",
+        "<",
+        ">",
+        ":",
+        "-",
+        "+",
+        "{",
+        "}",
+        "=",
+        ",",
+        " ",
+        "  ",
+        "\t",
+        "\r",
+        "\n",
+        "\0",
+        "\x1b[2J",
+        "pam_unix(",
+        "): ",
+        "Z",
+        "T",
+        ".",
+        "\u{85}",
     ]);
     prop_oneof![
         special.prop_map(str::to_owned),
@@ -129,9 +185,24 @@ fn piece() -> impl Strategy<Value = String> {
 fn number() -> impl Strategy<Value = String> {
     prop_oneof![
         prop::sample::select(vec![
-            "0", "00", "60", "99", "9999", "65535", "65536", "4294967295", "4294967296",
-            "9223372036854775807", "9223372036854775808", "18446744073709551616",
-            "99999999999999999999999999999999", "-1", "-9223372036854775808", "1e308", "-0", "1.5",
+            "0",
+            "00",
+            "60",
+            "99",
+            "9999",
+            "65535",
+            "65536",
+            "4294967295",
+            "4294967296",
+            "9223372036854775807",
+            "9223372036854775808",
+            "18446744073709551616",
+            "99999999999999999999999999999999",
+            "-1",
+            "-9223372036854775808",
+            "1e308",
+            "-0",
+            "1.5",
         ])
         .prop_map(str::to_owned),
         any::<u64>().prop_map(|n| n.to_string()),
@@ -213,9 +284,16 @@ fn json_value() -> impl Strategy<Value = Value> {
         any::<f64>().prop_map(Value::from),
         near_valid(LINES).prop_map(|b| Value::String(String::from_utf8_lossy(&b).into_owned())),
         prop::sample::select(vec![
-            "2026-03-14T09:14:01Z", "2026-03-14 09:14:01.123456789-05:00", "2026-02-31T25:61:61Z",
-            "9999-12-31T23:59:60.999999+23:59", "0000-01-01T00:00:00-23:59", "acme", "../../etc", "",
-            "4294967296", "sshd",
+            "2026-03-14T09:14:01Z",
+            "2026-03-14 09:14:01.123456789-05:00",
+            "2026-02-31T25:61:61Z",
+            "9999-12-31T23:59:60.999999+23:59",
+            "0000-01-01T00:00:00-23:59",
+            "acme",
+            "../../etc",
+            "",
+            "4294967296",
+            "sshd",
         ])
         .prop_map(Value::from),
     ];
@@ -230,10 +308,35 @@ fn json_value() -> impl Strategy<Value = Value> {
 /// The keys Sentra looks up, and a few it does not.
 fn json_key() -> impl Strategy<Value = String> {
     prop::sample::select(vec![
-        "tenant", "organization", "organization.id", "id", "message", "msg", "log", "event",
-        "event.original", "original", "@timestamp", "timestamp", "time", "host", "host.name", "name",
-        "hostname", "process", "process.name", "process.pid", "pid", "procid", "ident", "appname",
-        "app_name", "programname", "program", "é", "",
+        "tenant",
+        "organization",
+        "organization.id",
+        "id",
+        "message",
+        "msg",
+        "log",
+        "event",
+        "event.original",
+        "original",
+        "@timestamp",
+        "timestamp",
+        "time",
+        "host",
+        "host.name",
+        "name",
+        "hostname",
+        "process",
+        "process.name",
+        "process.pid",
+        "pid",
+        "procid",
+        "ident",
+        "appname",
+        "app_name",
+        "programname",
+        "program",
+        "é",
+        "",
     ])
     .prop_map(str::to_owned)
 }
@@ -405,7 +508,11 @@ fn inputs_that_once_crashed_a_parser_do_not() {
     for line in &syslog {
         for reference_us in [0, i64::MIN, i64::MAX] {
             let text = String::from_utf8_lossy(line);
-            syslog::parse(&text, &mut YearResolver::new(YearPolicy::Infer), reference_us);
+            syslog::parse(
+                &text,
+                &mut YearResolver::new(YearPolicy::Infer),
+                reference_us,
+            );
             let mut n = normalizer(YearPolicy::Infer, true, true);
             check_normalizes(&mut n, line, None, reference_us, Some(reference_us))
                 .unwrap_or_else(|e| panic!("{line:?}: {e}"));

@@ -381,10 +381,15 @@ fn internal_error(input: &Input<'_>, panic: &(dyn std::any::Any + Send)) -> Box<
         .copied()
         .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
         .unwrap_or("a panic without a message");
-    tracing::error!(source = input.source, "normalization panicked, input quarantined as internal_error: {what}");
+    tracing::error!(
+        source = input.source,
+        "normalization panicked, input quarantined as internal_error: {what}"
+    );
     Box::new(Quarantined {
         reason: QuarantineReason::InternalError,
-        detail: format!("normalizing this input hit a bug in Sentra ({what}); please report it with the input"),
+        detail: format!(
+            "normalizing this input hit a bug in Sentra ({what}); please report it with the input"
+        ),
         tenant: None,
         source: input.source.to_owned(),
         original: input.bytes.to_vec(),
