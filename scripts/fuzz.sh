@@ -18,15 +18,15 @@ done
 packages=()
 for c in "${crates[@]}"; do packages+=(-p "$c"); done
 
-cargo test "${release[@]}" "${packages[@]}" --no-run
+cargo test "${release[@]}" "${packages[@]}" --tests --no-run
 export PROPTEST_CASES=$cases
 failed=0
 for c in "${crates[@]}"; do
-    tests=$(cargo test -q "${release[@]}" -p "$c" fuzz_ -- --list 2>/dev/null | sed -n 's/: test$//p' |
+    tests=$(cargo test -q "${release[@]}" -p "$c" --tests fuzz_ -- --list 2>/dev/null | sed -n 's/: test$//p' |
         grep -E '(^|::)fuzz_' || true)
     for t in $tests; do
         started=$(date +%s%N)
-        if cargo test -q "${release[@]}" -p "$c" -- --exact "$t" >"/tmp/fuzz-$$.log" 2>&1; then
+        if cargo test -q "${release[@]}" -p "$c" --tests -- --exact "$t" >"/tmp/fuzz-$$.log" 2>&1; then
             verdict=ok
         else
             verdict=CRASHED
