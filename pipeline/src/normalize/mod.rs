@@ -381,9 +381,11 @@ fn internal_error(input: &Input<'_>, panic: &(dyn std::any::Any + Send)) -> Box<
         .copied()
         .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
         .unwrap_or("a panic without a message");
+    // A panic message can quote the input: printable, so the log line cannot act on a terminal.
     tracing::error!(
         source = input.source,
-        "normalization panicked, input quarantined as internal_error: {what}"
+        "normalization panicked, input quarantined as internal_error: {}",
+        sentra_schemas::text::printable(what)
     );
     Box::new(Quarantined {
         reason: QuarantineReason::InternalError,
