@@ -14,6 +14,7 @@ use sentra_pipeline::detect::{catalog, Detection, EngineConfig, Overrides};
 use sentra_pipeline::normalize::{Counts, Input, NormalizeConfig, Normalizer, YearPolicy, Zones};
 use sentra_pipeline::replay::ReplaySummary;
 use sentra_pipeline::replay::{self, ReplayOptions, Source};
+use sentra_schemas::text::printable;
 
 /// mimalloc: the engine's window state and DataFusion's batches allocate and free many small objects, where
 /// the system allocator spent about 15 % of replay time.
@@ -308,7 +309,9 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("error: {e:#}");
+            let message = format!("{e:#}");
+            let lines: Vec<_> = message.split('\n').map(printable).collect();
+            eprintln!("error: {}", lines.join("\n"));
             ExitCode::FAILURE
         }
     }
@@ -431,10 +434,10 @@ fn dispatch(cli: Cli) -> Result<()> {
                 for s in fired.iter().take(3) {
                     println!(
                         "  {} {} risk {:.3} — {}",
-                        s.id,
+                        printable(&s.id),
                         s.severity.as_str(),
                         s.risk_score,
-                        s.narrative
+                        printable(&s.narrative)
                     );
                 }
             }
@@ -607,7 +610,12 @@ fn dispatch(cli: Cli) -> Result<()> {
                 let c = load_config(config.as_deref())?;
                 let playbooks = sentra_pipeline::respond::load_playbooks(&c)?;
                 for p in &playbooks {
-                    println!("{}\t{}\t{} step(s)", p.id, p.name, p.steps.len());
+                    println!(
+                        "{}\t{}\t{} step(s)",
+                        printable(&p.id),
+                        printable(&p.name),
+                        p.steps.len()
+                    );
                 }
                 eprintln!("{} playbook(s) valid", playbooks.len());
                 Ok(())
@@ -652,7 +660,7 @@ fn dispatch(cli: Cli) -> Result<()> {
                 AuditCommand::Verify { config, tenant } => {
                     let c = load_config(config.as_deref())?;
                     for line in rt.block_on(sentra_pipeline::respond::audit_verify(&c, &tenant))? {
-                        println!("{line}");
+                        println!("{}", printable(&line));
                     }
                     Ok(())
                 }
@@ -736,7 +744,9 @@ fn dispatch(cli: Cli) -> Result<()> {
                 print_table(&answer.columns, &answer.rows);
                 println!(
                     "\n{}\n(engine: {} — {})",
-                    answer.summary, answer.engine, answer.why
+                    printable(&answer.summary),
+                    answer.engine,
+                    printable(&answer.why)
                 );
             }
             Ok(())
@@ -1033,13 +1043,15 @@ fn bench_api(data_dir: PathBuf, tenant: &str, requests: usize) -> Result<()> {
     })
 }
 
-/// Prints rows as an aligned text table.
+/// Prints rows as an aligned text table. Values come from log lines, so each goes through [`printable`]: a
+/// user name holding `ESC [2J` or a carriage return shows as escapes instead of acting on the terminal.
 fn print_table(columns: &[String], rows: &[serde_json::Map<String, serde_json::Value>]) {
     let cell = |v: Option<&serde_json::Value>| match v {
-        Some(serde_json::Value::String(s)) => s.chars().take(80).collect(),
+        Some(serde_json::Value::String(s)) => printable(s).chars().take(80).collect(),
         Some(serde_json::Value::Null) | None => String::new(),
-        Some(v) => v.to_string(),
+        Some(v) => printable(&v.to_string()).into_owned(),
     };
+    let columns: Vec<String> = columns.iter().map(|c| printable(c).into_owned()).collect();
     let cells: Vec<Vec<String>> = rows
         .iter()
         .map(|r| columns.iter().map(|c| cell(r.get(c))).collect())
@@ -1065,7 +1077,7 @@ fn print_table(columns: &[String], rows: &[serde_json::Map<String, serde_json::V
             .trim_end()
             .to_owned()
     };
-    println!("{}", line(columns));
+    println!("{}", line(&columns));
     for r in &cells {
         println!("{}", line(r));
     }
@@ -1129,6 +1141,9 @@ fn print_summary(summary: &ReplaySummary, secs: f64) {
         summary.late,
         summary.signals
     );
+    if c.lossy_utf8 > 0 {
+        eprintln!("  not valid UTF-8, read lossily: {}", c.lossy_utf8);
+    }
     for (reason, n) in &summary.quarantined_by_reason {
         eprintln!("  quarantined {reason}: {n}");
     }

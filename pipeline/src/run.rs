@@ -59,6 +59,8 @@ pub struct RunStats {
     pub queued_for_soar: u64,
     /// Batches handled (each one detection step and one write to every store).
     pub batches: u64,
+    /// Messages that were not valid UTF-8, decoded lossily (their bytes kept in `event.original`).
+    pub lossy_utf8: u64,
 }
 
 /// Why `sentra run` stopped with an error.
@@ -464,6 +466,7 @@ pub async fn run(
         stats.quarantined += quarantined.len() as u64 - outcome.late_rows.len() as u64;
         stats.signals += signals.len() as u64;
         stats.batches += 1;
+        stats.lossy_utf8 = normalizer.lossy_utf8();
         info!(
             messages,
             skipped,
@@ -572,11 +575,11 @@ impl BatchBuilder {
             source: &self.source,
             header_tenant,
             fallback_tenant: config.kafka.topic_tenants.get(topic).map(String::as_str),
-            reference_us: ts.map_or(now_us, |t| t * 1000),
+            reference_us: ts.map_or(now_us, |t| t.saturating_mul(1000)),
             reference_is_event_time: ts.is_some(),
             // A shipper may stamp the message with the event's own time, so the consumer's clock caps it;
             // the message time keeps the bound the same when the record is read again after a restart.
-            read_us: Some(ts.map_or(now_us, |t| (t * 1000).min(now_us))),
+            read_us: Some(ts.map_or(now_us, |t| t.saturating_mul(1000).min(now_us))),
         };
         if let Err(q) = normalizer.normalize_into(&input, &mut self.columns) {
             self.quarantined.push(*q);

@@ -5,6 +5,8 @@
 //! - [`Signal`]: a calm, explainable detection result with a stable id.
 //! - [`audit`]: hash-chained audit records per tenant.
 //! - [`Quarantined`]: input that could not be accepted, kept with the reason and its original bytes.
+//! - [`text::printable`]: a field's text made safe to show on a terminal, in chat, e-mail or HTML.
+//! - [`escape_invalid_utf8`]: `event.original` of a line that is not valid UTF-8, every byte kept.
 //!
 //! The JSON Schemas and ClickHouse DDL live beside this crate (`schemas/json`, `schemas/clickhouse`) and are
 //! embedded here so the binary carries exactly the schema it was tested with.
@@ -12,15 +14,20 @@
 pub mod audit;
 mod columns;
 mod event;
+#[cfg(test)]
+mod fuzz;
 mod ids;
+mod original;
 mod quarantine;
 mod signal;
 mod tenant;
+pub mod text;
 pub mod time;
 
 pub use columns::{events_schema, EventColumns, EventRef, EventRows, EVENT_COLUMNS};
 pub use event::{Category, Event, Outcome};
 pub use ids::{event_id, event_id_into, hex_digest, hex_digest_plain};
+pub use original::{decode_escaped, escape_invalid_utf8};
 pub use quarantine::{QuarantineReason, Quarantined};
 pub use signal::{AppliedOverride, MitreTechnique, RiskFactor, Severity, Signal};
 pub use tenant::{TenantError, TenantId};

@@ -10,7 +10,8 @@ pub enum QuarantineReason {
     UnknownTenant,
     /// A tenant string that is not a valid identifier (e.g. path or quote characters).
     InvalidTenant,
-    /// The bytes are not valid UTF-8.
+    /// The bytes are not valid UTF-8 where text is required. Log lines are not refused for it: they are
+    /// decoded lossily and keep their bytes in `event.original` (see [`crate::escape_invalid_utf8`]).
     InvalidUtf8,
     /// It looks like JSON but does not parse, or is JSON but not an object.
     InvalidJson,
@@ -25,6 +26,9 @@ pub enum QuarantineReason {
     Future,
     /// A store rejected it (its reason is in the detail).
     Rejected,
+    /// Normalizing it hit a bug in Sentra (a parser panicked): the input is kept so the bug can be reproduced,
+    /// and the stream goes on.
+    InternalError,
 }
 
 impl QuarantineReason {
@@ -41,11 +45,12 @@ impl QuarantineReason {
             QuarantineReason::Late => "late",
             QuarantineReason::Future => "future",
             QuarantineReason::Rejected => "rejected",
+            QuarantineReason::InternalError => "internal_error",
         }
     }
 
     /// Every reason, for counters and docs.
-    pub const ALL: [QuarantineReason; 10] = [
+    pub const ALL: [QuarantineReason; 11] = [
         QuarantineReason::NoTenant,
         QuarantineReason::UnknownTenant,
         QuarantineReason::InvalidTenant,
@@ -56,6 +61,7 @@ impl QuarantineReason {
         QuarantineReason::Late,
         QuarantineReason::Future,
         QuarantineReason::Rejected,
+        QuarantineReason::InternalError,
     ];
 }
 

@@ -268,7 +268,7 @@ impl Deliverer {
         let mut message = lettre::Message::builder()
             .subject(format!(
                 "Sentra: {} for {} ({}, risk {:.2})",
-                signal.signal,
+                sentra_schemas::text::printable(&signal.signal),
                 signal.tenant.as_str(),
                 signal.severity.as_str(),
                 signal.risk_score

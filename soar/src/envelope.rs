@@ -2,6 +2,7 @@
 //! `schemas/json/soar_envelope.schema.json`; `data` is the whole signal, so it may grow but never lose the
 //! fields the contract names (`id`, `signal`, `risk_score`, `user`, `ip`, `recommendation`).
 
+use sentra_schemas::text::printable;
 use sentra_schemas::Signal;
 use serde_json::{json, Value};
 
@@ -32,34 +33,93 @@ fn utc_seconds(us: i64) -> String {
     format!("{}Z", &full[..19])
 }
 
-/// A calm one-paragraph chat message (Slack incoming webhook, e-mail body) for `signal`.
+/// A calm one-paragraph chat message (Slack incoming webhook, e-mail body) for `signal`. Every value from the
+/// signal goes through [`printable`]: a user name or host comes from a log line, and its control characters
+/// or bidi overrides must not act in a chat client, a mail reader or the terminal it is read in.
 pub fn chat_text(signal: &Signal) -> String {
     let mut who = Vec::new();
     if let Some(u) = &signal.user {
-        who.push(format!("user {u}"));
+        who.push(format!("user {}", printable(u)));
     }
     if let Some(ip) = &signal.ip {
-        who.push(format!("source {ip}"));
+        who.push(format!("source {}", printable(ip)));
     }
     if !signal.hosts.is_empty() {
-        who.push(format!("host {}", signal.hosts.join(", ")));
+        who.push(format!("host {}", printable(&signal.hosts.join(", "))));
     }
     let techniques: Vec<&str> = signal.mitre.iter().map(|m| m.technique.as_str()).collect();
     format!(
         "Sentra signal for {tenant}: {name} ({severity}, risk {risk:.2}){who}.\n{narrative}\nSuggested next step: {recommendation}\nMITRE {mitre} · signal id {id}",
         tenant = signal.tenant.as_str(),
-        name = signal.signal,
+        name = printable(&signal.signal),
         severity = signal.severity.as_str(),
         risk = signal.risk_score,
         who = if who.is_empty() { String::new() } else { format!(", {}", who.join(", ")) },
-        narrative = signal.narrative,
-        recommendation = signal.recommendation,
-        mitre = if techniques.is_empty() { "-".into() } else { techniques.join(", ") },
-        id = signal.id,
+        narrative = printable(&signal.narrative),
+        recommendation = printable(&signal.recommendation),
+        mitre = if techniques.is_empty() { "-".into() } else { printable(&techniques.join(", ")).into_owned() },
+        id = printable(&signal.id),
     )
 }
 
 /// The Slack incoming-webhook body for `signal`.
 pub fn slack_body(signal: &Signal) -> Value {
     json!({ "text": chat_text(signal) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sentra_schemas::{MitreTechnique, Severity, TenantId};
+
+    /// A signal whose user name, host and narrative carry what an attacker can put in a log line.
+    fn hostile_signal() -> Signal {
+        Signal {
+            id: "abcdef012345".into(),
+            signal: "ssh_brute_force".into(),
+            tenant: TenantId::new("acme").unwrap(),
+            hosts: vec!["bastion-1\x1b]0;owned\x07".into()],
+            user: Some("\x1b[2Jroot\rALL CLEAR\0\u{202e}".into()),
+            ip: Some("203.0.113.7".into()),
+            window_start: 1_773_446_400_000_000,
+            window_end: 1_773_446_460_000_000,
+            count: 9,
+            risk_score: 0.7,
+            severity: Severity::High,
+            risk_factors: vec![],
+            mitre: vec![MitreTechnique {
+                technique: "T1110.001".into(),
+                tactic: "Credential Access".into(),
+            }],
+            compliance: vec![],
+            intent: "Credential Access".into(),
+            narrative: "9 failed logins for \x1b[2Jroot\rALL CLEAR\0 from 203.0.113.7".into(),
+            recommendation: "Block 203.0.113.7.".into(),
+            evidence: vec![],
+            suppressed: false,
+            override_applied: None,
+        }
+    }
+
+    #[test]
+    fn control_characters_never_reach_slack_or_email_text() {
+        let signal = hostile_signal();
+        let slack = slack_body(&signal);
+        let texts = [
+            slack["text"].as_str().unwrap().to_owned(),
+            chat_text(&signal),
+        ];
+        for text in texts {
+            for raw in ['\x1b', '\r', '\0', '\x07', '\u{202e}'] {
+                assert!(!text.contains(raw), "{raw:?} in {text:?}");
+            }
+            assert!(
+                text.contains("user \\x1b[2Jroot\\rALL CLEAR\\0\\u{202e}"),
+                "{text}"
+            );
+            assert!(text.contains("9 failed logins for \\x1b[2Jroot"), "{text}");
+            // The message's own line breaks stay.
+            assert_eq!(text.lines().count(), 4, "{text}");
+        }
+    }
 }

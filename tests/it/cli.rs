@@ -94,25 +94,71 @@ fn replay_quarantines_bad_lines_with_reasons_and_keeps_the_rest() {
     let out = replay_stored("acme", &data, input.to_str().unwrap());
     assert!(out.status.success(), "{}", stderr(&out));
     let err = stderr(&out);
+    // The line with invalid UTF-8 is an event, read lossily: a stray byte must not hide a line from detection.
     for needle in [
-        "1 events",
-        "4 quarantined",
+        "2 events",
+        "3 quarantined",
         "1 blank",
+        "not valid UTF-8, read lossily: 1",
         "no_timestamp: 1",
         "invalid_json: 1",
-        "invalid_utf8: 1",
         "invalid_tenant: 1",
     ] {
         assert!(err.contains(needle), "{needle:?} not in {err}");
     }
+    assert!(!err.contains("invalid_utf8"), "{err}");
     let q = stored_quarantine(&data);
-    assert_eq!(q.len(), 4);
-    let utf8 = q
-        .iter()
-        .find(|q| q.reason == sentra_schemas::QuarantineReason::InvalidUtf8)
-        .unwrap();
-    assert_eq!(utf8.original, b"Mar 14 01:00:01 h sshd[1]: \xff\xfe");
-    assert_eq!(utf8.source, "mixed.log:5");
+    assert_eq!(q.len(), 3);
+    let out = sentra(&[
+        "normalize",
+        "--tenant",
+        "acme",
+        "--year",
+        "2026",
+        input.to_str().unwrap(),
+    ]);
+    let lossy: serde_json::Value = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .find(|e: &serde_json::Value| e["event"]["original"].as_str().unwrap().contains("\\xff"))
+        .expect("the line with invalid UTF-8 is normalized");
+    assert_eq!(
+        lossy["event"]["original"],
+        "Mar 14 01:00:01 h sshd[1]: \\xff\\xfe"
+    );
+    assert_eq!(lossy["message"], "\u{fffd}\u{fffd}");
+}
+
+#[test]
+fn control_characters_in_a_user_name_never_reach_the_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("hostile.log");
+    let lines: String = (0..3)
+        .map(|i| format!("Mar 14 09:00:0{i} bastion-1 sshd[7{i}]: Failed password for invalid user \x1b[2J\rroot\0 from 203.0.113.7 port 4000{i} ssh2\n"))
+        .collect();
+    fs::write(&log, lines).unwrap();
+    let data = dir.path().join("data");
+    let out = replay_stored("acme", &data, log.to_str().unwrap());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = sentra(&[
+        "query",
+        "top 3 users with failed logins",
+        "--tenant",
+        "acme",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--now",
+        "2026-03-14T12:00:00Z",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let table = stdout(&out);
+    assert!(table.contains("\\x1b[2J\\rroot\\0"), "{table}");
+    for raw in ['\x1b', '\r', '\0'] {
+        assert!(
+            !table.contains(raw),
+            "{raw:?} reached the terminal: {table:?}"
+        );
+    }
 }
 
 #[test]

@@ -3,8 +3,10 @@
 //!
 //! The input contract (see docs/ARCHITECTURE.md): the tenant comes from, in order, the transport's
 //! `tenant` header, the document's `tenant` (or ECS `organization.id`), then the configured fallback
-//! (Kafka topic map, or `--tenant` for files). Oversized, non-UTF-8, malformed-JSON and tenant-less input is
+//! (Kafka topic map, or `--tenant` for files). Oversized, malformed-JSON and tenant-less input is
 //! quarantined with its original bytes; lines Sentra does not understand are kept as `category: unknown`.
+//! Input that is not valid UTF-8 is read lossily (U+FFFD for each invalid byte) and keeps its bytes in
+//! `event.original` as `\xNN` escapes; input whose parsing panics is quarantined as `internal_error`.
 
 pub mod auditd;
 pub mod auth;
@@ -84,6 +86,7 @@ pub struct Normalizer {
     config: NormalizeConfig,
     years: YearResolver,
     audit_serials: auditd::SeenSerials,
+    lossy_utf8: u64,
 }
 
 /// The fields a JSON document supplies around its message.
@@ -105,7 +108,13 @@ impl Normalizer {
             config,
             years,
             audit_serials: auditd::SeenSerials::default(),
+            lossy_utf8: 0,
         }
+    }
+
+    /// Inputs so far that were not valid UTF-8 and were decoded lossily (each invalid byte read as U+FFFD).
+    pub fn lossy_utf8(&self) -> u64 {
+        self.lossy_utf8
     }
 
     /// Normalizes one input into an owned [`Event`].
@@ -127,7 +136,32 @@ impl Normalizer {
     }
 
     /// Normalizes one input and hands the borrowed event to `f`.
+    ///
+    /// A bug that makes a parser panic costs only that input: it is quarantined as `internal_error` and the
+    /// stream goes on, where an unwinding panic would stop the process and, under `sentra run`, stop it again
+    /// on the same message after every restart. A panic inside `f` (a half-appended row) is not caught.
     pub fn normalize_with<R>(
+        &mut self,
+        input: &Input<'_>,
+        f: impl FnOnce(EventRef<'_>) -> R,
+    ) -> Result<R, Box<Quarantined>> {
+        let handing_over = std::cell::Cell::new(false);
+        let parsed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            #[cfg(test)]
+            tests::panic_on_injected_fault(input);
+            self.normalize_unguarded(input, |e| {
+                handing_over.set(true);
+                f(e)
+            })
+        }));
+        match parsed {
+            Ok(result) => result,
+            Err(panic) if !handing_over.get() => Err(internal_error(input, panic.as_ref())),
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    }
+
+    fn normalize_unguarded<R>(
         &mut self,
         input: &Input<'_>,
         f: impl FnOnce(EventRef<'_>) -> R,
@@ -149,14 +183,23 @@ impl Normalizer {
             );
             return Err(quarantine(QuarantineReason::TooLarge, detail, None));
         }
-        let text = std::str::from_utf8(input.bytes).map_err(|e| {
-            quarantine(
-                QuarantineReason::InvalidUtf8,
-                format!("invalid UTF-8 at byte {}", e.valid_up_to()),
-                None,
-            )
-        })?;
-        let text = text.trim_end_matches(['\n', '\r']);
+        // Not valid UTF-8: detection reads the lossy text, `original` keeps every byte (see `escape_invalid_utf8`).
+        let (lossy, escaped);
+        let (text, original) = match std::str::from_utf8(input.bytes) {
+            Ok(text) => {
+                let text = text.trim_end_matches(LINE_END);
+                (text, text)
+            }
+            Err(_) => {
+                self.lossy_utf8 += 1;
+                lossy = String::from_utf8_lossy(input.bytes).into_owned();
+                escaped = sentra_schemas::escape_invalid_utf8(input.bytes);
+                (
+                    lossy.trim_end_matches(LINE_END),
+                    escaped.trim_end_matches(LINE_END),
+                )
+            }
+        };
         let json;
         let doc = if text.as_bytes().first() == Some(&b'{') || text.trim_start().starts_with('{') {
             json = serde_json::from_str::<Value>(text).map_err(|e| {
@@ -251,7 +294,7 @@ impl Normalizer {
         };
         if let Some(read_us) = input.read_us {
             let ahead_us = timestamp_us.saturating_sub(read_us);
-            if ahead_us > self.config.max_ahead_secs as i64 * 1_000_000 {
+            if ahead_us > (self.config.max_ahead_secs as i64).saturating_mul(1_000_000) {
                 let detail = format!(
                     "event time {} is {} s past the time it was read ({}), more than the {} s clocks may be \
                      off (detection.max_clock_skew_secs); fix the host's clock, set the zone its classic syslog \
@@ -322,7 +365,7 @@ impl Normalizer {
             auth_method: c.auth_method,
             command: c.command,
             message: body,
-            original: text,
+            original,
             source: input.source,
         }))
     }
@@ -371,6 +414,33 @@ impl Normalizer {
         }
         Ok(raw)
     }
+}
+
+/// What ends a line, trimmed from the end of every input.
+const LINE_END: [char; 2] = ['\n', '\r'];
+
+/// The quarantine record of an input whose normalization panicked.
+fn internal_error(input: &Input<'_>, panic: &(dyn std::any::Any + Send)) -> Box<Quarantined> {
+    let what = panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("a panic without a message");
+    // A panic message can quote the input: printable, so the log line cannot act on a terminal.
+    tracing::error!(
+        source = input.source,
+        "normalization panicked, input quarantined as internal_error: {}",
+        sentra_schemas::text::printable(what)
+    );
+    Box::new(Quarantined {
+        reason: QuarantineReason::InternalError,
+        detail: format!(
+            "normalizing this input hit a bug in Sentra ({what}); please report it with the input"
+        ),
+        tenant: None,
+        source: input.source.to_owned(),
+        original: input.bytes.to_vec(),
+    })
 }
 
 /// Looks up `a.b.c` both as nested objects and as a literal dotted key.
@@ -517,6 +587,8 @@ pub struct Counts {
     pub quarantined: u64,
     /// Blank lines skipped (files only).
     pub blank: u64,
+    /// Records that were not valid UTF-8, decoded lossily (counted in `read` too).
+    pub lossy_utf8: u64,
 }
 
 impl Counts {
@@ -535,6 +607,8 @@ impl Counts {
     }
 }
 
+#[cfg(test)]
+mod fuzz;
 #[cfg(test)]
 mod golden;
 #[cfg(test)]

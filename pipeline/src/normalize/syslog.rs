@@ -71,8 +71,9 @@ pub const ARCHIVE_FUTURE_SLACK_US: i64 = 15 * 3_600 * 1_000_000;
 /// A classic timestamp's place in its year: (month, day, seconds of day).
 pub type MonthDayTime = (u32, u32, u32);
 
+/// Saturating: a hostile reference time (a Kafka timestamp near the end of `i64`) must not overflow.
 fn at_year(year: i64, (month, day, sod): MonthDayTime) -> i64 {
-    (days_from_civil(year, month, day) * 86_400 + i64::from(sod)) * 1_000_000
+    (days_from_civil(year, month, day) * 86_400 + i64::from(sod)).saturating_mul(1_000_000)
 }
 
 /// The latest of the reference year and the ones beside it that puts `stamp` no later than `limit_us`.
@@ -160,7 +161,8 @@ pub fn parse<'a>(
     let mut s = line;
     let mut rfc5424 = false;
     if s.starts_with('<') {
-        let end = s[..s.len().min(6)].find('>')?;
+        // Found among the first bytes, not by slicing a `&str`: a multi-byte character there is not a boundary.
+        let end = s.bytes().take(6).position(|c| c == b'>')?;
         if end < 2 || !s[1..end].bytes().all(|c| c.is_ascii_digit()) {
             return None;
         }

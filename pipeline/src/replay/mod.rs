@@ -359,7 +359,7 @@ fn read_all(
             };
             // A closed channel means the detector stopped with an error, which it reports.
             if tx.send(chunk).is_err() {
-                return Ok((counts, merge.out_of_order()));
+                return Ok(finish(counts, &readers, &merge));
             }
         }
     }
@@ -370,7 +370,13 @@ fn read_all(
         };
         let _ = tx.send(chunk);
     }
-    Ok((counts, merge.out_of_order()))
+    Ok(finish(counts, &readers, &merge))
+}
+
+/// The reader's counts with the normalizers' own, and the merge's count of disorder.
+fn finish(mut counts: Counts, readers: &[Reader], merge: &Merge) -> (Counts, u64) {
+    counts.lossy_utf8 = readers.iter().map(|r| r.normalizer.lossy_utf8()).sum();
+    (counts, merge.out_of_order())
 }
 
 /// What to do about the problems a replay ran into, with the option that addresses each: any event lost to
