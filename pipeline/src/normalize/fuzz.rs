@@ -1,11 +1,14 @@
 //! Property-based fuzzing of every parser that reads hostile input: no input may panic one.
 //!
 //! Inputs are near-valid: real lines as sshd, sudo, su, PAM and shadow-utils write them (classic, RFC 5424
-//! and ISO-8601 framing, shipper JSON and ECS documents), then mutated: bytes replaced (invalid UTF-8
+//! and ISO-8601 framing, shipper JSON and ECS documents, and every line of the golden corpora: journald
+//! entries, auditd records, legacy PAM, agents' documents), then mutated: bytes replaced (invalid UTF-8
 //! included), multi-byte characters and parser-significant pieces (` from `, `[`, `\`, quotes) inserted,
 //! numbers made huge, the line truncated anywhere. The case count follows `PROPTEST_CASES` (proptest's
 //! default, 256, in a normal test run); `scripts/fuzz.sh` runs a million in a release build. Inputs that
 //! once crashed a parser are in `pipeline/tests/fuzz-regressions/`, replayed by an ordinary test.
+
+use std::sync::LazyLock;
 
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -41,6 +44,42 @@ const LINES: &[&str] = &[
     "Mar 14 09:14:03 web-1 su[9]: pam_unix(su-l:session): session opened for user root(uid=0) by alice(uid=1000)",
     "Mar 14 09:14:03 web-1 kernel: [12345.678901] eth0: link up",
 ];
+
+/// Every line of the golden corpora (`pipeline/tests/golden/`): real lines of each family the normalizer reads
+/// (legacy PAM, OpenSSH old and new, timestamp variants, account management, journald entries, auditd records,
+/// agents' JSON documents).
+static GOLDEN: LazyLock<Vec<&'static str>> = LazyLock::new(|| {
+    [
+        include_str!("../../tests/golden/account_mgmt.log"),
+        include_str!("../../tests/golden/agent_json.jsonl"),
+        include_str!("../../tests/golden/auditd.log"),
+        include_str!("../../tests/golden/journald.jsonl"),
+        include_str!("../../tests/golden/legacy_pam.log"),
+        include_str!("../../tests/golden/openssh_legacy.log"),
+        include_str!("../../tests/golden/openssh_modern.log"),
+        include_str!("../../tests/golden/timestamps.log"),
+    ]
+    .iter()
+    .flat_map(|text| text.lines())
+    .filter(|l| !l.trim().is_empty())
+    .collect()
+});
+
+/// The auditd records of the golden corpus.
+static AUDIT_RECORDS: LazyLock<Vec<&'static str>> = LazyLock::new(|| {
+    include_str!("../../tests/golden/auditd.log")
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .collect()
+});
+
+/// The journald entries of the golden corpus.
+static JOURNAL_ENTRIES: LazyLock<Vec<&'static str>> = LazyLock::new(|| {
+    include_str!("../../tests/golden/journald.jsonl")
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .collect()
+});
 
 /// Documents as shippers (rsyslog's JSON templates, Vector, Filebeat) and ECS producers send them.
 const DOCUMENTS: &[&str] = &[
@@ -335,6 +374,19 @@ fn json_key() -> impl Strategy<Value = String> {
         "app_name",
         "programname",
         "program",
+        "MESSAGE",
+        "_HOSTNAME",
+        "SYSLOG_IDENTIFIER",
+        "_COMM",
+        "_PID",
+        "SYSLOG_PID",
+        "__REALTIME_TIMESTAMP",
+        "_SOURCE_REALTIME_TIMESTAMP",
+        "log.syslog.appname",
+        "syslog.identifier",
+        "host.hostname",
+        "date",
+        "tag",
         "é",
         "",
     ])
@@ -490,6 +542,52 @@ proptest! {
                     prop_assert_eq!(auth::valid_address(address), Some(address));
                 }
             }
+        }
+    }
+}
+
+proptest! {
+    #[test]
+    fn fuzz_golden_families_never_panic(
+        line in near_valid(&GOLDEN),
+        year in year_policy(),
+        zoned in any::<bool>(),
+        reference_us in reference_time(),
+        read_us in prop::option::of(reference_time()),
+    ) {
+        let mut n = normalizer(year, zoned, false);
+        check_normalizes(&mut n, &line, None, reference_us, read_us)?;
+    }
+
+    #[test]
+    fn fuzz_auditd_never_panics(line in near_valid(&AUDIT_RECORDS)) {
+        let text = String::from_utf8_lossy(&line);
+        if let Some(record) = auditd::parse_record(&text) {
+            let decoded = auditd::decode(&record);
+            let _ = (auditd::program(&record), auditd::pid(&record));
+            if let Some(c) = auditd::classify(&record, &decoded) {
+                if let Some(address) = c.source_ip {
+                    prop_assert_eq!(auth::valid_address(address), Some(address));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn fuzz_journald_never_panics(
+        entry in prop::sample::select(JOURNAL_ENTRIES.as_slice()),
+        fields in vec((json_key(), json_value()), 0..4),
+        bytes in vec(any::<u64>(), 0..40),
+    ) {
+        let mut v: Map<String, Value> = serde_json::from_str(entry).expect("valid template");
+        v.extend(fields);
+        // The journal writes a message that is not UTF-8 as an array of numbers, any of them out of range.
+        if bytes.len() % 3 == 0 {
+            v.insert("MESSAGE".into(), Value::Array(bytes.into_iter().map(Value::from).collect()));
+        }
+        let v = Value::Object(v);
+        if let Some(e) = journald::journal_entry(&v) {
+            prop_assert!(e.message.len() <= serde_json::to_string(&v).expect("serializes").len() * 4);
         }
     }
 }
