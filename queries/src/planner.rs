@@ -34,6 +34,9 @@ pub enum PlanError {
     /// Nothing in it says what to look for.
     #[error("I could not tell what to look for. I can answer questions like: {}", EXAMPLES.join(" · "))]
     Unanswerable,
+    /// Nothing in it says what to look for, and these parts were not understood.
+    #[error("{}. I can answer questions like: {}", .0.join("; "), EXAMPLES.join(" · "))]
+    NotUnderstood(Vec<String>),
     /// Too long to be a question.
     #[error("that question is too long (at most 500 characters)")]
     TooLong,
@@ -130,7 +133,11 @@ fn correct_typos(w: &mut Words, known: &Vocabulary, notes: &mut Vec<String>) {
         }
         let fix = lexicon::known_words()
             .iter()
-            .filter(|k| k.chars().count() >= 4 && !k.contains('\'') && k.chars().next() == word.chars().next())
+            .filter(|k| {
+                k.chars().count() >= 4
+                    && !k.contains('\'')
+                    && k.chars().next() == word.chars().next()
+            })
             .find(|k| one_edit_apart(&word, k));
         if let Some(fix) = fix {
             notes.push(format!("read \"{word}\" as \"{fix}\""));
@@ -166,6 +173,7 @@ pub fn plan(question: &str, now_us: i64, known: &Vocabulary) -> Result<Intent, P
         w.take(i);
         w.get(i).to_owned()
     });
+    read_exclusions(&mut w, &mut r);
     read_addresses(&mut w, &mut r);
     read_time(&mut w, now_us, &mut r);
     let limit = read_limit(&mut w);
@@ -173,6 +181,9 @@ pub fn plan(question: &str, now_us: i64, known: &Vocabulary) -> Result<Intent, P
     read_signals(&mut w, &mut r);
     read_event_kind(&mut w, &mut r);
     let group_by = read_group(&mut w);
+    for x in lexicon::SIGNAL_SUBJECT {
+        w.take_phrase(x);
+    }
     read_names(&mut w, known, &mut r);
     read_leftovers(&w, &mut r);
 
@@ -187,9 +198,14 @@ pub fn plan(question: &str, now_us: i64, known: &Vocabulary) -> Result<Intent, P
         || !f.ips.is_empty()
         || !f.users.is_empty()
         || !f.hosts.is_empty()
+        || group_by.is_some()
         || (shape.records && f.time.is_some());
     if !recognized {
-        return Err(PlanError::Unanswerable);
+        return Err(if r.unclear.is_empty() {
+            PlanError::Unanswerable
+        } else {
+            PlanError::NotUnderstood(r.unclear)
+        });
     }
     let what = choose_what(&shape, signal_id.is_some(), group_by, &r);
     if what == What::ExplainSignal {
@@ -203,7 +219,10 @@ pub fn plan(question: &str, now_us: i64, known: &Vocabulary) -> Result<Intent, P
                 Dim::Day
             },
         )),
-        What::TopN => group_by.or(shape.who_dim),
+        What::TopN => group_by.or(shape.who_dim).or(match r.subject {
+            Subject::Signals => Some(Dim::Signal),
+            Subject::Events => None,
+        }),
         _ => None,
     };
     // Event-only filters make no sense on signals; keep what applies.
@@ -224,6 +243,55 @@ pub fn plan(question: &str, now_us: i64, known: &Vocabulary) -> Result<Intent, P
         notes: r.notes,
         unclear: r.unclear,
     })
+}
+
+/// "excluding root", "except 10.0.0.5", "not from web-1": leaving things out is not something an answer
+/// can do yet, so the excluded names are read off (never turned into filters) and reported.
+fn read_exclusions(w: &mut Words, r: &mut Reading) {
+    for i in 0..w.len() {
+        if w.is_used(i) || !lexicon::EXCLUDE.contains(&w.get(i)) {
+            continue;
+        }
+        w.take(i);
+        let mut at = i + 1;
+        let skippable = |word: &str| {
+            [
+                lexicon::FILLER,
+                lexicon::USER_CUES,
+                lexicon::HOST_CUES,
+                lexicon::IP_CUES,
+            ]
+            .iter()
+            .any(|list| list.contains(&word))
+        };
+        while at < w.len() && skippable(w.get(at)) {
+            w.take(at);
+            at += 1;
+        }
+        let mut left_out = Vec::new();
+        while !w.is_used(at)
+            && (is_ip_or_cidr(w.get(at)) || looks_like_name(w.get(at)) || w.get(at) == "root")
+        {
+            left_out.push(w.get(at).to_owned());
+            w.take(at);
+            if ["and", "or"].contains(&w.get(at + 1)) {
+                w.take(at + 1);
+                at += 2;
+            } else {
+                break;
+            }
+        }
+        if !left_out.is_empty() {
+            r.unclear.push(format!(
+                "I cannot leave out {}; the answer includes it",
+                left_out
+                    .iter()
+                    .map(|x| format!("\"{x}\""))
+                    .collect::<Vec<_>>()
+                    .join(" or ")
+            ));
+        }
+    }
 }
 
 /// IPs and CIDR ranges, wherever they are.
@@ -254,7 +322,9 @@ fn read_time(w: &mut Words, now_us: i64, r: &mut Reading) {
 /// "top 5", "first 50", "last 3", "limit 20", "10 most recent".
 fn read_limit(w: &mut Words) -> Option<usize> {
     for i in 0..w.len() {
-        let lead = ["top", "first", "last", "latest", "limit", "newest", "recent"];
+        let lead = [
+            "top", "first", "last", "latest", "limit", "newest", "recent",
+        ];
         if !w.is_used(i + 1) && lead.contains(&w.get(i)) {
             if let Ok(n) = w.get(i + 1).parse::<usize>() {
                 w.take(i);
@@ -292,6 +362,7 @@ fn read_shape(w: &mut Words) -> Shape {
             s.bucket = Some(*dim);
         }
     }
+    s.top = w.take_any(&["by count", "by volume", "by frequency", "by number"]);
     let trend = w.take_any(lexicon::TREND);
     let summarize = w.take_any(lexicon::SUMMARIZE);
     let count = w.take_any(lexicon::COUNT);
@@ -304,7 +375,7 @@ fn read_shape(w: &mut Words) -> Shape {
     } else {
         None
     };
-    s.top = w.take_any(lexicon::TOP);
+    s.top |= w.take_any(lexicon::TOP);
     s.list = w.take_any(lexicon::LIST);
     w.take_any(lexicon::EXPLAIN);
     s.records = ["events", "logs", "log", "activity", "entries", "records"]
@@ -322,9 +393,6 @@ fn read_signals(w: &mut Words, r: &mut Reading) {
     let about_signals = lexicon::SIGNAL_SUBJECT.iter().any(|x| w.has(x));
     if about_signals {
         r.subject = Subject::Signals;
-        for x in lexicon::SIGNAL_SUBJECT {
-            w.take_phrase(x);
-        }
     }
     for s in lexicon::SIGNALS {
         if !(s.on_their_own || about_signals) {
@@ -368,6 +436,18 @@ fn read_event_kind(w: &mut Words, r: &mut Reading) {
             f.actions.push((*action).to_owned());
         }
     }
+    // "did anyone change the root password", "reset bob's password".
+    let password = ["password", "passwords"]
+        .into_iter()
+        .find_map(|x| w.find(x));
+    let change = ["change", "changed", "changes", "reset", "resets"]
+        .into_iter()
+        .find_map(|x| w.find(x));
+    if let (Some(p), Some(c), true) = (password, change, f.actions.is_empty()) {
+        w.take(p);
+        w.take(c);
+        f.actions.push("password_changed".into());
+    }
     for (process, words) in lexicon::PROCESSES {
         if w.take_any(words) {
             f.processes.push((*process).to_owned());
@@ -392,7 +472,10 @@ fn read_event_kind(w: &mut Words, r: &mut Reading) {
         r.notes.push(format!("outcome {o}"));
     }
     if login && f.category.is_some() {
-        r.notes.push("logins: interactive authentication only (sshd, su, sudo), not cron or session records".into());
+        r.notes.push(
+            "logins: interactive authentication only (sshd, su, sudo), not cron or session records"
+                .into(),
+        );
     }
 }
 
@@ -516,7 +599,7 @@ fn name_after_cue(w: &Words, at: usize, kind: Cue, known: &Vocabulary, r: &mut R
         ));
         return true;
     }
-    if word.is_empty() || is_known_word(word) && !(word == "root" || known.user(word).is_some()) {
+    if word.is_empty() || (is_known_word(word) && word != "root") {
         return false;
     }
     let user = known.user(word).or((word == "root").then_some("root"));
@@ -536,7 +619,7 @@ fn name_after_cue(w: &Words, at: usize, kind: Cue, known: &Vocabulary, r: &mut R
                 if kind == Cue::User { "user" } else { "host" }
             ));
         }
-        Cue::User if looks_like_name(word) || word.bytes().all(|b| b.is_ascii_digit()) => {
+        Cue::User if looks_like_name(word) => {
             push_unique(&mut f.users, word);
             r.unclear.push(format!(
                 "I have not seen a user \"{word}\" in this tenant's data; the answer is for that name as written"
@@ -581,7 +664,11 @@ fn read_leftovers(w: &Words, r: &mut Reading) {
     };
     for i in 0..w.len() {
         let word = w.get(i);
+        let is_cue = [lexicon::USER_CUES, lexicon::HOST_CUES, lexicon::IP_CUES]
+            .iter()
+            .any(|list| list.contains(&word));
         let meaningless = lexicon::FILLER.contains(&word)
+            || is_cue
             || word.bytes().all(|b| b.is_ascii_punctuation())
             || word.parse::<f64>().is_ok();
         if w.is_used(i) || meaningless {
@@ -610,9 +697,11 @@ fn choose_what(shape: &Shape, has_signal_id: bool, group_by: Option<Dim>, r: &Re
     };
     if group_by.is_some() && (shape.top || !names_the_group) {
         What::TopN
-    } else if shape.who && f.users.is_empty() && !shape.list {
+    } else if shape.top && group_by.is_none() && r.subject == Subject::Signals {
+        What::TopN
+    } else if shape.who && f.users.is_empty() && f.actions.is_empty() && !shape.list {
         What::TopN
     } else {
-            What::List
+        What::List
     }
 }

@@ -172,7 +172,10 @@ mod tests {
     #[test]
     fn one_tenants_cached_vocabulary_is_never_anothers() {
         let cache = Vocabularies::new();
-        let (acme, globex) = (TenantId::new("acme").unwrap(), TenantId::new("globex").unwrap());
+        let (acme, globex) = (
+            TenantId::new("acme").unwrap(),
+            TenantId::new("globex").unwrap(),
+        );
         let gadmin = Vocabulary::new(["gadmin".to_owned()], [], []);
         cache.keep(&globex, Arc::new(gadmin));
         assert!(cache.fresh(&acme).is_none());

@@ -57,11 +57,48 @@ const DAY_PARTS: [(&str, i64, i64, i64); 12] = [
 
 /// Words the time reader knows (for typo correction).
 pub(crate) const TIME_WORDS: &[&str] = &[
-    "today", "yesterday", "tonight", "overnight", "morning", "afternoon", "evening", "night",
-    "minute", "minutes", "hour", "hours", "week", "weeks", "month", "months", "weekend", "recently",
-    "lately", "ago", "since", "between", "previous", "prior", "monday", "tuesday", "wednesday",
-    "thursday", "friday", "saturday", "sunday", "january", "february", "march", "april", "june",
-    "july", "august", "september", "october", "november", "december",
+    "today",
+    "yesterday",
+    "tonight",
+    "overnight",
+    "morning",
+    "afternoon",
+    "evening",
+    "night",
+    "minute",
+    "minutes",
+    "hour",
+    "hours",
+    "week",
+    "weeks",
+    "month",
+    "months",
+    "weekend",
+    "recently",
+    "lately",
+    "ago",
+    "since",
+    "between",
+    "previous",
+    "prior",
+    "monday",
+    "tuesday",
+    "wednesday",
+    "thursday",
+    "friday",
+    "saturday",
+    "sunday",
+    "january",
+    "february",
+    "march",
+    "april",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
 ];
 
 /// A unit word ("hours", "h", "days") as microseconds.
@@ -136,7 +173,10 @@ fn day_of_month(word: &str) -> Option<u32> {
     if digits == 0 || !["", "st", "nd", "rd", "th"].contains(&rest) {
         return None;
     }
-    word.get(..digits)?.parse().ok().filter(|d| (1..=31).contains(d))
+    word.get(..digits)?
+        .parse()
+        .ok()
+        .filter(|d| (1..=31).contains(d))
 }
 
 /// Midnight UTC of the day containing `us`.
@@ -153,7 +193,11 @@ fn weekday(us: i64) -> i64 {
 pub(crate) fn describe(us: i64) -> String {
     let (y, m, d) = civil_from_days(us.div_euclid(DAY));
     let minutes = us.rem_euclid(DAY) / MINUTE;
-    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}", minutes / 60, minutes % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}",
+        minutes / 60,
+        minutes % 60
+    )
 }
 
 /// Reads dates written out: `2026-03-14`, `march 14`, `mar 14th 2026`, `14 march`. Returns each date's
@@ -177,7 +221,11 @@ fn dates(w: &mut Words, now_us: i64) -> Vec<(usize, i64)> {
                 _ => continue,
             },
         };
-        let year = w.get(i + len).parse::<i64>().ok().filter(|y| (1970..=9999).contains(y));
+        let year = w
+            .get(i + len)
+            .parse::<i64>()
+            .ok()
+            .filter(|y| (1970..=9999).contains(y));
         let at = match year {
             Some(y) => civil(y, m, d),
             None => civil(this_year, m, d)
@@ -200,7 +248,10 @@ fn last_weekday(now_us: i64, wd: i64) -> i64 {
 
 fn weekday_at(w: &Words, i: usize) -> Option<i64> {
     let word = w.get(i);
-    let word = word.strip_suffix('s').filter(|s| s.ends_with("day")).unwrap_or(word);
+    let word = word
+        .strip_suffix('s')
+        .filter(|s| s.ends_with("day"))
+        .unwrap_or(word);
     WEEKDAYS
         .iter()
         .position(|(long, short)| word == *long || word == *short)
@@ -214,7 +265,10 @@ pub(crate) fn read(w: &mut Words, now_us: i64) -> Option<(i64, i64)> {
     let after = |w: &Words, i: usize, words: &[&str]| i > 0 && words.contains(&w.get(i - 1));
     match dates.as_slice() {
         [(_, a), (_, b), ..] => {
-            take_all(w, &["between", "from", "to", "and", "through", "until", "till"]);
+            take_all(
+                w,
+                &["between", "from", "to", "and", "through", "until", "till"],
+            );
             return Some(((*a).min(*b), (*a).max(*b) + DAY));
         }
         [(i, d)] => {
@@ -372,19 +426,40 @@ mod tests {
     #[test]
     fn relative_phrases_read_as_analysts_mean_them() {
         let cases = [
-            ("in the last 2 hours", range("2026-03-18 08:30", "2026-03-18 10:30")),
+            (
+                "in the last 2 hours",
+                range("2026-03-18 08:30", "2026-03-18 10:30"),
+            ),
             ("last 24h", range("2026-03-17 10:30", "2026-03-18 10:30")),
             ("past week", range("2026-03-11 10:30", "2026-03-18 10:30")),
-            ("since monday", range("2026-03-16 00:00", "2026-03-18 10:30")),
-            ("this morning", range("2026-03-18 00:00", "2026-03-18 12:00")),
-            ("yesterday afternoon", range("2026-03-17 12:00", "2026-03-17 18:00")),
+            (
+                "since monday",
+                range("2026-03-16 00:00", "2026-03-18 10:30"),
+            ),
+            (
+                "this morning",
+                range("2026-03-18 00:00", "2026-03-18 12:00"),
+            ),
+            (
+                "yesterday afternoon",
+                range("2026-03-17 12:00", "2026-03-17 18:00"),
+            ),
             ("last night", range("2026-03-17 18:00", "2026-03-18 06:00")),
-            ("on march 14th", range("2026-03-14 00:00", "2026-03-15 00:00")),
+            (
+                "on march 14th",
+                range("2026-03-14 00:00", "2026-03-15 00:00"),
+            ),
             ("dec 31", range("2025-12-31 00:00", "2026-01-01 00:00")),
             ("3 hours ago", range("2026-03-18 07:30", "2026-03-18 10:30")),
             ("last friday", range("2026-03-13 00:00", "2026-03-14 00:00")),
-            ("over the weekend", range("2026-03-14 00:00", "2026-03-16 00:00")),
-            ("between 2026-03-13 and 2026-03-14", range("2026-03-13 00:00", "2026-03-15 00:00")),
+            (
+                "over the weekend",
+                range("2026-03-14 00:00", "2026-03-16 00:00"),
+            ),
+            (
+                "between 2026-03-13 and 2026-03-14",
+                range("2026-03-13 00:00", "2026-03-15 00:00"),
+            ),
             ("failed logins", None),
             ("last 3 failed logins", None),
         ];

@@ -27,7 +27,21 @@ fn fold(question: &str) -> String {
 fn is_separator(c: char) -> bool {
     matches!(
         c,
-        ' ' | ',' | ';' | '?' | '!' | '(' | ')' | '"' | '[' | ']' | '{' | '}' | '=' | '|' | '<' | '>'
+        ' ' | ','
+            | ';'
+            | '?'
+            | '!'
+            | '('
+            | ')'
+            | '"'
+            | '['
+            | ']'
+            | '{'
+            | '}'
+            | '='
+            | '|'
+            | '<'
+            | '>'
     )
 }
 
@@ -49,7 +63,8 @@ impl Words {
                 continue;
             }
             match piece.strip_suffix("'s") {
-                Some(stem) if !trim(stem).is_empty() => {
+                // "what's", "who's", "it's" are words of their own, not possessives.
+                Some(stem) if !trim(stem).is_empty() && !crate::lexicon::is_known_word(piece) => {
                     text.push(trim(stem).to_owned());
                     text.push(POSSESSIVE.to_owned());
                 }
@@ -150,8 +165,18 @@ mod tests {
         assert_eq!(
             text,
             [
-                "how", "many", "logins", "did", "ci", "'s", "account", "have", "user", "root",
-                "src_ip", "203.0.113.7"
+                "how",
+                "many",
+                "logins",
+                "did",
+                "ci",
+                "'s",
+                "account",
+                "have",
+                "user",
+                "root",
+                "src_ip",
+                "203.0.113.7"
             ]
         );
     }
