@@ -695,11 +695,12 @@ fn choose_what(shape: &Shape, has_signal_id: bool, group_by: Option<Dim>, r: &Re
         Some(Dim::Ip) => !f.ips.is_empty(),
         _ => false,
     };
-    if group_by.is_some() && (shape.top || !names_the_group) {
-        What::TopN
-    } else if shape.top && group_by.is_none() && r.subject == Subject::Signals {
-        What::TopN
-    } else if shape.who && f.users.is_empty() && f.actions.is_empty() && !shape.list {
+    let grouped = group_by.is_some() && (shape.top || !names_the_group);
+    // "top 3 detections", "noisiest rules": signals ranked by detection.
+    let top_signals = shape.top && group_by.is_none() && r.subject == Subject::Signals;
+    // "who ran sudo on db-01": the users, ranked.
+    let who = shape.who && f.users.is_empty() && f.actions.is_empty() && !shape.list;
+    if grouped || top_signals || who {
         What::TopN
     } else {
         What::List
