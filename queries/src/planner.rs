@@ -375,6 +375,8 @@ fn read_shape(w: &mut Words) -> Shape {
     } else {
         None
     };
+    // "the 5 most recent alerts" is a listing, newest first, not a ranking.
+    w.take_any(&["most recent", "most recently"]);
     s.top |= w.take_any(lexicon::TOP);
     s.list = w.take_any(lexicon::LIST);
     w.take_any(lexicon::EXPLAIN);
@@ -611,8 +613,13 @@ fn name_after_cue(w: &Words, at: usize, kind: Cue, known: &Vocabulary, r: &mut R
         Cue::Host | Cue::MaybeHost | Cue::MaybeSource if host.is_some() => {
             push_unique(&mut f.hosts, host.unwrap_or(word));
         }
-        Cue::MaybeUser if host.is_some() => push_unique(&mut f.hosts, host.unwrap_or(word)),
-        Cue::MaybeHost if user.is_some() => push_unique(&mut f.users, user.unwrap_or(word)),
+        // "for web-1", "on alice", "host alice": the data knows better than the keyword.
+        Cue::MaybeUser | Cue::User if host.is_some() => {
+            push_unique(&mut f.hosts, host.unwrap_or(word))
+        }
+        Cue::MaybeHost | Cue::Host if user.is_some() => {
+            push_unique(&mut f.users, user.unwrap_or(word))
+        }
         Cue::User | Cue::Host if !is_name(word) => {
             r.unclear.push(format!(
                 "\"{word}\" is not a {} name I can look for; I left it out",
@@ -669,8 +676,7 @@ fn read_leftovers(w: &Words, r: &mut Reading) {
             .any(|list| list.contains(&word));
         let meaningless = lexicon::FILLER.contains(&word)
             || is_cue
-            || word.bytes().all(|b| b.is_ascii_punctuation())
-            || word.parse::<f64>().is_ok();
+            || word.bytes().all(|b| b.is_ascii_punctuation());
         if w.is_used(i) || meaningless {
             flush(&mut phrase, r);
         } else {
@@ -684,8 +690,11 @@ fn choose_what(shape: &Shape, has_signal_id: bool, group_by: Option<Dim>, r: &Re
     if has_signal_id {
         return What::ExplainSignal;
     }
-    if let Some(what) = shape.what {
-        return what;
+    match shape.what {
+        // "number of alerts per severity", "how many users failed": a count for each.
+        Some(What::Count) if group_by.is_some() => return What::TopN,
+        Some(what) => return what,
+        None => {}
     }
     let f = &r.filters;
     // "users alice and bob" names whom to filter on, not what to group by.

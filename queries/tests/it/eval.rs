@@ -140,9 +140,15 @@ fn analyst_questions_are_understood() {
     assert!(lines.len() >= 150, "{} questions", lines.len());
     let mut misses = Vec::new();
     let mut silent_misses = Vec::new();
+    let mut extra_notes = Vec::new();
     for line in &lines {
         let question = line["q"].as_str().expect("q");
         let result = plan(question, now, &known);
+        if let (Ok(i), None) = (&result, line.get("unclear")) {
+            if !i.unclear.is_empty() {
+                extra_notes.push(format!("  {question:?}: {:?}", i.unclear));
+            }
+        }
         if let Some(diff) = check(line, &result) {
             let unclear = match &result {
                 Ok(i) => i.unclear.clone(),
@@ -166,6 +172,12 @@ fn analyst_questions_are_understood() {
     );
     for m in &misses {
         println!("{m}");
+    }
+    if !extra_notes.is_empty() {
+        println!("answered right, with a note on words left out:");
+        for n in &extra_notes {
+            println!("{n}");
+        }
     }
     assert!(
         silent_misses.is_empty(),
