@@ -967,7 +967,9 @@ pub(crate) const EXCLUDE: &[&str] = &[
 
 /// Whether `word` appears in any table, so it is a word the planner knows rather than a name.
 pub(crate) fn is_known_word(word: &str) -> bool {
-    known_words().iter().any(|w| w == word)
+    known_words()
+        .binary_search_by(|w| w.as_str().cmp(word))
+        .is_ok()
 }
 
 /// Every single word of every table, for typo correction and for telling words from names.

@@ -136,7 +136,7 @@ impl Words {
         found
     }
 
-    /// Reads the first of `phrases` that occurs; whether one did.
+    /// Reads every occurrence of each of `phrases`, in order; whether any occurred.
     pub(crate) fn take_any(&mut self, phrases: &[&str]) -> bool {
         let mut found = false;
         for p in phrases {
