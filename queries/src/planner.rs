@@ -245,7 +245,7 @@ pub fn plan(question: &str, now_us: i64, known: &Vocabulary) -> Result<Intent, P
     })
 }
 
-/// "excluding root", "except 10.0.0.5", "not from web-1": leaving things out is not something an answer
+/// "excluding root", "except 10.0.0.5", "without web-1": leaving things out is not something an answer
 /// can do yet, so the excluded names are read off (never turned into filters) and reported.
 fn read_exclusions(w: &mut Words, r: &mut Reading) {
     for i in 0..w.len() {
