@@ -107,6 +107,8 @@ pub struct Api {
     limiter: DefaultKeyedRateLimiter<String>,
     config: Option<Config>,
     llm: Option<sentra_queries::llm::LlmPlanner>,
+    /// Each tenant's recently loaded names, for the planner.
+    vocabularies: sentra_queries::Vocabularies,
     metrics: Metrics,
 }
 
@@ -134,6 +136,7 @@ impl Api {
                 .collect(),
             limiter: RateLimiter::keyed(Quota::per_minute(per_minute)),
             llm: config.as_ref().and_then(|c| c.query.planner()),
+            vocabularies: sentra_queries::Vocabularies::new(),
             config,
             metrics: Metrics::default(),
         }
@@ -188,8 +191,15 @@ impl Api {
         let result = match intent {
             Some(i) => sentra_queries::answer(&self.store, tenant, i).await,
             None => {
-                sentra_queries::ask_with(&self.store, tenant, question, now_us, self.llm.as_ref())
-                    .await
+                sentra_queries::ask_cached(
+                    &self.store,
+                    &self.vocabularies,
+                    tenant,
+                    question,
+                    now_us,
+                    self.llm.as_ref(),
+                )
+                .await
             }
         };
         self.metrics
@@ -276,6 +286,7 @@ async fn signals(
             .clamp(1, sentra_queries::intent::MAX_ROWS),
         signal_id: None,
         notes: vec!["GET /v1/signals".into()],
+        unclear: Vec::new(),
     };
     api.run(&tenant, Some(intent), "", sentra_schemas::time::now_us())
         .await
@@ -300,6 +311,7 @@ async fn signal(State(api): State<Shared>, headers: HeaderMap, Path(id): Path<St
         limit: 1,
         signal_id: Some(id.to_ascii_lowercase()),
         notes: vec!["GET /v1/signals/{id}".into()],
+        unclear: Vec::new(),
     };
     let answer = match sentra_queries::answer(&api.store, &tenant, intent).await {
         Ok(a) if a.rows.is_empty() => {

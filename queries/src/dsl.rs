@@ -68,7 +68,7 @@ pub fn row(doc: &Value) -> Map<String, Value> {
     };
     let time = doc["@timestamp"]
         .as_str()
-        .map(|t| Value::String(format!("{}Z", &t[..19.min(t.len())])))
+        .map(|t| Value::String(format!("{}Z", t.get(..19).unwrap_or(t))))
         .unwrap_or(Value::Null);
     let mut out = Map::new();
     out.insert("time".into(), time);

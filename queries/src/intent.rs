@@ -108,6 +108,10 @@ pub struct Intent {
     /// How the question was read, for the answer's transparency (e.g. "failed logins" → outcome failure).
     #[serde(default)]
     pub notes: Vec<String>,
+    /// What in the question was not understood, and what the answer does instead (e.g. "I answered for all
+    /// users: I have not seen a user \"bob\" in this tenant's data"). Empty when everything was understood.
+    #[serde(default)]
+    pub unclear: Vec<String>,
 }
 
 fn ten() -> usize {

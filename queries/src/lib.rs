@@ -2,7 +2,9 @@
 //! [`Intent`](intent::Intent), picks the store, compiles a parameter-bound query, runs it scoped to the
 //! caller's tenant, and answers with rows, the query it ran and a calm summary.
 //!
-//! - [`planner`]: the deterministic planner (patterns + security lexicon).
+//! - [`planner`]: the deterministic planner (the lexicon's tables, time phrases and the tenant's
+//!   [`Vocabulary`] of names).
+//! - [`vocabulary`]: the users, hosts and addresses a tenant's data has seen, loaded per tenant.
 //! - [`sql`]: Intent → DataFusion SQL (embedded store) or ClickHouse SQL.
 //! - [`summary`]: the plain-language paragraph.
 //!
@@ -11,10 +13,16 @@
 
 pub mod dsl;
 pub mod intent;
+mod lexicon;
 pub mod llm;
 pub mod planner;
 pub mod sql;
 pub mod summary;
+pub mod vocabulary;
+mod when;
+mod words;
+
+pub use vocabulary::{Vocabularies, Vocabulary};
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -143,12 +151,12 @@ pub async fn ask(
     question: &str,
     now_us: i64,
 ) -> Result<Answer, AskError> {
-    let intent = planner::plan(question, now_us)?;
-    answer(store, tenant, intent).await
+    ask_with(store, tenant, question, now_us, None).await
 }
 
 /// Answers `question` with the LLM planner when one is given, falling back to the deterministic planner on
-/// any model failure (the answer's intent notes say which planned it).
+/// any model failure (the answer's intent notes say which planned it). The tenant's vocabulary is loaded
+/// afresh; a long-lived caller keeps a [`Vocabularies`] and uses [`ask_cached`].
 pub async fn ask_with(
     store: &Store,
     tenant: &TenantId,
@@ -156,23 +164,94 @@ pub async fn ask_with(
     now_us: i64,
     llm: Option<&llm::LlmPlanner>,
 ) -> Result<Answer, AskError> {
-    if question.chars().count() > 500 {
+    ask_cached(store, &Vocabularies::new(), tenant, question, now_us, llm).await
+}
+
+/// [`ask_with`], reusing `tenant`'s vocabulary from `vocabularies` (which must belong to `store`) while it
+/// is fresh.
+pub async fn ask_cached(
+    store: &Store,
+    vocabularies: &Vocabularies,
+    tenant: &TenantId,
+    question: &str,
+    now_us: i64,
+    llm: Option<&llm::LlmPlanner>,
+) -> Result<Answer, AskError> {
+    if question.chars().count() > planner::MAX_QUESTION_CHARS {
         return Err(planner::PlanError::TooLong.into());
     }
+    let mut fallback_note = None;
     if let Some(model) = llm {
         match model.plan(question, now_us).await {
             Ok(intent) => return answer(store, tenant, intent).await,
             Err(e) => {
                 tracing::warn!(reason = %e, "LLM planner failed; using the deterministic planner");
-                let mut intent = planner::plan(question, now_us)?;
-                intent
-                    .notes
-                    .push("deterministic planner (the language model was not usable)".into());
-                return answer(store, tenant, intent).await;
+                fallback_note = Some("deterministic planner (the language model was not usable)");
             }
         }
     }
-    ask(store, tenant, question, now_us).await
+    let known = known_names(store, vocabularies, tenant).await;
+    let mut intent = planner::plan(question, now_us, &known)?;
+    intent.notes.extend(fallback_note.map(str::to_owned));
+    answer(store, tenant, intent).await
+}
+
+/// `tenant`'s vocabulary: from `vocabularies` while fresh, else loaded from `store` and kept there.
+pub async fn known_names(
+    store: &Store,
+    vocabularies: &Vocabularies,
+    tenant: &TenantId,
+) -> Arc<Vocabulary> {
+    if let Some(known) = vocabularies.fresh(tenant) {
+        return known;
+    }
+    let known = Arc::new(load_vocabulary(store, tenant).await);
+    vocabularies.keep(tenant, known.clone());
+    known
+}
+
+/// Longest loading a vocabulary may take before questions are planned without one.
+const VOCABULARY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Loads the users, hosts and source addresses `tenant`'s data has seen, with the same tenant scoping as
+/// every answer. A store that cannot say gives an empty vocabulary: names are then recognised only after
+/// keywords ("user alice", "host web-1").
+pub async fn load_vocabulary(store: &Store, tenant: &TenantId) -> Vocabulary {
+    let dialect = match store {
+        Store::Embedded(_) => Dialect::DataFusion,
+        Store::ClickHouse(_) | Store::Services(_) => Dialect::ClickHouse,
+    };
+    let load = async {
+        let (mut users, mut hosts, mut ips) = (Vec::new(), Vec::new(), Vec::new());
+        for (kind, query) in vocabulary::queries(dialect) {
+            let table = match store {
+                Store::Embedded(dir) => embedded(dir, tenant, &query).await,
+                Store::ClickHouse(client) => clickhouse_rows(client, tenant, &query).await,
+                Store::Services(s) => clickhouse_rows(&s.clickhouse, tenant, &query).await,
+            }?;
+            let values = table
+                .rows
+                .iter()
+                .filter_map(|r| r.get("value").and_then(Value::as_str).map(str::to_owned));
+            match kind {
+                vocabulary::Kind::User => users.extend(values),
+                vocabulary::Kind::Host => hosts.extend(values),
+                vocabulary::Kind::Ip => ips.extend(values),
+            }
+        }
+        Ok::<_, String>(Vocabulary::new(users, hosts, ips))
+    };
+    match tokio::time::timeout(VOCABULARY_TIMEOUT, load).await {
+        Ok(Ok(known)) => known,
+        Ok(Err(reason)) => {
+            tracing::warn!(%reason, "the tenant's vocabulary could not be loaded");
+            Vocabulary::default()
+        }
+        Err(_) => {
+            tracing::warn!("the tenant's vocabulary took too long to load");
+            Vocabulary::default()
+        }
+    }
 }
 
 /// Runs an already planned `intent` (from the deterministic planner or a validated LLM plan).

@@ -1,18 +1,19 @@
-//! The deterministic planner: patterns and a security lexicon turn a question into an [`Intent`].
+//! The deterministic planner: the tables of [`crate::lexicon`] and [`crate::when`] and the tenant's own
+//! [`Vocabulary`] turn a question into an [`Intent`].
 //!
-//! It reads the question word by word (lower-cased, punctuation split off), picks what is asked (count,
-//! top-N, trend, list, explain, summarize), the subject (events or signals), and the filters: time ranges
-//! ("last 24 hours", "yesterday", "since Monday", "on 2026-03-14", "between … and …"), IPs and CIDRs, users,
-//! hosts, detection names, severities, MITRE ids and event kinds ("failed logins", "sudo", "new accounts").
-//! Anything it cannot place is ignored, never guessed into a filter; a question with nothing it
-//! recognizes gets [`PlanError::Unanswerable`] with examples.
-
-use sentra_schemas::time::{civil_from_days, days_from_civil};
+//! Each reader takes the words it understands: typos are corrected against the known words, then come the
+//! signal id, addresses, the time phrase, the answer's shape (count, top-N, trend, list, explain,
+//! summarize), detections, severities, event kinds, groupings and finally names. A name is recognised by
+//! being a user or host the tenant's data has seen, or by a keyword before it ("user", "host", "from").
+//! Nothing is guessed silently: a name the data has not seen, a tenant named in the question and any word
+//! left unread each get a line in [`Intent::unclear`] saying what was not understood and what the answer
+//! does instead. A question with nothing recognisable gets [`PlanError::Unanswerable`] with examples.
 
 use crate::intent::{Dim, Filters, Intent, Subject, What, MAX_RANGE_US, MAX_ROWS};
-
-const HOUR: i64 = 3_600_000_000;
-const DAY: i64 = 24 * HOUR;
+use crate::lexicon::{self, is_known_word};
+use crate::vocabulary::Vocabulary;
+use crate::when;
+use crate::words::{Words, POSSESSIVE};
 
 /// Questions the planner can answer, shown when it cannot.
 pub const EXAMPLES: [&str; 6] = [
@@ -24,135 +25,28 @@ pub const EXAMPLES: [&str; 6] = [
     "trend of failed logins per hour on 2026-03-14",
 ];
 
+/// Longest question, in characters.
+pub const MAX_QUESTION_CHARS: usize = 500;
+
 /// Why a question has no plan.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PlanError {
     /// Nothing in it says what to look for.
     #[error("I could not tell what to look for. I can answer questions like: {}", EXAMPLES.join(" · "))]
     Unanswerable,
+    /// Nothing in it says what to look for, and these parts were not understood.
+    #[error("{}. I can answer questions like: {}", .0.join("; "), EXAMPLES.join(" · "))]
+    NotUnderstood(Vec<String>),
     /// Too long to be a question.
     #[error("that question is too long (at most 500 characters)")]
     TooLong,
-}
-
-/// Detection names and the words that mean them.
-const SIGNAL_WORDS: [(&str, &[&str]); 12] = [
-    (
-        "ssh_password_spray",
-        &["password spray", "password spraying", "spraying", "spray"],
-    ),
-    (
-        "ssh_distributed_brute_force",
-        &["distributed brute force", "credential stuffing"],
-    ),
-    (
-        "ssh_brute_force",
-        &["brute force", "brute-force", "bruteforce"],
-    ),
-    (
-        "ssh_account_login_after_failures",
-        &["account login after failures"],
-    ),
-    (
-        "ssh_login_after_failures",
-        &[
-            "login after failures",
-            "success after failures",
-            "successful login after",
-        ],
-    ),
-    (
-        "ssh_invalid_user_enumeration",
-        &[
-            "user enumeration",
-            "invalid user enumeration",
-            "enumeration",
-        ],
-    ),
-    ("ssh_root_login", &["root login", "direct root"]),
-    ("sudo_abuse", &["sudo abuse"]),
-    (
-        "su_root_failures",
-        &["su to root", "su failures", "su root"],
-    ),
-    (
-        "new_local_account",
-        &[
-            "new local account",
-            "new account",
-            "account creation",
-            "accounts created",
-        ],
-    ),
-    (
-        "privileged_group_add",
-        &[
-            "privileged group",
-            "added to sudo",
-            "added to wheel",
-            "group membership",
-        ],
-    ),
-    (
-        "privileged_password_change",
-        &["privileged password", "root password change"],
-    ),
-];
-
-/// Event actions and the words that mean them.
-const ACTION_WORDS: [(&str, &[&str]); 4] = [
-    (
-        "user_created",
-        &[
-            "new user",
-            "new account",
-            "accounts created",
-            "user created",
-            "account creation",
-        ],
-    ),
-    (
-        "password_changed",
-        &["password change", "passwords changed", "password changed"],
-    ),
-    (
-        "user_added_to_group",
-        &[
-            "group add",
-            "added to group",
-            "group membership",
-            "added to the",
-        ],
-    ),
-    (
-        "ssh_invalid_user",
-        &["invalid user", "unknown user", "non-existent user"],
-    ),
-];
-
-fn words(q: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    for raw in q.split_whitespace() {
-        let w = raw.trim_matches(|c: char| {
-            matches!(c, ',' | '?' | '!' | ';' | ':' | '"' | '\'' | '(' | ')')
-        });
-        let w = w.strip_suffix('.').unwrap_or(w);
-        if !w.is_empty() {
-            out.push(w.to_lowercase());
-        }
-    }
-    out
-}
-
-fn is_ipv4(s: &str) -> bool {
-    s.parse::<std::net::Ipv4Addr>().is_ok()
 }
 
 /// An IPv4/IPv6 address or a CIDR range.
 pub(crate) fn is_ip_or_cidr(s: &str) -> bool {
     match s.split_once('/') {
         Some((ip, bits)) => {
-            let max = if is_ipv4(ip) {
+            let max = if ip.parse::<std::net::Ipv4Addr>().is_ok() {
                 32
             } else if ip.parse::<std::net::Ipv6Addr>().is_ok() {
                 128
@@ -165,7 +59,7 @@ pub(crate) fn is_ip_or_cidr(s: &str) -> bool {
     }
 }
 
-/// A plausible user or host name: letters, digits and `._-@`, at most 64 bytes.
+/// A plausible user or host name: letters, digits and `._-@$`, at most 64 bytes.
 pub(crate) fn is_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 64
@@ -173,434 +67,130 @@ pub(crate) fn is_name(s: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@' | '$'))
 }
 
-const STOP: [&str; 24] = [
-    "the",
-    "a",
-    "an",
-    "in",
-    "on",
-    "of",
-    "for",
-    "from",
-    "to",
-    "with",
-    "and",
-    "or",
-    "by",
-    "per",
-    "at",
-    "since",
-    "last",
-    "past",
-    "this",
-    "today",
-    "yesterday",
-    "between",
-    "during",
-    "were",
-];
-
-/// `YYYY-MM-DD` as epoch microseconds of its midnight UTC.
-fn date(s: &str) -> Option<i64> {
-    let b = s.as_bytes();
-    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
-        return None;
-    }
-    let y: i64 = s[0..4].parse().ok()?;
-    let m: u32 = s[5..7].parse().ok()?;
-    let d: u32 = s[8..10].parse().ok()?;
-    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
-        return None;
-    }
-    Some(days_from_civil(y, m, d) * DAY)
+/// A name-like word that is no word of the planner's own: something the analyst means as a name.
+fn looks_like_name(word: &str) -> bool {
+    is_name(word)
+        && word.bytes().any(|b| b.is_ascii_alphabetic())
+        && !is_known_word(word)
+        && word != POSSESSIVE
 }
 
-fn midnight(us: i64) -> i64 {
-    us.div_euclid(DAY) * DAY
+/// A host-shaped name: letters with digits, a dash or a dot (`web-1`, `db01`, `host.example.com`).
+fn host_shaped(word: &str) -> bool {
+    looks_like_name(word)
+        && (word.contains('-') || word.contains('.') || word.bytes().any(|b| b.is_ascii_digit()))
 }
 
-const WEEKDAYS: [&str; 7] = [
-    "monday",
-    "tuesday",
-    "wednesday",
-    "thursday",
-    "friday",
-    "saturday",
-    "sunday",
-];
+/// A MITRE ATT&CK technique id: `T1110` or `T1110.001`, upper-cased.
+fn mitre_id(word: &str) -> Option<String> {
+    let up = word.to_ascii_uppercase();
+    let b = up.as_bytes();
+    let digits = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_digit);
+    let ok = b.first() == Some(&b'T')
+        && match b.len() {
+            5 => digits(1..5),
+            9 => digits(1..5) && b[5] == b'.' && digits(6..9),
+            _ => false,
+        };
+    ok.then_some(up)
+}
 
-/// Plans `question` for a caller at time `now_us` (epoch microseconds).
-pub fn plan(question: &str, now_us: i64) -> Result<Intent, PlanError> {
-    if question.chars().count() > 500 {
-        return Err(PlanError::TooLong);
-    }
-    // Fold look-alike Unicode (full-width letters, non-breaking spaces) to plain text before reading.
-    let folded: String = question
-        .chars()
-        .map(|c| match c {
-            '\u{ff01}'..='\u{ff5e}' => char::from_u32(c as u32 - 0xfee0).unwrap_or(c),
-            c if c.is_whitespace() => ' ',
-            c if c.is_control() => ' ',
-            c => c,
-        })
-        .collect();
-    let lower = folded.to_lowercase();
-    let w = words(&folded);
-    let has = |s: &str| lower.contains(s);
-    let word = |s: &str| w.iter().any(|x| x == s);
-    let mut f = Filters::default();
-    let mut notes = Vec::new();
-    let mut recognized = false;
+/// A signal id: 12 hex characters with at least one digit.
+fn signal_id(word: &str) -> bool {
+    word.len() == 12
+        && word.bytes().all(|b| b.is_ascii_hexdigit())
+        && word.bytes().any(|b| b.is_ascii_digit())
+}
 
-    // Subject and explicit signal lookups.
-    let signal_id = w
-        .iter()
-        .find(|x| {
-            x.len() == 12
-                && x.bytes().all(|b| b.is_ascii_hexdigit())
-                && x.bytes().any(|b| b.is_ascii_digit())
-        })
-        .cloned();
-    let mut subject = if [
-        "signal",
-        "signals",
-        "alert",
-        "alerts",
-        "detection",
-        "detections",
-        "incident",
-        "incidents",
-    ]
-    .iter()
-    .any(|s| word(s))
-    {
-        Subject::Signals
-    } else {
-        Subject::Events
-    };
-
-    for (name, phrases) in SIGNAL_WORDS {
-        if phrases.iter().any(|p| has(p)) || word(name) {
-            f.signals.push(name.to_owned());
-            subject = Subject::Signals;
-            notes.push(format!("detection {name}"));
-            break;
+/// Damerau–Levenshtein distance of at most one: one letter added, dropped, changed or two swapped.
+fn one_edit_apart(a: &str, b: &str) -> bool {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let prefix = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
+    let (ra, rb) = (&a[prefix..], &b[prefix..]);
+    match (ra.len(), rb.len()) {
+        (0, 0) => false,
+        (x, y) if x == y => {
+            ra[1..] == rb[1..] || (x >= 2 && ra[0] == rb[1] && ra[1] == rb[0] && ra[2..] == rb[2..])
         }
+        (x, y) if x + 1 == y => ra == &rb[1..],
+        (x, y) if x == y + 1 => &ra[1..] == rb,
+        _ => false,
     }
-    for t in &w {
-        let up = t.to_uppercase();
-        if up.len() >= 5
-            && up.starts_with('T')
-            && up[1..5].bytes().all(|b| b.is_ascii_digit())
-            && (up.len() == 5
-                || (up.len() == 9
-                    && &up[5..6] == "."
-                    && up[6..].bytes().all(|b| b.is_ascii_digit())))
+}
+
+/// Corrects words one typo away from a word the planner knows ("faild" → "failed", "froce" → "force"),
+/// leaving alone anything the tenant's data knows as a name.
+fn correct_typos(w: &mut Words, known: &Vocabulary, notes: &mut Vec<String>) {
+    for i in 0..w.len() {
+        let word = w.get(i).to_owned();
+        if word.chars().count() < 4
+            || !word.bytes().all(|b| b.is_ascii_alphabetic() || b == b'-')
+            || is_known_word(&word)
+            || known.user(&word).is_some()
+            || known.host(&word).is_some()
         {
-            f.mitre.push(up);
-            subject = Subject::Signals;
-        }
-    }
-    for (sev, words_) in [
-        ("CRITICAL", &["critical"][..]),
-        ("HIGH", &["high", "high-severity", "high-risk"][..]),
-        ("MEDIUM", &["medium", "moderate"][..]),
-        ("LOW", &["low", "low-severity"][..]),
-    ] {
-        if words_.iter().any(|x| word(x)) {
-            f.severities.push(sev.to_owned());
-            subject = Subject::Signals;
-        }
-    }
-    if has("privilege escalation") {
-        f.intent = Some("Privilege Escalation".into());
-        subject = Subject::Signals;
-    } else if has("credential access") {
-        f.intent = Some("Credential Access".into());
-        subject = Subject::Signals;
-    }
-
-    // Event kinds.
-    let failed = [
-        "failed",
-        "failure",
-        "failures",
-        "failing",
-        "unsuccessful",
-        "bad",
-        "denied",
-        "wrong",
-        "incorrect",
-    ]
-    .iter()
-    .any(|x| word(x));
-    let succeeded = [
-        "successful",
-        "succeeded",
-        "success",
-        "accepted",
-        "successes",
-    ]
-    .iter()
-    .any(|x| word(x));
-    let login = [
-        "login",
-        "logins",
-        "log-in",
-        "logon",
-        "logons",
-        "authentication",
-        "authentications",
-        "auth",
-        "ssh",
-        "password",
-        "passwords",
-        "attempts",
-    ]
-    .iter()
-    .any(|x| word(x));
-    if word("sudo") {
-        f.processes.push("sudo".into());
-        notes.push("sudo".into());
-    }
-    if word("su") {
-        f.processes.push("su".into());
-        notes.push("su".into());
-    }
-    if subject == Subject::Events {
-        for (action, phrases) in ACTION_WORDS {
-            if phrases.iter().any(|p| has(p)) {
-                f.actions.push(action.to_owned());
-            }
-        }
-    }
-    if failed {
-        f.outcome = Some("failure".into());
-    } else if succeeded {
-        f.outcome = Some("success".into());
-    }
-    if (failed || succeeded || login) && f.processes.is_empty() && f.actions.is_empty() {
-        f.category = Some("authentication".into());
-    }
-    if let Some(o) = &f.outcome {
-        notes.push(format!("outcome {o}"));
-    }
-    if word("root") && !has("root login") && !has("su to root") {
-        f.users.push("root".into());
-    }
-
-    // Names after cue words; IPs anywhere.
-    for (i, t) in w.iter().enumerate() {
-        if is_ip_or_cidr(t) {
-            f.ips.push(t.clone());
             continue;
         }
-        let next = w.get(i + 1).map(String::as_str).unwrap_or("");
-        let next_is_name = is_name(next) && !STOP.contains(&next) && !is_ip_or_cidr(next);
-        match t.as_str() {
-            "user" | "account" | "username"
-                if next_is_name && !["enumeration", "created", "creation"].contains(&next) =>
-            {
-                f.users.push(next.to_owned())
-            }
-            "host" | "server" | "machine" | "hostname" if next_is_name => {
-                f.hosts.push(next.to_owned())
-            }
-            _ => {}
+        let fix = lexicon::known_words()
+            .iter()
+            .filter(|k| {
+                k.chars().count() >= 4
+                    && !k.contains('\'')
+                    && k.chars().next() == word.chars().next()
+            })
+            .find(|k| one_edit_apart(&word, k));
+        if let Some(fix) = fix {
+            notes.push(format!("read \"{word}\" as \"{fix}\""));
+            w.set(i, fix);
         }
     }
-    // "on web-1" / "on host web-1": a host looks like name-with-digits or has a dash/dot.
-    for win in w.windows(2) {
-        if win[0] == "on"
-            && is_name(&win[1])
-            && !STOP.contains(&win[1].as_str())
-            && date(&win[1]).is_none()
-            && !WEEKDAYS.contains(&win[1].as_str())
-            && (win[1].contains('-') || win[1].contains('.'))
-            && !f.hosts.contains(&win[1])
-        {
-            f.hosts.push(win[1].clone());
-        }
-    }
-    f.users.dedup();
+}
 
-    // Time.
-    let mut time: Option<(i64, i64)> = None;
-    let n_before = |unit: &str| -> Option<i64> {
-        w.windows(3).find_map(|x| {
-            (["last", "past"].contains(&x[0].as_str()) && x[2].starts_with(unit))
-                .then(|| x[1].parse::<i64>().ok())
-                .flatten()
-        })
-    };
-    for (unit, us) in [
-        ("minute", 60_000_000),
-        ("hour", HOUR),
-        ("day", DAY),
-        ("week", 7 * DAY),
-    ] {
-        if let Some(n) = n_before(unit) {
-            time = Some((now_us - n.clamp(1, 10_000) * us, now_us));
-        }
-    }
-    if time.is_none() {
-        if has("last hour") || has("past hour") {
-            time = Some((now_us - HOUR, now_us));
-        } else if has("last day") || has("past day") {
-            time = Some((now_us - DAY, now_us));
-        } else if has("last week") || has("past week") {
-            time = Some((now_us - 7 * DAY, now_us));
-        } else if has("last month") || has("past month") {
-            time = Some((now_us - 30 * DAY, now_us));
-        } else if word("yesterday") {
-            time = Some((midnight(now_us) - DAY, midnight(now_us)));
-        } else if word("today") {
-            time = Some((midnight(now_us), now_us));
-        } else if has("this week") {
-            let days = midnight(now_us) / DAY;
-            let weekday = (days + 3).rem_euclid(7); // 1970-01-01 was a Thursday; Monday = 0
-            time = Some(((days - weekday) * DAY, now_us));
-        }
-    }
-    let dates: Vec<i64> = w.iter().filter_map(|x| date(x)).collect();
-    if time.is_none() {
-        if let Some(i) = w.iter().position(|x| x == "since") {
-            let next = w.get(i + 1).map(String::as_str).unwrap_or("");
-            if let Some(d) = date(next) {
-                time = Some((d, now_us));
-            } else if let Some(wd) = WEEKDAYS.iter().position(|d| *d == next) {
-                let days = midnight(now_us) / DAY;
-                let today = (days + 3).rem_euclid(7);
-                let back = (today - wd as i64).rem_euclid(7);
-                time = Some(((days - back) * DAY, now_us));
-            }
-        }
-    }
-    if time.is_none() {
-        match dates.as_slice() {
-            [a, b, ..] => time = Some(((*a).min(*b), (*a).max(*b) + DAY)),
-            [a] => time = Some((*a, *a + DAY)),
-            [] => {}
-        }
-    }
-    if let Some((from, to)) = time {
-        let from = from.max(to - MAX_RANGE_US);
-        f.time = Some((from, to));
-        let (y, m, d) = civil_from_days(from.div_euclid(DAY));
-        notes.push(format!("from {y:04}-{m:02}-{d:02}"));
-    }
+/// What the question's words say, before the answer's shape is chosen.
+struct Reading {
+    filters: Filters,
+    subject: Subject,
+    notes: Vec<String>,
+    unclear: Vec<String>,
+}
 
-    // What.
-    let limit = w
-        .windows(2)
-        .find_map(|x| {
-            (["top", "first", "limit", "latest", "last"].contains(&x[0].as_str()))
-                .then(|| x[1].parse::<usize>().ok())
-                .flatten()
-        })
-        .unwrap_or(10)
-        .clamp(1, MAX_ROWS);
-    let group_by = if has("by ip")
-        || has("by source")
-        || has("per ip")
-        || has("per source")
-        || has("source ips")
-        || has("source ip")
-        || word("ips")
-        || has("attackers")
-        || has("addresses")
-    {
-        Some(Dim::Ip)
-    } else if has("by user")
-        || has("per user")
-        || word("users")
-        || has("usernames")
-        || has("accounts")
-        || has("targeted users")
-    {
-        Some(Dim::User)
-    } else if has("by host")
-        || has("per host")
-        || word("hosts")
-        || has("servers")
-        || has("machines")
-    {
-        Some(Dim::Host)
-    } else if has("by severity") || has("per severity") {
-        Some(Dim::Severity)
-    } else if has("by detection")
-        || has("by signal")
-        || has("per detection")
-        || has("per signal")
-        || has("signal types")
-        || has("kinds of signal")
-    {
-        Some(Dim::Signal)
-    } else if has("by outcome") {
-        Some(Dim::Outcome)
-    } else if has("by action") || has("per action") || has("event types") {
-        Some(Dim::Action)
-    } else {
-        None
+/// Plans `question` for a caller at time `now_us` (epoch microseconds), recognising names by what the
+/// caller's own tenant has seen (`known`).
+pub fn plan(question: &str, now_us: i64, known: &Vocabulary) -> Result<Intent, PlanError> {
+    if question.chars().count() > MAX_QUESTION_CHARS {
+        return Err(PlanError::TooLong);
+    }
+    let mut w = Words::new(question);
+    let mut r = Reading {
+        filters: Filters::default(),
+        subject: Subject::Events,
+        notes: Vec::new(),
+        unclear: Vec::new(),
     };
-    let trend_dim = if has("per hour") || has("by hour") || has("hourly") || has("each hour") {
-        Some(Dim::Hour)
-    } else if has("per day") || has("by day") || has("daily") || has("each day") {
-        Some(Dim::Day)
-    } else {
-        None
-    };
-    let what = if signal_id.is_some()
-        && (has("explain") || has("why") || has("what is") || has("details") || word("signal"))
-    {
-        subject = Subject::Signals;
-        What::ExplainSignal
-    } else if trend_dim.is_some()
-        || has("trend")
-        || has("over time")
-        || has("timeline")
-        || has("histogram")
-    {
-        What::Trend
-    } else if has("summarize")
-        || has("summary")
-        || has("what happened")
-        || has("overview")
-        || has("recap")
-    {
-        What::Summarize
-    } else if has("how many") || word("count") || has("number of") || has("total") {
-        What::Count
-    } else if group_by.is_some()
-        && (has("top")
-            || word("most")
-            || has("which")
-            || has("who")
-            || !(has("show") || has("list")))
-    {
-        What::TopN
-    } else if has("show")
-        || has("list")
-        || has("which")
-        || has("what")
-        || has("display")
-        || has("find")
-        || has("give me")
-        || has("raw")
-        || has("logs")
-        || has("events")
-        || subject == Subject::Signals
-    {
-        What::List
-    } else if group_by.is_some() {
-        What::TopN
-    } else {
-        What::List
-    };
-    recognized |= !f.signals.is_empty()
-        || !f.mitre.is_empty()
-        || !f.severities.is_empty()
-        || f.intent.is_some()
+    correct_typos(&mut w, known, &mut r.notes);
+
+    let signal_id = (0..w.len()).find(|&i| signal_id(w.get(i))).map(|i| {
+        w.take(i);
+        w.get(i).to_owned()
+    });
+    read_exclusions(&mut w, &mut r);
+    read_addresses(&mut w, &mut r);
+    read_time(&mut w, now_us, &mut r);
+    let limit = read_limit(&mut w);
+    let shape = read_shape(&mut w);
+    read_signals(&mut w, &mut r);
+    read_event_kind(&mut w, &mut r);
+    let group_by = read_group(&mut w);
+    for x in lexicon::SIGNAL_SUBJECT {
+        w.take_phrase(x);
+    }
+    read_names(&mut w, known, &mut r);
+    read_leftovers(&w, &mut r);
+
+    let f = &r.filters;
+    let recognized = signal_id.is_some()
+        || r.subject == Subject::Signals
+        || matches!(shape.what, Some(What::Summarize | What::Trend))
         || f.outcome.is_some()
         || f.category.is_some()
         || !f.processes.is_empty()
@@ -608,26 +198,36 @@ pub fn plan(question: &str, now_us: i64) -> Result<Intent, PlanError> {
         || !f.ips.is_empty()
         || !f.users.is_empty()
         || !f.hosts.is_empty()
-        || signal_id.is_some()
-        || subject == Subject::Signals
-        || matches!(what, What::Summarize | What::Trend)
-        || ((word("events") || word("logs")) && time.is_some());
+        || group_by.is_some()
+        || (shape.records && f.time.is_some());
     if !recognized {
-        return Err(PlanError::Unanswerable);
+        return Err(if r.unclear.is_empty() {
+            PlanError::Unanswerable
+        } else {
+            PlanError::NotUnderstood(r.unclear)
+        });
+    }
+    let what = choose_what(&shape, signal_id.is_some(), group_by, &r);
+    if what == What::ExplainSignal {
+        r.subject = Subject::Signals;
     }
     let group_by = match what {
-        What::Trend => Some(trend_dim.unwrap_or(
-            if f.time.is_some_and(|(a, b)| b - a <= 2 * DAY) {
+        What::Trend => Some(shape.bucket.unwrap_or(
+            if r.filters.time.is_some_and(|(a, b)| b - a <= 2 * when::DAY) {
                 Dim::Hour
             } else {
                 Dim::Day
             },
         )),
-        What::TopN => group_by,
+        What::TopN => group_by.or(shape.who_dim).or(match r.subject {
+            Subject::Signals => Some(Dim::Signal),
+            Subject::Events => None,
+        }),
         _ => None,
     };
-    // Event-only filters make no sense on signals and vice versa; keep what applies.
-    if subject == Subject::Signals {
+    // Event-only filters make no sense on signals; keep what applies.
+    if r.subject == Subject::Signals {
+        let f = &mut r.filters;
         f.category = None;
         f.outcome = None;
         f.processes.clear();
@@ -635,11 +235,483 @@ pub fn plan(question: &str, now_us: i64) -> Result<Intent, PlanError> {
     }
     Ok(Intent {
         what,
-        subject,
-        filters: f,
+        subject: r.subject,
+        filters: r.filters,
         group_by,
-        limit,
+        limit: limit.unwrap_or(10).clamp(1, MAX_ROWS),
         signal_id,
-        notes,
+        notes: r.notes,
+        unclear: r.unclear,
     })
+}
+
+/// "excluding root", "except 10.0.0.5", "without web-1": leaving things out is not something an answer
+/// can do yet, so the excluded names are read off (never turned into filters) and reported.
+fn read_exclusions(w: &mut Words, r: &mut Reading) {
+    for i in 0..w.len() {
+        if w.is_used(i) || !lexicon::EXCLUDE.contains(&w.get(i)) {
+            continue;
+        }
+        w.take(i);
+        let mut at = i + 1;
+        let skippable = |word: &str| {
+            [
+                lexicon::FILLER,
+                lexicon::USER_CUES,
+                lexicon::HOST_CUES,
+                lexicon::IP_CUES,
+            ]
+            .iter()
+            .any(|list| list.contains(&word))
+        };
+        while at < w.len() && skippable(w.get(at)) {
+            w.take(at);
+            at += 1;
+        }
+        let mut left_out = Vec::new();
+        while !w.is_used(at)
+            && (is_ip_or_cidr(w.get(at)) || looks_like_name(w.get(at)) || w.get(at) == "root")
+        {
+            left_out.push(w.get(at).to_owned());
+            w.take(at);
+            if ["and", "or"].contains(&w.get(at + 1)) {
+                w.take(at + 1);
+                at += 2;
+            } else {
+                break;
+            }
+        }
+        if !left_out.is_empty() {
+            r.unclear.push(format!(
+                "I cannot leave out {}; the answer includes it",
+                left_out
+                    .iter()
+                    .map(|x| format!("\"{x}\""))
+                    .collect::<Vec<_>>()
+                    .join(" or ")
+            ));
+        }
+    }
+}
+
+/// IPs and CIDR ranges, wherever they are.
+fn read_addresses(w: &mut Words, r: &mut Reading) {
+    for i in 0..w.len() {
+        if !w.is_used(i) && is_ip_or_cidr(w.get(i)) {
+            w.take(i);
+            let ip = w.get(i).to_owned();
+            if !r.filters.ips.contains(&ip) {
+                r.filters.ips.push(ip);
+            }
+        }
+    }
+}
+
+fn read_time(w: &mut Words, now_us: i64, r: &mut Reading) {
+    if let Some((from, to)) = when::read(w, now_us) {
+        let from = from.max(to - MAX_RANGE_US);
+        r.filters.time = Some((from, to));
+        r.notes.push(format!(
+            "from {} to {} UTC",
+            when::describe(from),
+            when::describe(to)
+        ));
+    }
+}
+
+/// "top 5", "first 50", "last 3", "limit 20", "10 most recent".
+fn read_limit(w: &mut Words) -> Option<usize> {
+    for i in 0..w.len() {
+        let lead = [
+            "top", "first", "last", "latest", "limit", "newest", "recent",
+        ];
+        if !w.is_used(i + 1) && lead.contains(&w.get(i)) {
+            if let Ok(n) = w.get(i + 1).parse::<usize>() {
+                w.take(i);
+                w.take(i + 1);
+                return Some(n);
+            }
+        }
+        let follow = ["most", "latest", "newest", "recent", "last"];
+        if !w.is_used(i) && follow.contains(&w.get(i + 1)) {
+            if let Ok(n) = w.get(i).parse::<usize>() {
+                w.take(i);
+                return Some(n);
+            }
+        }
+    }
+    None
+}
+
+/// The words that shape the answer.
+#[derive(Default)]
+struct Shape {
+    what: Option<What>,
+    bucket: Option<Dim>,
+    top: bool,
+    list: bool,
+    records: bool,
+    who: bool,
+    who_dim: Option<Dim>,
+}
+
+fn read_shape(w: &mut Words) -> Shape {
+    let mut s = Shape::default();
+    for (dim, phrases) in lexicon::BUCKETS {
+        if w.take_any(phrases) {
+            s.bucket = Some(*dim);
+        }
+    }
+    s.top = w.take_any(&["by count", "by volume", "by frequency", "by number"]);
+    let trend = w.take_any(lexicon::TREND);
+    let summarize = w.take_any(lexicon::SUMMARIZE);
+    let count = w.take_any(lexicon::COUNT);
+    s.what = if trend || s.bucket.is_some() {
+        Some(What::Trend)
+    } else if summarize {
+        Some(What::Summarize)
+    } else if count {
+        Some(What::Count)
+    } else {
+        None
+    };
+    // "the 5 most recent alerts" is a listing, newest first, not a ranking.
+    w.take_any(&["most recent", "most recently"]);
+    s.top |= w.take_any(lexicon::TOP);
+    s.list = w.take_any(lexicon::LIST);
+    w.take_any(lexicon::EXPLAIN);
+    s.records = ["events", "logs", "log", "activity", "entries", "records"]
+        .iter()
+        .any(|x| w.has(x));
+    s.who = w.has("who") || w.has("whose") || w.has("who's");
+    if s.who {
+        let attack = lexicon::ATTACK.iter().any(|p| w.has(p));
+        s.who_dim = Some(if attack { Dim::Ip } else { Dim::User });
+    }
+    s
+}
+
+fn read_signals(w: &mut Words, r: &mut Reading) {
+    let about_signals = lexicon::SIGNAL_SUBJECT.iter().any(|x| w.has(x));
+    if about_signals {
+        r.subject = Subject::Signals;
+    }
+    for s in lexicon::SIGNALS {
+        if !(s.on_their_own || about_signals) {
+            continue;
+        }
+        let named = w.take_phrase(s.name);
+        let phrased = s.phrases.iter().any(|p| w.take_phrase(p));
+        if named || phrased {
+            if !r.filters.signals.iter().any(|x| x == s.name) {
+                r.filters.signals.push(s.name.to_owned());
+                r.notes.push(format!("detection {}", s.name));
+            }
+            r.subject = Subject::Signals;
+        }
+    }
+    for i in 0..w.len() {
+        if let Some(id) = mitre_id(w.get(i)).filter(|_| !w.is_used(i)) {
+            w.take(i);
+            r.filters.mitre.push(id);
+            r.subject = Subject::Signals;
+        }
+    }
+    for (severity, words) in lexicon::SEVERITIES {
+        if w.take_any(words) {
+            r.filters.severities.push((*severity).to_owned());
+            r.subject = Subject::Signals;
+        }
+    }
+    for (intent, phrases) in lexicon::INTENTS {
+        if r.filters.intent.is_none() && w.take_any(phrases) {
+            r.filters.intent = Some((*intent).to_owned());
+            r.subject = Subject::Signals;
+        }
+    }
+}
+
+fn read_event_kind(w: &mut Words, r: &mut Reading) {
+    let f = &mut r.filters;
+    for (action, phrases) in lexicon::ACTIONS {
+        if w.take_any(phrases) {
+            f.actions.push((*action).to_owned());
+        }
+    }
+    // "did anyone change the root password", "reset bob's password".
+    let password = ["password", "passwords"]
+        .into_iter()
+        .find_map(|x| w.find(x));
+    let change = ["change", "changed", "changes", "reset", "resets"]
+        .into_iter()
+        .find_map(|x| w.find(x));
+    if let (Some(p), Some(c), true) = (password, change, f.actions.is_empty()) {
+        w.take(p);
+        w.take(c);
+        f.actions.push("password_changed".into());
+    }
+    for (process, words) in lexicon::PROCESSES {
+        if w.take_any(words) {
+            f.processes.push((*process).to_owned());
+            r.notes.push((*process).to_owned());
+        }
+    }
+    let failed = w.take_any(lexicon::FAILURE);
+    let logged_in = w.take_any(lexicon::LOGGED_IN);
+    let succeeded = w.take_any(lexicon::SUCCESS) || (logged_in && !failed);
+    let login = w.take_any(lexicon::LOGIN) || logged_in;
+    if failed {
+        f.outcome = Some("failure".into());
+    } else if succeeded {
+        f.outcome = Some("success".into());
+    }
+    // Logins are interactive authentication (sshd, su, sudo's password prompt); cron and systemd session
+    // bookkeeping is category `session` and stays out.
+    if (failed || succeeded || login) && f.processes.is_empty() && f.actions.is_empty() {
+        f.category = Some("authentication".into());
+    }
+    if let Some(o) = &f.outcome {
+        r.notes.push(format!("outcome {o}"));
+    }
+    if login && f.category.is_some() {
+        r.notes.push(
+            "logins: interactive authentication only (sshd, su, sudo), not cron or session records"
+                .into(),
+        );
+    }
+}
+
+fn read_group(w: &mut Words) -> Option<Dim> {
+    let mut group = None;
+    for (dim, phrases) in lexicon::GROUPS {
+        if w.take_any(phrases) && group.is_none() {
+            group = Some(*dim);
+        }
+    }
+    group
+}
+
+/// Which kind of name a keyword announces.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Cue {
+    /// "user alice": certainly a user.
+    User,
+    /// "host web-1": certainly a host.
+    Host,
+    /// "src 203.0.113.7": certainly an address.
+    Ip,
+    /// "for alice", "did ci", "as root": a user if the data knows one.
+    MaybeUser,
+    /// "on web-1": a host if the data knows one, or if it looks like one.
+    MaybeHost,
+    /// "from jumpbox": a host or a user if the data knows one.
+    MaybeSource,
+    /// "tenant globex": never honoured.
+    Tenant,
+}
+
+fn cue(word: &str) -> Option<Cue> {
+    let is = |list: &[&str]| list.contains(&word);
+    Some(if is(lexicon::USER_CUES) {
+        Cue::User
+    } else if is(lexicon::HOST_CUES) {
+        Cue::Host
+    } else if is(lexicon::IP_CUES) {
+        Cue::Ip
+    } else if is(lexicon::MAYBE_USER_CUES) {
+        Cue::MaybeUser
+    } else if is(lexicon::MAYBE_HOST_CUES) {
+        Cue::MaybeHost
+    } else if is(lexicon::MAYBE_SOURCE_CUES) {
+        Cue::MaybeSource
+    } else if is(lexicon::TENANT_CUES) {
+        Cue::Tenant
+    } else {
+        return None;
+    })
+}
+
+fn push_unique(list: &mut Vec<String>, value: &str) {
+    if !list.iter().any(|x| x == value) {
+        list.push(value.to_owned());
+    }
+}
+
+/// Users, hosts and tenants: after keywords first, then any word the tenant's data knows as a name.
+fn read_names(w: &mut Words, known: &Vocabulary, r: &mut Reading) {
+    for i in 0..w.len() {
+        let mut cue_at = i;
+        let Some(kind) = cue(w.get(i)).filter(|_| !w.is_used(i)) else {
+            continue;
+        };
+        // The cue names every name after it: "for alice and bob", "users alice, bob".
+        let mut at = i + 1;
+        loop {
+            if w.is_used(at) {
+                break;
+            }
+            if !name_after_cue(w, at, kind, known, r) {
+                break;
+            }
+            w.take(cue_at);
+            w.take(at);
+            if ["and", "or", "&"].contains(&w.get(at + 1)) && !w.is_used(at + 2) {
+                cue_at = at + 1;
+                at += 2;
+            } else {
+                break;
+            }
+        }
+    }
+    // "alice's logins": the word before a possessive.
+    for i in 1..w.len() {
+        if w.get(i) == POSSESSIVE && !w.is_used(i - 1) {
+            w.take(i);
+            if !name_after_cue(w, i - 1, Cue::MaybeUser, known, r) {
+                w.take(i - 1);
+            }
+            w.take(i - 1);
+        }
+    }
+    // Bare names the data knows: "failed logins root yesterday", "ci logins".
+    for (i, word) in w.unread() {
+        if is_known_word(&word) && word != "root" {
+            continue;
+        }
+        if let Some(user) = known.user(&word).or((word == "root").then_some("root")) {
+            push_unique(&mut r.filters.users, user);
+            w.take(i);
+        } else if let Some(host) = known.host(&word) {
+            push_unique(&mut r.filters.hosts, host);
+            w.take(i);
+        }
+    }
+}
+
+/// Reads the word at `at` as the name `kind` announces; false if it is not one.
+fn name_after_cue(w: &Words, at: usize, kind: Cue, known: &Vocabulary, r: &mut Reading) -> bool {
+    let word = w.get(at);
+    let f = &mut r.filters;
+    if kind == Cue::Tenant {
+        if word.is_empty() {
+            return false;
+        }
+        r.unclear.push(format!(
+            "answers are always about your own tenant; I ignored \"{word}\""
+        ));
+        return true;
+    }
+    if word.is_empty() || (is_known_word(word) && word != "root") {
+        return false;
+    }
+    let user = known.user(word).or((word == "root").then_some("root"));
+    let host = known.host(word);
+    match kind {
+        Cue::User | Cue::MaybeUser | Cue::MaybeSource if user.is_some() => {
+            push_unique(&mut f.users, user.unwrap_or(word));
+        }
+        Cue::Host | Cue::MaybeHost | Cue::MaybeSource if host.is_some() => {
+            push_unique(&mut f.hosts, host.unwrap_or(word));
+        }
+        // "for web-1", "on alice", "host alice": the data knows better than the keyword.
+        Cue::MaybeUser | Cue::User if host.is_some() => {
+            push_unique(&mut f.hosts, host.unwrap_or(word))
+        }
+        Cue::MaybeHost | Cue::Host if user.is_some() => {
+            push_unique(&mut f.users, user.unwrap_or(word))
+        }
+        Cue::User | Cue::Host if !is_name(word) => {
+            r.unclear.push(format!(
+                "\"{word}\" is not a {} name I can look for; I left it out",
+                if kind == Cue::User { "user" } else { "host" }
+            ));
+        }
+        Cue::User if looks_like_name(word) => {
+            push_unique(&mut f.users, word);
+            r.unclear.push(format!(
+                "I have not seen a user \"{word}\" in this tenant's data; the answer is for that name as written"
+            ));
+        }
+        Cue::Host | Cue::MaybeHost if host_shaped(word) || (kind == Cue::Host && looks_like_name(word)) => {
+            push_unique(&mut f.hosts, word);
+            r.unclear.push(format!(
+                "I have not seen a host \"{word}\" in this tenant's data; the answer is for that name as written"
+            ));
+        }
+        Cue::Ip => {
+            if !looks_like_name(word) {
+                return false;
+            }
+            r.unclear.push(format!(
+                "\"{word}\" is not an IP address or range; I answered for all source addresses"
+            ));
+        }
+        Cue::MaybeUser if looks_like_name(word) => r.unclear.push(format!(
+            "I answered for all users: I have not seen a user \"{word}\" in this tenant's data"
+        )),
+        Cue::MaybeSource if looks_like_name(word) => r.unclear.push(format!(
+            "I answered for all sources: I have not seen a host, user or address \"{word}\" in this tenant's data"
+        )),
+        _ => return false,
+    }
+    true
+}
+
+/// Words nobody read, grouped into phrases: each gets a line saying it was left out.
+fn read_leftovers(w: &Words, r: &mut Reading) {
+    let mut phrase: Vec<String> = Vec::new();
+    let flush = |phrase: &mut Vec<String>, r: &mut Reading| {
+        if !phrase.is_empty() {
+            r.unclear.push(format!(
+                "I did not understand \"{}\" and left it out",
+                phrase.join(" ")
+            ));
+            phrase.clear();
+        }
+    };
+    for i in 0..w.len() {
+        let word = w.get(i);
+        let is_cue = [lexicon::USER_CUES, lexicon::HOST_CUES, lexicon::IP_CUES]
+            .iter()
+            .any(|list| list.contains(&word));
+        let meaningless = lexicon::FILLER.contains(&word)
+            || is_cue
+            || word.bytes().all(|b| b.is_ascii_punctuation());
+        if w.is_used(i) || meaningless {
+            flush(&mut phrase, r);
+        } else {
+            phrase.push(word.to_owned());
+        }
+    }
+    flush(&mut phrase, r);
+}
+
+fn choose_what(shape: &Shape, has_signal_id: bool, group_by: Option<Dim>, r: &Reading) -> What {
+    if has_signal_id {
+        return What::ExplainSignal;
+    }
+    match shape.what {
+        // "number of alerts per severity", "how many users failed": a count for each.
+        Some(What::Count) if group_by.is_some() => return What::TopN,
+        Some(what) => return what,
+        None => {}
+    }
+    let f = &r.filters;
+    // "users alice and bob" names whom to filter on, not what to group by.
+    let names_the_group = match group_by {
+        Some(Dim::User) => !f.users.is_empty(),
+        Some(Dim::Host) => !f.hosts.is_empty(),
+        Some(Dim::Ip) => !f.ips.is_empty(),
+        _ => false,
+    };
+    let grouped = group_by.is_some() && (shape.top || !names_the_group);
+    // "top 3 detections", "noisiest rules": signals ranked by detection.
+    let top_signals = shape.top && group_by.is_none() && r.subject == Subject::Signals;
+    // "who ran sudo on db-01": the users, ranked.
+    let who = shape.who && f.users.is_empty() && f.actions.is_empty() && !shape.list;
+    if grouped || top_signals || who {
+        What::TopN
+    } else {
+        What::List
+    }
 }

@@ -85,8 +85,18 @@ fn describe(intent: &Intent) -> String {
     s
 }
 
-/// The summary of `results` (one table per compiled query) for `intent`.
+/// The summary of `results` (one table per compiled query) for `intent`, ending with what in the question
+/// was not understood, if anything.
 pub fn summarize(intent: &Intent, tenant: &str, results: &[Table]) -> String {
+    let answer = answer(intent, tenant, results);
+    if intent.unclear.is_empty() {
+        answer
+    } else {
+        format!("{answer} Note: {}.", intent.unclear.join("; "))
+    }
+}
+
+fn answer(intent: &Intent, tenant: &str, results: &[Table]) -> String {
     let first = results.first().cloned().unwrap_or_default();
     let rows = &first.rows;
     let what = describe(intent);
