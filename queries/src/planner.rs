@@ -35,7 +35,7 @@ pub enum PlanError {
     #[error("I could not tell what to look for. I can answer questions like: {}", EXAMPLES.join(" · "))]
     Unanswerable,
     /// Nothing in it says what to look for, and these parts were not understood.
-    #[error("{}. I can answer questions like: {}", .0.join("; "), EXAMPLES.join(" · "))]
+    #[error("I could not tell what to look for ({}). I can answer questions like: {}", .0.join("; "), EXAMPLES.join(" · "))]
     NotUnderstood(Vec<String>),
     /// Too long to be a question.
     #[error("that question is too long (at most 500 characters)")]
