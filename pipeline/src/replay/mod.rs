@@ -252,10 +252,10 @@ impl Reader {
         })
     }
 
-    /// Normalizes lines into `columns` until [`BATCH_EVENTS`] lines were read or the input ends; returns
-    /// whether it ended.
+    /// Normalizes up to `lines` lines into `columns`; returns whether the input ended.
     fn read_batch(
         &mut self,
+        lines: usize,
         tenant: Option<&str>,
         columns: &mut EventColumns,
         quarantined: &mut Vec<Quarantined>,
@@ -278,7 +278,7 @@ impl Reader {
             self.prefix,
             &mut self.line_no,
         );
-        let mut lines_left = BATCH_EVENTS;
+        let mut lines_left = lines;
         let normalize_line = |line: &[u8]| {
             *line_no += 1;
             lines_left -= 1;
@@ -338,9 +338,12 @@ fn read_all(
                 }
             }
         }
+        // The batch stays within the builders' capacity: growing them would copy every column.
+        let lines = BATCH_EVENTS - columns.len();
         let name = || opts.sources[i].name();
         let ended = readers[i]
             .read_batch(
+                lines,
                 opts.tenant.as_deref(),
                 &mut columns,
                 &mut quarantined,
