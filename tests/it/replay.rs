@@ -4,7 +4,7 @@
 use std::fs;
 use std::path::Path;
 
-use crate::support::{sentra, stderr, stdout};
+use crate::support::{classic_stamp, sentra, stderr, stdout};
 
 const SAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/auth.log");
 
@@ -196,22 +196,22 @@ fn disorder_beyond_the_reorder_window_is_counted_and_explained() {
     );
 }
 
-/// `days` days before now as a classic syslog stamp at `hh:mm:ss`, and that day's year.
-fn classic_day(days_ago: i64, time: &str) -> (String, i64) {
+/// `days_ago` days before today at `hour`:`minute` UTC as a classic syslog stamp, and that day's year.
+fn classic_day(days_ago: i64, hour: i64, minute: i64) -> (String, i64) {
     let day = sentra_schemas::time::now_us().div_euclid(86_400_000_000) - days_ago;
-    let (year, month, d) = sentra_schemas::time::civil_from_days(day);
-    let months = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    (format!("{} {d:2} {time}", months[month as usize - 1]), year)
+    let year = sentra_schemas::time::civil_from_days(day).0;
+    (
+        classic_stamp(day * 86_400 + hour * 3600 + minute * 60),
+        year,
+    )
 }
 
 #[test]
 fn an_archive_from_last_year_is_placed_in_the_past_without_year() {
     // Written a year ago, ending ten days later in the year than today: this year, its end would be ahead.
     let dir = tempfile::tempdir().unwrap();
-    let (first, year) = classic_day(357, "10:00:00");
-    let (last, _) = classic_day(355, "10:05:00");
+    let (first, year) = classic_day(357, 10, 0);
+    let (last, _) = classic_day(355, 10, 5);
     let mut lines: Vec<String> = (0..8)
         .map(|i| {
             format!("{first} web-1 sshd[9]: Failed password for root from 203.0.113.9 port 4{i:03} ssh2")

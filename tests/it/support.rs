@@ -104,7 +104,11 @@ pub async fn get_json(http: &reqwest::Client, url: &str, key: &str) -> serde_jso
 
 /// The current time on a wall clock `hours` east of UTC, as a classic syslog stamp (`Nov  2 21:09:03`).
 pub fn classic_stamp_now(hours: i64) -> String {
-    let secs = (sentra_schemas::time::now_us() / 1_000_000) + hours * 3600;
+    classic_stamp(sentra_schemas::time::now_us() / 1_000_000 + hours * 3600)
+}
+
+/// `secs` since the epoch as a classic syslog stamp (`Nov  2 21:09:03`).
+pub fn classic_stamp(secs: i64) -> String {
     let (_, month, day) = sentra_schemas::time::civil_from_days(secs.div_euclid(86_400));
     let sod = secs.rem_euclid(86_400);
     let months = [

@@ -14,7 +14,9 @@
 mod input;
 mod merge;
 
-pub use input::{Lines, Source};
+pub use input::Source;
+
+use input::Lines;
 
 use std::cell::Cell;
 use std::collections::BTreeMap;
