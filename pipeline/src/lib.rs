@@ -1,12 +1,9 @@
-//! Sentra's data flow, stage by stage: sources hand over raw records, [`normalize`] turns them into ECS
-//! events (or quarantines them), [`detect`] turns events into signals, and the drivers ([`replay`] for files,
-//! [`run`] for Kafka) wire sources to sinks with the delivery guarantees described in docs/ARCHITECTURE.md;
-//! [`respond`] runs playbooks, approvals and the audit trail's checks.
+//! Sentra's engine: [`normalize`] turns raw records (syslog lines, JSON, journald and auditd records) into
+//! ECS events in Arrow batches (or quarantines them with a reason), and [`detect`] runs the windowed
+//! detections over those batches and turns them into signals. Pure computation: no runtime, no I/O beyond
+//! reading detection files; the service crate drives it from files and Kafka and stores what it returns.
 
-pub mod api;
-pub mod config;
+#![warn(missing_docs)]
+
 pub mod detect;
 pub mod normalize;
-pub mod replay;
-pub mod respond;
-pub mod run;

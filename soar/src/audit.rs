@@ -15,13 +15,14 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::producer::FutureRecord;
 use rdkafka::TopicPartitionList;
+use sentra_retry::{retry, Backoff, Failure, Policy, Verdict};
 use sentra_schemas::audit::{chain as link, verify, AuditEvent, AuditRecord, ChainBreak};
 use sentra_sinks::clickhouse::ClickHouseSink;
 use sentra_sinks::SinkError;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use crate::producer::Producer;
+use sentra_kafka::Producer;
 
 /// Why auditing failed.
 #[derive(Debug, thiserror::Error)]
@@ -45,7 +46,7 @@ impl AuditLog {
     /// A log writing to `topic`.
     pub fn new(client: &ClientConfig, topic: &str) -> Result<Self, KafkaError> {
         Ok(Self {
-            producer: Producer::new(client.clone().set("message.timeout.ms", "30000"))?,
+            producer: Producer::acknowledged(client)?,
             topic: topic.into(),
         })
     }
@@ -109,7 +110,7 @@ pub async fn chain(
     store: &ClickHouseSink,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<u64, AuditError> {
-    let consumer = crate::queue::consumer(client, group, topic)?;
+    let consumer = sentra_kafka::consumer::group(client, group, &[topic])?;
     let mut chained = 0u64;
     info!(group, topic, "chaining the audit trail");
     loop {
@@ -133,20 +134,17 @@ pub async fn chain(
                 }
             }
         }
-        let mut delay = Duration::from_millis(200);
-        let written = loop {
-            match append(store, events.clone()).await {
-                Ok(w) => break w,
-                Err(e) if e.is_retryable() => {
-                    warn!(error = %e, "audit write failed; retrying");
-                    tokio::select! {
-                        _ = tokio::time::sleep(delay) => {}
-                        _ = shutdown.changed() => return Ok(chained),
-                    }
-                    delay = (delay * 2).min(Duration::from_secs(30));
-                }
-                Err(e) => return Err(e.into()),
-            }
+        let policy = Policy::until_shutdown(Backoff::STORES);
+        let write = |_| append(store, events.clone());
+        let classify = |e: &SinkError| Verdict::retry_if(e.is_retryable());
+        let written = match retry(&policy, &mut shutdown, write, classify, |_, e, wait| {
+            warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "audit write failed; retrying")
+        })
+        .await
+        {
+            Ok(w) => w,
+            Err(Failure::Interrupted) => return Ok(chained),
+            Err(Failure::Permanent(e) | Failure::Exhausted(e)) => return Err(e.into()),
         };
         chained += written.len() as u64;
         let mut tpl = TopicPartitionList::new();

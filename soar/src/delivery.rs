@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use sentra_retry::{retry, Backoff, Failure, Policy, Verdict};
 use sentra_schemas::Signal;
 use tokio::sync::watch;
 
@@ -63,15 +64,29 @@ pub struct Deliverer {
     client: reqwest::Client,
     mailer: Result<Option<Mailer>, String>,
     limiter: Arc<DefaultDirectRateLimiter>,
-    max_attempts: u32,
-    initial_backoff: Duration,
-    max_backoff: Duration,
+    policy: Policy,
 }
 
-enum Verdict {
+/// What one attempt got: delivered, worth retrying (after the receiver's `Retry-After`, if it sent one), or
+/// refused for good.
+enum Answer {
     Done(u16),
     Retry(Option<Duration>, String, Option<u16>),
     Refused(String, u16),
+}
+
+/// Why an attempt did not deliver.
+#[derive(Debug, thiserror::Error)]
+enum Failed {
+    /// Worth another attempt, after this wait if the receiver asked for one.
+    #[error("{1}")]
+    Transient(Option<Duration>, String),
+    /// The receiver will never accept this request (at this attempt).
+    #[error("{1}")]
+    Refused(u32, String),
+    /// Shutdown was requested while waiting for the rate limiter.
+    #[error("interrupted")]
+    Interrupted,
 }
 
 impl Deliverer {
@@ -99,11 +114,15 @@ impl Deliverer {
             client,
             mailer,
             limiter: Arc::new(RateLimiter::direct(Quota::per_second(per_second))),
-            max_attempts: config.max_attempts.max(1),
-            initial_backoff: Duration::from_millis(config.initial_backoff_ms),
-            max_backoff: Duration::from_millis(
-                config.max_backoff_ms.max(config.initial_backoff_ms),
-            ),
+            policy: Policy {
+                backoff: Backoff {
+                    initial: Duration::from_millis(config.initial_backoff_ms),
+                    max: Duration::from_millis(
+                        config.max_backoff_ms.max(config.initial_backoff_ms),
+                    ),
+                },
+                max_attempts: Some(config.max_attempts.max(1)),
+            },
         }
     }
 
@@ -130,78 +149,76 @@ impl Deliverer {
         mut on_attempt: impl FnMut(&Attempt),
     ) -> Result<Outcome, Interrupted> {
         let body = self.body(signal);
-        let mut last = String::new();
-        for number in 1..=self.max_attempts {
-            tokio::select! {
-                _ = self.limiter.until_ready() => {}
-                _ = shutdown.changed() => return Err(Interrupted),
-            }
-            let verdict = self.attempt(signal, &body).await;
-            let (status, detail, wait) = match &verdict {
-                Verdict::Done(s) => (Some(*s), format!("delivered (HTTP {s})"), None),
-                Verdict::Refused(d, s) => (Some(*s), d.clone(), None),
-                Verdict::Retry(after, d, s) => (*s, d.clone(), Some(*after)),
-            };
-            on_attempt(&Attempt {
-                number,
-                status,
-                detail: detail.clone(),
-                at_us: sentra_schemas::time::now_us(),
-            });
-            match verdict {
-                Verdict::Done(status) => {
-                    return Ok(Outcome::Delivered {
-                        attempts: number,
-                        status,
-                    })
+        let stop = shutdown.clone();
+        // Attempts are reported once the delivery ends (each attempt's future cannot borrow the callback).
+        let attempts = std::sync::Mutex::new(Vec::new());
+        let attempt = |number: u32| {
+            let (mut stop, body, attempts) = (stop.clone(), &body, &attempts);
+            async move {
+                tokio::select! {
+                    _ = self.limiter.until_ready() => {}
+                    _ = stop.changed() => return Err(Failed::Interrupted),
                 }
-                Verdict::Refused(reason, _) => {
-                    return Ok(Outcome::GaveUp {
-                        attempts: number,
-                        reason,
-                    })
+                let answer = self.attempt(signal, body).await;
+                let (status, detail) = match &answer {
+                    Answer::Done(s) => (Some(*s), format!("delivered (HTTP {s})")),
+                    Answer::Refused(d, s) => (Some(*s), d.clone()),
+                    Answer::Retry(_, d, s) => (*s, d.clone()),
+                };
+                attempts.lock().expect("not poisoned").push(Attempt {
+                    number,
+                    status,
+                    detail,
+                    at_us: sentra_schemas::time::now_us(),
+                });
+                match answer {
+                    Answer::Done(status) => Ok((number, status)),
+                    Answer::Refused(reason, _) => Err(Failed::Refused(number, reason)),
+                    Answer::Retry(after, detail, _) => Err(Failed::Transient(after, detail)),
                 }
-                Verdict::Retry(..) => last = detail,
             }
-            if number == self.max_attempts {
-                break;
-            }
-            let delay = wait
-                .flatten()
-                .map(|d| d.min(self.max_backoff))
-                .unwrap_or_else(|| self.backoff(number));
+        };
+        let classify = |f: &Failed| match f {
+            Failed::Transient(Some(after), _) => Verdict::RetryAfter(*after),
+            Failed::Transient(None, _) => Verdict::Retry,
+            Failed::Refused(..) | Failed::Interrupted => Verdict::Stop,
+        };
+        let log = |number: u32, f: &Failed, wait: Duration| {
             tracing::warn!(
                 destination = %self.destination.name,
                 signal = %signal.id,
                 attempt = number,
-                retry_in_ms = delay.as_millis() as u64,
-                error = %last,
+                retry_in_ms = wait.as_millis() as u64,
+                error = %f,
                 "delivery failed; retrying"
-            );
-            tokio::select! {
-                _ = tokio::time::sleep(delay) => {}
-                _ = shutdown.changed() => return Err(Interrupted),
-            }
+            )
+        };
+        let result = retry(&self.policy, shutdown, attempt, classify, log).await;
+        for a in attempts.into_inner().expect("not poisoned") {
+            on_attempt(&a);
         }
-        Ok(Outcome::GaveUp {
-            attempts: self.max_attempts,
-            reason: format!(
-                "no success after {} attempts; last: {last}",
-                self.max_attempts
-            ),
-        })
+        match result {
+            Ok((attempts, status)) => Ok(Outcome::Delivered { attempts, status }),
+            Err(Failure::Permanent(Failed::Refused(attempts, reason))) => {
+                Ok(Outcome::GaveUp { attempts, reason })
+            }
+            Err(Failure::Exhausted(last)) => Ok(Outcome::GaveUp {
+                attempts: self.max_attempts(),
+                reason: format!(
+                    "no success after {} attempts; last: {last}",
+                    self.max_attempts()
+                ),
+            }),
+            Err(Failure::Interrupted | Failure::Permanent(_)) => Err(Interrupted),
+        }
     }
 
-    /// Exponential backoff with "equal jitter": half fixed, half random, so retries of many signals spread.
-    fn backoff(&self, attempt: u32) -> Duration {
-        let exp = self
-            .initial_backoff
-            .saturating_mul(1 << attempt.saturating_sub(1).min(20))
-            .min(self.max_backoff);
-        exp / 2 + exp.mul_f64(fastrand::f64() / 2.0)
+    /// The attempts one delivery may make.
+    fn max_attempts(&self) -> u32 {
+        self.policy.max_attempts.unwrap_or(1)
     }
 
-    async fn attempt(&self, signal: &Signal, body: &[u8]) -> Verdict {
+    async fn attempt(&self, signal: &Signal, body: &[u8]) -> Answer {
         if self.destination.kind == DestinationKind::Email {
             return self.mail(signal, body).await;
         }
@@ -225,7 +242,7 @@ impl Deliverer {
         let response = match request.send().await {
             Ok(r) => r,
             Err(e) => {
-                return Verdict::Retry(None, format!("request failed: {}", e.without_url()), None)
+                return Answer::Retry(None, format!("request failed: {}", e.without_url()), None)
             }
         };
         let status = response.status();
@@ -238,17 +255,17 @@ impl Deliverer {
         let excerpt: String = text.chars().take(200).collect();
         let code = status.as_u16();
         if status.is_success() {
-            Verdict::Done(code)
+            Answer::Done(code)
         } else if code == 429 {
-            Verdict::Retry(
+            Answer::Retry(
                 retry_after,
                 format!("HTTP 429 (rate limited): {excerpt}"),
                 Some(code),
             )
         } else if code == 408 || status.is_server_error() {
-            Verdict::Retry(None, format!("HTTP {code}: {excerpt}"), Some(code))
+            Answer::Retry(None, format!("HTTP {code}: {excerpt}"), Some(code))
         } else {
-            Verdict::Refused(
+            Answer::Refused(
                 format!("HTTP {code} (refused; retrying cannot help): {excerpt}"),
                 code,
             )
@@ -257,12 +274,12 @@ impl Deliverer {
 }
 
 impl Deliverer {
-    async fn mail(&self, signal: &Signal, body: &[u8]) -> Verdict {
+    async fn mail(&self, signal: &Signal, body: &[u8]) -> Answer {
         use lettre::AsyncTransport as _;
         let mailer = match &self.mailer {
             Ok(Some(m)) => m,
-            Ok(None) => return Verdict::Refused("not an e-mail destination".into(), 0),
-            Err(e) => return Verdict::Refused(e.clone(), 0),
+            Ok(None) => return Answer::Refused("not an e-mail destination".into(), 0),
+            Err(e) => return Answer::Refused(e.clone(), 0),
         };
         let d = &self.destination;
         let mut message = lettre::Message::builder()
@@ -276,24 +293,24 @@ impl Deliverer {
             .header(lettre::message::header::ContentType::TEXT_PLAIN);
         match d.from.parse() {
             Ok(from) => message = message.from(from),
-            Err(e) => return Verdict::Refused(format!("bad sender address: {e}"), 0),
+            Err(e) => return Answer::Refused(format!("bad sender address: {e}"), 0),
         }
         for to in &d.to {
             match to.parse() {
                 Ok(to) => message = message.to(to),
-                Err(e) => return Verdict::Refused(format!("bad recipient address: {e}"), 0),
+                Err(e) => return Answer::Refused(format!("bad recipient address: {e}"), 0),
             }
         }
         let message = match message.body(String::from_utf8_lossy(body).into_owned()) {
             Ok(m) => m,
-            Err(e) => return Verdict::Refused(format!("cannot build the message: {e}"), 0),
+            Err(e) => return Answer::Refused(format!("cannot build the message: {e}"), 0),
         };
         match mailer.send(message).await {
-            Ok(r) => Verdict::Done(r.code().to_string().parse().unwrap_or(250)),
+            Ok(r) => Answer::Done(r.code().to_string().parse().unwrap_or(250)),
             Err(e) if e.is_permanent() => {
-                Verdict::Refused(format!("the SMTP server refused it: {e}"), 550)
+                Answer::Refused(format!("the SMTP server refused it: {e}"), 550)
             }
-            Err(e) => Verdict::Retry(None, format!("SMTP: {e}"), None),
+            Err(e) => Answer::Retry(None, format!("SMTP: {e}"), None),
         }
     }
 }
@@ -348,7 +365,7 @@ mod tests {
         );
         for attempt in 1..10 {
             let want = (100u64 << (attempt - 1)).min(1000);
-            let got = d.backoff(attempt).as_millis() as u64;
+            let got = d.policy.backoff.delay(attempt).as_millis() as u64;
             assert!(
                 got >= want / 2 && got <= want,
                 "attempt {attempt}: {got} vs {want}"

@@ -7,7 +7,6 @@
 //!   a rate limit per destination (`governor`).
 //! - [`audit`]: the tamper-evident audit trail (events on Kafka, chained per tenant into ClickHouse).
 //! - [`playbooks`]: playbook files, runs with approval gates, the engine.
-//! - [`producer`]: a Kafka producer whose sends are awaited until acknowledged, without rust-rdkafka's idle spin.
 //! - [`queue`]: durability through Kafka: `sentra run` enqueues signals on a topic before committing its
 //!   input; one consumer group per destination delivers them and commits only after delivery or after
 //!   moving the signal to the dead-letter topic, which `sentra soar dlq list|replay` inspects and re-sends.
@@ -17,7 +16,6 @@ pub mod config;
 pub mod delivery;
 pub mod envelope;
 pub mod playbooks;
-pub mod producer;
 pub mod queue;
 pub mod signing;
 

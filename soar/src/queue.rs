@@ -14,7 +14,6 @@ use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::FutureRecord;
-use rdkafka::{Offset, TopicPartitionList};
 use sentra_schemas::Signal;
 use serde::Serialize;
 use tokio::sync::watch;
@@ -23,7 +22,7 @@ use tracing::{info, warn};
 use crate::audit::AuditLog;
 use crate::config::{Destination, SoarConfig};
 use crate::delivery::{Attempt, Deliverer, Interrupted, Outcome};
-use crate::producer::Producer;
+use sentra_kafka::Producer;
 use sentra_schemas::audit::AuditEvent;
 
 /// Why the queue could not be used.
@@ -86,25 +85,6 @@ pub struct WorkerStats {
     pub skipped: u64,
     /// HTTP attempts made.
     pub attempts: u64,
-}
-
-/// A consumer in `group` subscribed to `topic`, committing only explicitly (from the earliest offset when
-/// the group has none).
-pub(crate) fn consumer(
-    client: &ClientConfig,
-    group: &str,
-    topic: &str,
-) -> Result<StreamConsumer, KafkaError> {
-    let c: StreamConsumer = client
-        .clone()
-        .set("group.id", group)
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
-        .set("auto.offset.reset", "earliest")
-        .set("enable.partition.eof", "false")
-        .create()?;
-    c.subscribe(&[topic])?;
-    Ok(c)
 }
 
 fn header(m: &impl Message, key: &str) -> String {
@@ -197,8 +177,8 @@ pub async fn deliver(
 ) -> Result<WorkerStats, QueueError> {
     let destination = deliverer.destination();
     let group = group_for(group_prefix, &destination.name);
-    let consumer = consumer(client, &group, &config.topic)?;
-    let producer = Producer::new(client.clone().set("message.timeout.ms", "30000"))?;
+    let consumer = sentra_kafka::consumer::group(client, &group, &[&config.topic])?;
+    let producer = Producer::acknowledged(client)?;
     let mut stats = WorkerStats::default();
     info!(destination = %destination.name, group = %group, "delivering signals");
     loop {
@@ -275,37 +255,6 @@ pub async fn deliver(
     Ok(stats)
 }
 
-/// A consumer of every partition of `topic`, positioned at `group`'s committed offsets (the beginning where
-/// none), without joining the group: reading the dead-letter queue needs no rebalance and cannot take
-/// partitions from anyone.
-fn assigned(client: &ClientConfig, group: &str, topic: &str) -> Result<StreamConsumer, KafkaError> {
-    let c: StreamConsumer = client
-        .clone()
-        .set("group.id", group)
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
-        .set("enable.partition.eof", "false")
-        .create()?;
-    let metadata = c.fetch_metadata(Some(topic), Duration::from_secs(10))?;
-    let mut all = TopicPartitionList::new();
-    for t in metadata.topics() {
-        for p in t.partitions() {
-            all.add_partition(topic, p.id());
-        }
-    }
-    let committed = c.committed_offsets(all, Duration::from_secs(10))?;
-    let mut start = TopicPartitionList::new();
-    for e in committed.elements() {
-        let offset = match e.offset() {
-            Offset::Offset(o) => Offset::Offset(o),
-            _ => Offset::Beginning,
-        };
-        start.add_partition_offset(topic, e.partition(), offset)?;
-    }
-    c.assign(&start)?;
-    Ok(c)
-}
-
 /// The group that tracks which dead letters were replayed.
 fn dlq_group(group_prefix: &str) -> String {
     format!("{group_prefix}-soar-dlq")
@@ -349,7 +298,8 @@ pub async fn dlq_list(
     config: &SoarConfig,
     idle: Duration,
 ) -> Result<Vec<DeadLetter>, QueueError> {
-    let consumer = assigned(client, &dlq_group(group_prefix), &config.dlq_topic)?;
+    let consumer =
+        sentra_kafka::consumer::at_committed(client, &dlq_group(group_prefix), &config.dlq_topic)?;
     let mut out = Vec::new();
     read_pending(&consumer, idle, async |m| {
         out.push(as_dead_letter(m));
@@ -370,8 +320,9 @@ pub async fn dlq_replay(
     idle: Duration,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(u64, u64), QueueError> {
-    let consumer = assigned(client, &dlq_group(group_prefix), &config.dlq_topic)?;
-    let producer = Producer::new(client.clone().set("message.timeout.ms", "30000"))?;
+    let consumer =
+        sentra_kafka::consumer::at_committed(client, &dlq_group(group_prefix), &config.dlq_topic)?;
+    let producer = Producer::acknowledged(client)?;
     let (mut delivered, mut failed) = (0u64, 0u64);
     // Letters that fail again are appended to the same topic: stop on reaching the first of them.
     let mut requeued_at: Option<(i32, i64)> = None;

@@ -1,7 +1,7 @@
 //! The HTTP API over the embedded store: keys decide the tenant, answers match the router's, another
 //! tenant's data and signals stay out of reach, rate limits answer 429, and errors say what to do.
 
-use sentra_pipeline::api::Api;
+use sentra_service::api::Api;
 use serde_json::{json, Value};
 use tokio::sync::watch;
 
@@ -13,7 +13,7 @@ async fn the_api_answers_each_tenant_from_its_own_data_only() {
     let d = setup();
     let config = crate::support::api_config(&[("acme", "acme-key"), ("globex", "globex-key")], 30);
     let (_stop, shutdown) = watch::channel(false);
-    let addr = sentra_pipeline::api::serve(
+    let addr = sentra_service::api::serve(
         &config.listen,
         Api::new(&config, d.store.clone(), None),
         shutdown,

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use clickhouse::Client;
-use sentra_pipeline::config::Config;
+use sentra_service::config::Config;
 use sentra_sinks::clickhouse::{ClickHouseConfig, ClickHouseSink};
 use serde_json::Value;
 

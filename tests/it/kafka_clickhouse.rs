@@ -10,8 +10,8 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use sentra_pipeline::config::Config;
-use sentra_pipeline::run::{run, RunStats};
+use sentra_service::config::Config;
+use sentra_service::run::{run, RunStats};
 use serde::Deserialize;
 use tokio::sync::watch;
 

@@ -7,7 +7,7 @@ use std::io::Read as _;
 use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
-use sentra_pipeline::respond;
+use sentra_service::respond;
 use sentra_sinks::clickhouse::ClickHouseSink;
 use sentra_soar::playbooks::run::{Run, RunState};
 use tokio::sync::watch;
@@ -16,7 +16,7 @@ use crate::kafka_clickhouse::{create_topic, Env};
 use crate::soar::{delivered, receiver, signal};
 use crate::support::{get_json, unique};
 
-async fn states(config: &sentra_pipeline::config::Config) -> Vec<(String, RunState)> {
+async fn states(config: &sentra_service::config::Config) -> Vec<(String, RunState)> {
     respond::runs(config)
         .await
         .unwrap()
@@ -26,7 +26,7 @@ async fn states(config: &sentra_pipeline::config::Config) -> Vec<(String, RunSta
 }
 
 async fn wait_states(
-    config: &sentra_pipeline::config::Config,
+    config: &sentra_service::config::Config,
     want: &[(&str, RunState)],
 ) -> Vec<Run> {
     let started = Instant::now();
@@ -121,7 +121,7 @@ async fn approval_gated_playbooks_and_a_tamper_evident_audit_trail() {
     a.user = Some(hostile.into());
     let b = signal(32, "acme", 0.75);
     let c = signal(33, "globex", 0.9);
-    let producer = sentra_soar::producer::Producer::new(&client).unwrap();
+    let producer = sentra_kafka::Producer::new(&client).unwrap();
     let destinations = config.soar.resolve(|_| None).unwrap();
     sentra_soar::queue::enqueue(
         &producer,
@@ -164,13 +164,13 @@ async fn approval_gated_playbooks_and_a_tamper_evident_audit_trail() {
     // B is rejected over the HTTP API, by a key of its own tenant; another tenant's key cannot see it.
     let api_config =
         crate::support::api_config(&[("acme", "acme-key"), ("globex", "globex-key")], 100);
-    let api = sentra_pipeline::api::Api::new(
+    let api = sentra_service::api::Api::new(
         &api_config,
         sentra_queries::Store::ClickHouse(Box::new(env.clickhouse())),
         Some(config.clone()),
     );
     let (_api_stop, api_shutdown) = watch::channel(false);
-    let addr = sentra_pipeline::api::serve(&api_config.listen, api, api_shutdown)
+    let addr = sentra_service::api::serve(&api_config.listen, api, api_shutdown)
         .await
         .unwrap();
     let http = reqwest::Client::new();

@@ -617,13 +617,13 @@ async fn clickhouse_gives_the_same_answers_as_the_embedded_store() {
         crate::support::api_config(&[("acme", "acme-key"), ("globex", "globex-key")], 100);
     let es =
         sentra_sinks::elasticsearch::ElasticsearchSink::new(env.config().elasticsearch).unwrap();
-    let api = sentra_pipeline::api::Api::new(
+    let api = sentra_service::api::Api::new(
         &api_config,
         Store::services(env.clickhouse(), Some(es)),
         Some(env.config()),
     );
     let (_stop, shutdown) = tokio::sync::watch::channel(false);
-    let addr = sentra_pipeline::api::serve(&api_config.listen, api, shutdown)
+    let addr = sentra_service::api::serve(&api_config.listen, api, shutdown)
         .await
         .unwrap();
     let http = reqwest::Client::new();

@@ -152,7 +152,7 @@ async fn setup(url: &str, max_attempts: u32) -> Setup {
 
 impl Setup {
     async fn enqueue(&self, signals: &[Signal]) -> usize {
-        let producer = sentra_soar::producer::Producer::new(&self.client).unwrap();
+        let producer = sentra_kafka::Producer::new(&self.client).unwrap();
         let destinations = self.config.resolve(|_| None).unwrap();
         queue::enqueue(&producer, &self.config.topic, signals, &destinations)
             .await
@@ -410,11 +410,11 @@ async fn the_pipeline_hands_its_high_risk_signals_to_the_webhook() {
     produce(&env.brokers, &env.topic, &msgs).await;
     let (tx, shutdown) = watch::channel(false);
     let config = env.config();
-    let task = tokio::spawn(async move { sentra_pipeline::run::run(&config, shutdown).await });
+    let task = tokio::spawn(async move { sentra_service::run::run(&config, shutdown).await });
     wait_for("the signal at the webhook", || delivered(&rx).len() == 1).await;
     tx.send(true).unwrap();
     let stats = task.await.unwrap().unwrap();
-    assert_eq!(stats.queued_for_soar, 1, "{stats:?}");
+    assert_eq!(stats.stored["the SOAR queue"], 1, "{stats:?}");
     let body: Value = serde_json::from_slice(&rx.lock().unwrap().got[0].body).unwrap();
     assert_eq!(body["data"]["signal"], "ssh_brute_force");
     assert_eq!(body["severity"], "HIGH");

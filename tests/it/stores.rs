@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use clickhouse::{Client, Row};
-use sentra_pipeline::run::run;
+use sentra_service::run::run;
 use sentra_sinks::clickhouse::ClickHouseSink;
 use sentra_sinks::elasticsearch::{ElasticsearchConfig, ElasticsearchSink};
 use serde::Deserialize;
@@ -173,7 +173,11 @@ async fn both_stores_hold_every_event_once_after_replay_and_restart() {
         .unwrap();
     assert!(!auth.is_empty(), "evidence was fetched back and indexed");
     assert!(es_ids(&es, "globex").await.is_empty());
-    assert_eq!(stats.indexed, want.len() as u64, "{stats:?}");
+    assert_eq!(
+        stats.stored["Elasticsearch"],
+        want.len() as u64,
+        "{stats:?}"
+    );
     let signals = scalar(&ch, "SELECT count() FROM signals FINAL").await;
     assert_rollups_match_raw(&ch).await;
 

@@ -76,12 +76,15 @@ pub fn stderr(o: &Output) -> String {
 }
 
 /// An in-process API configuration on a free loopback port with `(tenant, key)` pairs.
-pub fn api_config(keys: &[(&str, &str)], rate_per_minute: u32) -> sentra_pipeline::api::ApiConfig {
-    sentra_pipeline::api::ApiConfig {
+pub fn api_config(
+    keys: &[(&str, &str)],
+    rate_per_minute: u32,
+) -> sentra_service::config::ApiConfig {
+    sentra_service::config::ApiConfig {
         listen: "127.0.0.1:0".into(),
         keys: keys
             .iter()
-            .map(|(tenant, key)| sentra_pipeline::api::ApiKey {
+            .map(|(tenant, key)| sentra_service::config::ApiKey {
                 tenant: (*tenant).into(),
                 key_sha256: sentra_schemas::hex_digest_plain(key.as_bytes()),
             })

@@ -15,7 +15,6 @@ use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::producer::FutureRecord;
-use rdkafka::{Offset, TopicPartitionList};
 use sentra_schemas::audit::AuditEvent;
 use sentra_schemas::Signal;
 use serde::Serialize;
@@ -27,7 +26,10 @@ use super::definition::Playbook;
 use super::run::{event_id, Change, Decision, Run, RunError, RunEvent, RunState, Runs, StepLog};
 use super::steps::Executor;
 use crate::audit::AuditLog;
-use crate::producer::Producer;
+use sentra_kafka::Producer;
+
+/// The client name of the readers that fold the runs topic from its beginning (they join no group).
+const RUNS_READER: &str = "sentra-runs-reader";
 
 /// Why the engine or a decision failed.
 #[derive(Debug, thiserror::Error)]
@@ -41,24 +43,6 @@ pub enum EngineError {
     /// A decision without a name or a reason.
     #[error("{0}")]
     Invalid(String),
-}
-
-/// A consumer of every partition of `topic` from the beginning, outside any group.
-fn from_beginning(client: &ClientConfig, topic: &str) -> Result<StreamConsumer, KafkaError> {
-    let c: StreamConsumer = client
-        .clone()
-        .set("group.id", "sentra-runs-reader")
-        .set("enable.auto.commit", "false")
-        .create()?;
-    let metadata = c.fetch_metadata(Some(topic), Duration::from_secs(10))?;
-    let mut tpl = TopicPartitionList::new();
-    for t in metadata.topics() {
-        for p in t.partitions() {
-            tpl.add_partition_offset(topic, p.id(), Offset::Beginning)?;
-        }
-    }
-    c.assign(&tpl)?;
-    Ok(c)
 }
 
 /// Reads `consumer` until it has been quiet for `idle`, folding run events into `runs`.
@@ -92,7 +76,7 @@ pub async fn load_runs(
     runs_topic: &str,
     idle: Duration,
 ) -> Result<Runs, KafkaError> {
-    let consumer = from_beginning(client, runs_topic)?;
+    let consumer = sentra_kafka::consumer::from_beginning(client, RUNS_READER, runs_topic)?;
     let mut runs = Runs::default();
     catch_up(&consumer, &mut runs, idle).await?;
     Ok(runs)
@@ -155,7 +139,7 @@ pub async fn decide(
     }
     runs.apply(&event)?;
     let run = runs.get(run_id).expect("applied").clone();
-    let producer = Producer::new(client.clone().set("message.timeout.ms", "30000"))?;
+    let producer = Producer::acknowledged(client)?;
     if let Some(audit) = audit {
         audit
             .record(&[AuditEvent::new(
@@ -484,19 +468,21 @@ pub async fn run_engine(
     audit: Option<AuditLog>,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<EngineStats, EngineError> {
-    let runs_consumer = from_beginning(&config.client, &config.runs_topic)?;
+    let runs_consumer =
+        sentra_kafka::consumer::from_beginning(&config.client, RUNS_READER, &config.runs_topic)?;
     let mut engine = Engine {
         playbooks,
         executor,
         runs: Runs::default(),
-        producer: Producer::new(config.client.clone().set("message.timeout.ms", "30000"))?,
+        producer: Producer::acknowledged(&config.client)?,
         runs_topic: config.runs_topic.clone(),
         audit,
         stats: EngineStats::default(),
     };
     catch_up(&runs_consumer, &mut engine.runs, Duration::from_secs(1)).await?;
     engine.recover(&mut shutdown).await?;
-    let signals = crate::queue::consumer(&config.client, &config.group, &config.signals_topic)?;
+    let signals =
+        sentra_kafka::consumer::group(&config.client, &config.group, &[&config.signals_topic])?;
     info!(
         playbooks = engine.playbooks.len(),
         "playbook engine running"

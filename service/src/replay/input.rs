@@ -7,8 +7,8 @@ use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
-use crate::normalize::syslog::{archive_start_year, classic_stamp, MonthDayTime};
-use crate::normalize::YearPolicy;
+use sentra_pipeline::normalize::syslog::{archive_start_year, classic_stamp, MonthDayTime};
+use sentra_pipeline::normalize::YearPolicy;
 
 /// Where replay reads from.
 #[derive(Debug, Clone, PartialEq, Eq)]

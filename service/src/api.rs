@@ -25,70 +25,7 @@ use sentra_schemas::{hex_digest_plain, TenantId};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::config::Config;
-
-/// `[api]`
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ApiConfig {
-    /// Address to listen on (`127.0.0.1:8080`); empty: no API.
-    pub listen: String,
-    /// API keys by their SHA-256, each mapped to one tenant.
-    pub keys: Vec<ApiKey>,
-    /// Requests per minute per tenant.
-    pub rate_per_minute: u32,
-}
-
-impl Default for ApiConfig {
-    fn default() -> Self {
-        Self {
-            listen: String::new(),
-            keys: Vec::new(),
-            rate_per_minute: 120,
-        }
-    }
-}
-
-/// One API key.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ApiKey {
-    /// The tenant whose data the key reads.
-    pub tenant: String,
-    /// Lower-case hex SHA-256 of the key (`printf %s "$KEY" | sha256sum`).
-    pub key_sha256: String,
-}
-
-impl ApiConfig {
-    /// Every problem with the values (empty when valid).
-    pub fn problems(&self) -> Vec<String> {
-        let mut p = Vec::new();
-        if self.listen.is_empty() {
-            return p;
-        }
-        if self.listen.parse::<SocketAddr>().is_err() {
-            p.push(format!(
-                "api.listen {:?} must be an address like 127.0.0.1:8080",
-                self.listen
-            ));
-        }
-        for k in &self.keys {
-            if let Err(e) = TenantId::check(&k.tenant) {
-                p.push(format!("api.keys: {e}"));
-            }
-            if k.key_sha256.len() != 64 || !k.key_sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
-                p.push(format!(
-                    "api.keys for {}: key_sha256 must be 64 hex characters",
-                    k.tenant
-                ));
-            }
-        }
-        if self.rate_per_minute == 0 {
-            p.push("api.rate_per_minute must be at least 1".into());
-        }
-        p
-    }
-}
+use crate::config::{ApiConfig, Config};
 
 #[derive(Default)]
 struct Metrics {

@@ -31,8 +31,8 @@ use sentra_sinks::embedded::EmbeddedStore;
 use sentra_sinks::SinkError;
 use serde::Serialize;
 
-use crate::detect::{Detection, Engine, EngineConfig, EngineError, Overrides};
-use crate::normalize::{Counts, Input, NormalizeConfig, Normalizer, YearPolicy};
+use sentra_pipeline::detect::{Detection, Engine, EngineConfig, EngineError, Overrides};
+use sentra_pipeline::normalize::{Counts, Input, NormalizeConfig, Normalizer, YearPolicy};
 
 use merge::Merge;
 

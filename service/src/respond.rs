@@ -1,5 +1,6 @@
-//! The responder side of `sentra`: the playbook engine, approvals, and the audit trail's checks and bundles.
-//! Thin wiring from the configuration to `sentra_soar`; the logic lives there.
+//! The responders' wiring: the playbook engine, approvals, the audit trail's checks and bundles, and the SOAR
+//! dead-letter queue's listing and replay. Thin wiring from the configuration to `sentra_soar`; the logic
+//! lives there.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -16,7 +17,7 @@ use sentra_soar::Deliverer;
 use tokio::sync::watch;
 
 use crate::config::Config;
-use crate::run::{client_config, ensure_topic, RunError};
+use crate::run::{kafka_client, RunError};
 
 fn err(e: impl std::fmt::Display) -> RunError {
     RunError::Config(e.to_string())
@@ -50,9 +51,9 @@ pub async fn run_playbooks(
         &config.soar.runs_topic,
         &config.audit.topic,
     ] {
-        ensure_topic(config, topic).await?;
+        sentra_kafka::topics::ensure(&kafka_client(config), topic).await?;
     }
-    let client = client_config(config);
+    let client = kafka_client(config);
     let executor = Executor::new(
         destinations
             .into_iter()
@@ -75,7 +76,7 @@ pub async fn run_playbooks(
 /// Every playbook run, oldest first (`sentra approvals list` shows those awaiting approval).
 pub async fn runs(config: &Config) -> Result<Vec<Run>, RunError> {
     let runs = engine::load_runs(
-        &client_config(config),
+        &kafka_client(config),
         &config.soar.runs_topic,
         Duration::from_secs(2),
     )
@@ -107,7 +108,7 @@ pub async fn decide_for(
     by: &str,
     reason: &str,
 ) -> Result<Run, engine::EngineError> {
-    let client = client_config(config);
+    let client = kafka_client(config);
     let audit = AuditLog::new(&client, &config.audit.topic)?;
     engine::decide(
         &client,
@@ -244,4 +245,39 @@ pub async fn audit_bundle(
     };
     write().map_err(|e| err(format!("writing {}: {e}", path.display())))?;
     Ok(path)
+}
+
+/// The SOAR dead letters not yet replayed (`sentra soar dlq list`).
+pub async fn soar_dlq_list(
+    config: &Config,
+) -> Result<Vec<sentra_soar::queue::DeadLetter>, RunError> {
+    sentra_soar::queue::dlq_list(
+        &kafka_client(config),
+        &config.kafka.group_id,
+        &config.soar,
+        Duration::from_secs(3),
+    )
+    .await
+    .map_err(|e| RunError::Config(e.to_string()))
+}
+
+/// Re-sends the pending SOAR dead letters (`sentra soar dlq replay`): (delivered, failed again).
+pub async fn soar_dlq_replay(
+    config: &Config,
+    shutdown: watch::Receiver<bool>,
+) -> Result<(u64, u64), RunError> {
+    let destinations = config
+        .soar
+        .resolve(|k| std::env::var(k).ok())
+        .map_err(|p| RunError::Config(p.join("; ")))?;
+    sentra_soar::queue::dlq_replay(
+        &kafka_client(config),
+        &config.kafka.group_id,
+        &config.soar,
+        &destinations,
+        Duration::from_secs(3),
+        shutdown,
+    )
+    .await
+    .map_err(|e| RunError::Config(e.to_string()))
 }

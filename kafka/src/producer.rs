@@ -45,6 +45,11 @@ struct Shared {
 }
 
 impl Producer {
+    /// The producer Sentra writes with: `client`'s settings, each message tried for at most 30 s.
+    pub fn acknowledged(client: &ClientConfig) -> KafkaResult<Self> {
+        Self::new(client.clone().set("message.timeout.ms", "30000"))
+    }
+
     /// A producer configured by `config`, with its delivery-report thread started.
     pub fn new(config: &ClientConfig) -> KafkaResult<Self> {
         let inner: Arc<BaseProducer<Reports>> = Arc::new(config.create_with_context(Reports)?);

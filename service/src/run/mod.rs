@@ -1,0 +1,308 @@
+//! `sentra run`: source → engine → outputs → acknowledgements → checkpoint and commit.
+//!
+//! One batch at a time: the [`Source`] hands over a batch normalized as its messages arrived; the detection
+//! engine turns it into signals and late rows; every [`Output`] stores it, step by step (events, then the
+//! quarantine with the rows outputs refused, then signals), each write retried with backoff while the
+//! output says a retry can help. Only then is the batch acknowledged to the source. Every
+//! `checkpoint_interval_ms` the engine state is checkpointed with the acknowledged positions, and only then
+//! are they committed. A crash before a checkpoint re-reads those batches on restart (stable event and
+//! signal ids make the re-inserted rows collapse in ClickHouse's ReplacingMergeTree); a crash between
+//! checkpoint and commit skips the already-counted messages, so window state is never counted twice.
+
+use std::collections::BTreeMap;
+
+use sentra_kafka::{KafkaError, Producer};
+use sentra_pipeline::detect::{catalog, Engine, EngineError, Overrides};
+use sentra_pipeline::normalize::{NormalizeConfig, Normalizer, YearPolicy};
+use sentra_retry::{retry, Backoff, Failure, Policy, Verdict};
+use sentra_sinks::clickhouse::ClickHouseSink;
+use sentra_sinks::elasticsearch::ElasticsearchSink;
+use sentra_soar::audit::AuditLog;
+use serde::Serialize;
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tracing::{info, warn};
+
+use crate::config::Config;
+use crate::outputs::{self, Batch, Output, OutputError};
+use crate::replay::late_record;
+use crate::sources::kafka::KafkaSource;
+use crate::sources::{Next, Source, SourceBatch, SourceError};
+use checkpoint::{Checkpoint, Checkpoints};
+
+pub mod checkpoint;
+mod workers;
+
+/// What a run did, for logs and tests.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RunStats {
+    /// Kafka messages consumed.
+    pub consumed: u64,
+    /// Events stored.
+    pub events: u64,
+    /// Messages quarantined.
+    pub quarantined: u64,
+    /// Signals stored.
+    pub signals: u64,
+    /// Events older than their tenant's watermark (stored, quarantined as `late`, not counted).
+    pub late: u64,
+    /// Offset commits that succeeded.
+    pub commits: u64,
+    /// What each output stored (events, quarantine records, signals, documents), by output name: e.g.
+    /// `Elasticsearch` counts forensics documents (evidence fetched back included), `the SOAR queue` the
+    /// signals enqueued for delivery.
+    pub stored: BTreeMap<String, u64>,
+    /// Batches handled (each one detection step and one write to every store).
+    pub batches: u64,
+    /// Messages that were not valid UTF-8, decoded lossily (their bytes kept in `event.original`).
+    pub lossy_utf8: u64,
+}
+
+impl RunStats {
+    /// Counts what `output` stored.
+    fn stored(&mut self, output: &str, stored: u64) {
+        *self.stored.entry(output.to_owned()).or_default() += stored;
+    }
+}
+
+/// Why `sentra run` stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// Kafka could not be set up.
+    #[error("Kafka: {0} (check kafka.brokers and that the broker is reachable)")]
+    Kafka(#[from] KafkaError),
+    /// A store could not be read (audit verification and bundles).
+    #[error(transparent)]
+    Store(#[from] sentra_sinks::SinkError),
+    /// The source could not be read.
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    /// An output refused a write in a way retrying cannot fix; offsets were not committed.
+    #[error("{0}; the batch's offsets were not committed, so nothing is lost: fix the cause and restart")]
+    Output(#[from] OutputError),
+    /// Shutdown was requested while a write was still being retried; offsets were not committed.
+    #[error("stopped while {0} was unavailable; the batch's offsets were not committed and will be re-read")]
+    Interrupted(&'static str),
+    /// The configuration cannot be used (e.g. a destination's secret is not in the environment).
+    #[error("configuration: {0}")]
+    Config(String),
+    /// The detections could not be loaded or planned.
+    #[error("detections: {0}")]
+    Detections(String),
+    /// The detection engine failed.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// The checkpoint could not be read or written.
+    #[error("checkpoint {path}: {detail} (fix or remove the file; removing it restarts window state empty)")]
+    Checkpoint {
+        /// The file.
+        path: String,
+        /// What went wrong.
+        detail: String,
+    },
+}
+
+/// The librdkafka settings of `config`, shared by every Kafka client of the run.
+pub fn kafka_client(config: &Config) -> sentra_kafka::ClientConfig {
+    sentra_kafka::client(&config.kafka.brokers, &config.kafka.properties)
+}
+
+/// Runs until `shutdown` turns true (or an unrecoverable error). Offsets are committed at checkpoints, after
+/// every output acknowledged every batch they cover.
+pub async fn run(
+    config: &Config,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<RunStats, RunError> {
+    let client = kafka_client(config);
+    let clickhouse = ClickHouseSink::new(config.clickhouse.clone());
+    let destinations = config
+        .soar
+        .resolve(|k| std::env::var(k).ok())
+        .map_err(|p| RunError::Config(p.join("; ")))?;
+    let producer = Producer::acknowledged(&client)?;
+    let audit = AuditLog::new(&client, &config.audit.topic)?;
+
+    let mut outputs: Vec<Box<dyn Output>> = vec![Box::new(outputs::clickhouse::ClickHouse(
+        clickhouse.clone(),
+    ))];
+    if config.elasticsearch.enabled() {
+        outputs.push(Box::new(outputs::elasticsearch::Elasticsearch {
+            sink: ElasticsearchSink::new(config.elasticsearch.clone())
+                .map_err(OutputError::from)?,
+            events: clickhouse.clone(),
+        }));
+    }
+    outputs.push(Box::new(outputs::quarantine::QuarantineTopic {
+        producer: producer.clone(),
+        topic: config.kafka.quarantine_topic.clone(),
+        client: client.clone(),
+    }));
+    outputs.push(Box::new(outputs::audit::Audit {
+        log: audit.clone(),
+        topic: config.audit.topic.clone(),
+        client: client.clone(),
+    }));
+    if config.soar.enabled() {
+        outputs.push(Box::new(outputs::soar::SoarQueue {
+            producer: producer.clone(),
+            topic: config.soar.topic.clone(),
+            dlq_topic: config.soar.dlq_topic.clone(),
+            destinations: destinations.clone(),
+            client: client.clone(),
+        }));
+    }
+    for o in &outputs {
+        with_retry(o.as_ref(), &mut shutdown, |_| o.prepare()).await?;
+    }
+    workers::serve_api(config, &clickhouse, &shutdown).await?;
+    let delivery = workers::start(
+        config,
+        &client,
+        &clickhouse,
+        &audit,
+        &destinations,
+        &shutdown,
+    );
+
+    let normalize = NormalizeConfig {
+        max_message_bytes: config.input.max_message_bytes,
+        allowed_tenants: config
+            .tenants
+            .allow
+            .as_ref()
+            .map(|a| a.iter().cloned().collect()),
+        year: YearPolicy::Infer,
+        zones: config
+            .zones()
+            .expect("zones are checked with the configuration"),
+        tenant_from_host: false,
+        max_ahead_secs: config.detection.max_clock_skew_secs,
+    };
+    let mut source = KafkaSource::new(&config.kafka, Normalizer::new(normalize))?;
+    let detections = catalog::load(
+        config.detection.folder.as_deref(),
+        &config.detection.disabled,
+    )
+    .map_err(RunError::Detections)?;
+    let mut engine = Engine::new(detections, config.engine()).await?;
+    let overrides = match &config.detection.overrides_path {
+        Some(p) => Overrides::load(p).map_err(RunError::Detections)?,
+        None => Overrides::default(),
+    };
+    let path = config.detection.checkpoint_path.as_path();
+    if let Some(c) = Checkpoint::load(path, &config.kafka.group_id)? {
+        info!(path = %path.display(), partitions = c.offsets.len(), "resuming from checkpoint");
+        engine.restore(c.engine);
+        source.resume(c.offsets);
+    }
+    let mut checkpoints = Checkpoints::new(
+        &config.kafka.group_id,
+        path,
+        std::time::Duration::from_millis(config.detection.checkpoint_interval_ms),
+    );
+    let mut stats = RunStats::default();
+
+    loop {
+        // A quiet source still gets its stored batches checkpointed and committed when the interval is up.
+        let idle_until = source.pending().then(|| checkpoints.due_at());
+        let SourceBatch {
+            events,
+            mut quarantined,
+            records,
+            skipped,
+            positions,
+        } = match source.next_batch(idle_until, &mut shutdown).await? {
+            Next::Batch(b) => b,
+            Next::Idle => {
+                stats.commits += checkpoints.save_and_commit(&engine, &mut source)? as u64;
+                continue;
+            }
+            Next::Stopped => break,
+        };
+        let outcome = engine.process(&events).await?;
+        stats.late += outcome.late_rows.len() as u64;
+        for &row in &outcome.late_rows {
+            quarantined.push(late_record(
+                &events,
+                row,
+                config.detection.allowed_lateness_secs,
+            ));
+        }
+        let mut signals = outcome.signals;
+        signals.iter_mut().for_each(|s| overrides.apply(s));
+
+        let batch = Batch {
+            events: &events,
+            signals: &signals,
+        };
+        for o in &outputs {
+            let written = with_retry(o.as_ref(), &mut shutdown, |_| o.write_events(&batch)).await?;
+            stats.stored(o.name(), written.stored);
+            quarantined.extend(written.refused);
+        }
+        for o in &outputs {
+            let written = with_retry(o.as_ref(), &mut shutdown, |_| {
+                o.write_quarantine(&quarantined)
+            })
+            .await?;
+            stats.stored(o.name(), written.stored);
+        }
+        for o in &outputs {
+            let written =
+                with_retry(o.as_ref(), &mut shutdown, |_| o.write_signals(&signals)).await?;
+            stats.stored(o.name(), written.stored);
+        }
+
+        source.ack(positions);
+        if Instant::now() >= checkpoints.due_at() {
+            stats.commits += checkpoints.save_and_commit(&engine, &mut source)? as u64;
+        }
+        stats.consumed += (records - skipped) as u64;
+        stats.events += events.num_rows() as u64;
+        stats.quarantined += quarantined.len() as u64 - outcome.late_rows.len() as u64;
+        stats.signals += signals.len() as u64;
+        stats.batches += 1;
+        stats.lossy_utf8 = source.lossy_utf8();
+        info!(
+            messages = records,
+            skipped,
+            events = events.num_rows(),
+            quarantined = quarantined.len(),
+            signals = signals.len(),
+            "batch stored"
+        );
+    }
+    if source.pending() {
+        stats.commits += checkpoints.save_and_commit(&engine, &mut source)? as u64;
+    }
+    for w in delivery {
+        let _ = w.await;
+    }
+    info!(?stats, "stopped");
+    Ok(stats)
+}
+
+/// Runs `op` against `output` through the retry engine: retried with backoff while the output says a retry
+/// can help, until shutdown.
+async fn with_retry<T, F: std::future::Future<Output = Result<T, OutputError>>>(
+    output: &dyn Output,
+    shutdown: &mut watch::Receiver<bool>,
+    op: impl FnMut(u32) -> F,
+) -> Result<T, RunError> {
+    let name = output.name();
+    let classify = |e: &OutputError| Verdict::retry_if(e.is_transient());
+    let log = |_, e: &OutputError, wait: std::time::Duration| warn!(output = name, error = %e, retry_in_ms = wait.as_millis() as u64, "write failed; retrying");
+    match retry(
+        &Policy::until_shutdown(Backoff::STORES),
+        shutdown,
+        op,
+        classify,
+        log,
+    )
+    .await
+    {
+        Ok(v) => Ok(v),
+        Err(Failure::Interrupted) => Err(RunError::Interrupted(name)),
+        Err(Failure::Permanent(e) | Failure::Exhausted(e)) => Err(e.into()),
+    }
+}
