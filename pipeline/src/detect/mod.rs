@@ -21,4 +21,6 @@ pub use engine::{BatchOutcome, Engine, EngineConfig, EngineError, EngineState};
 pub use overrides::Overrides;
 
 #[cfg(test)]
+mod golden;
+#[cfg(test)]
 mod tests;
