@@ -1,1026 +1,398 @@
-//! The planner's vocabulary as data: which words mean which detections, event kinds, outcomes, answers
-//! and groupings, and which words carry no meaning of their own. The planner reads these tables in
-//! order; adding a phrasing is adding a row.
+//! The planner's vocabulary, kept as data in `lexicon.toml`: which words mean which answers, detections,
+//! event kinds, groupings, names and times, and which words carry no meaning of their own. The file is
+//! read once into typed tables; adding a phrasing is adding a row.
+
+use std::sync::LazyLock;
+
+use sentra_schemas::Severity;
+use serde::Deserialize;
 
 use crate::intent::Dim;
+use crate::when::TimeWords;
 
-/// A detection, the phrases that name it, and whether those phrases name it even without a word like
-/// "signal" or "alert" (attack patterns do; "root login" alone is a question about events).
-pub(crate) struct SignalWords {
-    /// The detection's name.
-    pub name: &'static str,
-    /// Phrases that mean it.
-    pub phrases: &'static [&'static str],
-    /// Whether the phrases mean the detection on their own.
-    pub on_their_own: bool,
+/// The vocabulary, read from `lexicon.toml` on first use.
+pub(crate) static LEXICON: LazyLock<Lexicon> = LazyLock::new(|| {
+    toml::from_str(include_str!("lexicon.toml")).unwrap_or_else(|e| panic!("lexicon.toml: {e}"))
+});
+
+/// Every table of `lexicon.toml`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Lexicon {
+    /// Words that carry no meaning of their own in a question.
+    pub filler: Vec<String>,
+    /// Words that shape the answer.
+    pub answer: AnswerWords,
+    /// Words about signals.
+    pub signals: SignalWords,
+    /// Words about events.
+    pub events: EventWords,
+    /// Groupings and the phrases that ask for them, most specific first.
+    pub group: Vec<Meaning<Dim>>,
+    /// Words around names.
+    pub names: NameWords,
+    /// Words of time phrases.
+    pub time: TimeWords,
 }
 
-/// Detections and the words that mean them.
-pub(crate) const SIGNALS: &[SignalWords] = &[
-    SignalWords {
-        name: "ssh_password_spray",
-        phrases: &[
-            "password spray",
-            "password spraying",
-            "password sprays",
-            "spraying",
-            "spray",
-            "sprayed",
-        ],
-        on_their_own: true,
-    },
-    SignalWords {
-        name: "ssh_distributed_brute_force",
-        phrases: &[
-            "distributed brute force",
-            "distributed brute-force",
-            "credential stuffing",
-        ],
-        on_their_own: true,
-    },
-    SignalWords {
-        name: "ssh_brute_force",
-        phrases: &[
-            "brute force",
-            "brute-force",
-            "bruteforce",
-            "brute forcing",
-            "brute-forcing",
-            "bruteforcing",
-            "brute forced",
-            "brute-forced",
-            "brute",
-        ],
-        on_their_own: true,
-    },
-    SignalWords {
-        name: "ssh_account_login_after_failures",
-        phrases: &["account login after failures"],
-        on_their_own: true,
-    },
-    SignalWords {
-        name: "ssh_login_after_failures",
-        phrases: &[
-            "login after failures",
-            "success after failures",
-            "successful login after failures",
-            "login after failed attempts",
-            "logged in after failures",
-        ],
-        on_their_own: true,
-    },
-    SignalWords {
-        name: "ssh_invalid_user_enumeration",
-        phrases: &[
-            "invalid user enumeration",
-            "enumerating usernames",
-            "enumerating users",
-            "enumerating accounts",
-            "user enumeration",
-            "username enumeration",
-            "account enumeration",
-            "enumeration",
-            "enumerating",
-        ],
-        on_their_own: true,
-    },
-    SignalWords {
-        name: "sudo_abuse",
-        phrases: &["sudo abuse"],
-        on_their_own: true,
-    },
-    SignalWords {
-        name: "ssh_root_login",
-        phrases: &["root login", "root logins", "direct root"],
-        on_their_own: false,
-    },
-    SignalWords {
-        name: "su_root_failures",
-        phrases: &["su to root", "su failures", "su root"],
-        on_their_own: false,
-    },
-    SignalWords {
-        name: "new_local_account",
-        phrases: &[
-            "new local account",
-            "new account",
-            "new accounts",
-            "account creation",
-        ],
-        on_their_own: false,
-    },
-    SignalWords {
-        name: "privileged_group_add",
-        phrases: &["privileged group", "added to sudo", "added to wheel"],
-        on_their_own: false,
-    },
-    SignalWords {
-        name: "privileged_password_change",
-        phrases: &["privileged password", "root password change"],
-        on_their_own: false,
-    },
-];
+/// Phrases and what they mean.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Meaning<T> {
+    /// What the phrases mean.
+    pub means: T,
+    /// The phrases.
+    pub phrases: Vec<String>,
+}
 
-/// Words that make the question about signals.
-pub(crate) const SIGNAL_SUBJECT: &[&str] = &[
-    "signal",
-    "signals",
-    "alert",
-    "alerts",
-    "alerting",
-    "detection",
-    "detections",
-    "incident",
-    "incidents",
-    "finding",
-    "findings",
-    "notable",
-    "notables",
-    "alarm",
-    "alarms",
-    "offense",
-    "offenses",
-    "rule",
-    "rules",
-];
+/// Words that shape the answer: count, top-N, trend, list, explain or summarize, and how many rows.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AnswerWords {
+    /// Phrases asking for a count.
+    pub count: Vec<String>,
+    /// Phrases asking for a trend.
+    pub trend: Vec<String>,
+    /// Phrases asking for an overview.
+    pub summarize: Vec<String>,
+    /// Phrases that rank by how often.
+    pub by_frequency: Vec<String>,
+    /// Phrases asking for the newest records.
+    pub newest: Vec<String>,
+    /// Phrases asking for the most frequent values.
+    pub top: Vec<String>,
+    /// Phrases asking for records.
+    pub list: Vec<String>,
+    /// Phrases asking to explain one signal.
+    pub explain: Vec<String>,
+    /// Words that name the records themselves.
+    pub records: Vec<String>,
+    /// Words asking who.
+    pub who: Vec<String>,
+    /// Words that name someone or something attacking.
+    pub attack: Vec<String>,
+    /// Words before a number of rows.
+    pub limit_before: Vec<String>,
+    /// Words after a number of rows.
+    pub limit_after: Vec<String>,
+    /// Trend buckets and the phrases that ask for them.
+    pub bucket: Vec<Meaning<Dim>>,
+}
 
-/// Severities and their words.
-pub(crate) const SEVERITIES: &[(&str, &[&str])] = &[
-    ("CRITICAL", &["critical", "crit", "sev1", "p1"]),
-    (
-        "HIGH",
-        &["high", "high-severity", "high-risk", "sev2", "p2"],
-    ),
-    ("MEDIUM", &["medium", "moderate", "med", "sev3", "p3"]),
-    ("LOW", &["low", "low-severity", "sev4", "p4"]),
-];
+/// Words about signals.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SignalWords {
+    /// Words that make the question about signals.
+    pub subject: Vec<String>,
+    /// Detections and the phrases that name them.
+    pub detection: Vec<Detection>,
+    /// Severities and their words.
+    pub severity: Vec<Meaning<Severity>>,
+    /// Signal intent classes and their phrases.
+    pub intent: Vec<Meaning<String>>,
+}
 
-/// Signal intent classes and their phrases.
-pub(crate) const INTENTS: &[(&str, &[&str])] = &[
-    (
-        "Privilege Escalation",
-        &[
-            "privilege escalation",
-            "privesc",
-            "priv esc",
-            "privilege-escalation",
-        ],
-    ),
-    (
-        "Credential Access",
-        &["credential access", "credential-access"],
-    ),
-];
+/// A detection, the phrases that name it, and whether those phrases name it even without a word like
+/// "signal" or "alert".
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Detection {
+    /// The detection's name, itself a phrase that names it.
+    pub name: String,
+    /// Whether the phrases mean the detection on their own.
+    pub on_their_own: bool,
+    /// Phrases that mean it.
+    pub phrases: Vec<String>,
+}
 
-/// Event actions and the phrases that mean them.
-pub(crate) const ACTIONS: &[(&str, &[&str])] = &[
-    (
-        "user_created",
-        &[
-            "new local account",
-            "new local accounts",
-            "new user",
-            "new users",
-            "new account",
-            "new accounts",
-            "accounts created",
-            "account created",
-            "users created",
-            "user created",
-            "created users",
-            "created accounts",
-            "account creation",
-            "account creations",
-            "user creation",
-            "useradd",
-        ],
-    ),
-    (
-        "user_deleted",
-        &[
-            "deleted users",
-            "deleted accounts",
-            "users deleted",
-            "user deleted",
-            "accounts deleted",
-            "account deleted",
-            "accounts removed",
-            "users removed",
-            "account deletion",
-            "userdel",
-        ],
-    ),
-    (
-        "password_changed",
-        &[
-            "password change",
-            "password changes",
-            "passwords changed",
-            "password changed",
-            "changed password",
-            "changed passwords",
-            "changed their password",
-            "changed his password",
-            "changed her password",
-            "password reset",
-            "password resets",
-            "root password change",
-            "privileged password",
-            "passwd",
-            "chpasswd",
-        ],
-    ),
-    (
-        "user_added_to_group",
-        &[
-            "group add",
-            "group adds",
-            "added to group",
-            "added to a group",
-            "added to groups",
-            "added to sudo",
-            "added to wheel",
-            "added to the sudo group",
-            "added to the wheel group",
-            "added to the",
-            "group membership",
-            "group memberships",
-            "group changes",
-            "privileged group",
-            "gpasswd",
-            "usermod",
-        ],
-    ),
-    (
-        "ssh_invalid_user",
-        &[
-            "invalid user",
-            "invalid users",
-            "unknown user",
-            "unknown users",
-            "non-existent user",
-            "non-existent users",
-            "nonexistent user",
-            "nonexistent users",
-            "invalid usernames",
-            "invalid username",
-        ],
-    ),
-];
+/// Words about events: outcomes, logins, actions and processes.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct EventWords {
+    /// Words for a failed outcome.
+    pub failure: Vec<String>,
+    /// Words for a successful outcome.
+    pub success: Vec<String>,
+    /// Words for interactive authentication.
+    pub login: Vec<String>,
+    /// Login verbs in the past tense: a login that worked, unless a failure word says otherwise.
+    pub logged_in: Vec<String>,
+    /// A password change said in words apart ("change the root password").
+    pub password_change: PasswordChange,
+    /// Event actions and the phrases that mean them.
+    pub action: Vec<Meaning<String>>,
+    /// Processes asked about by name.
+    pub process: Vec<Meaning<String>>,
+}
 
-/// Words for a failed outcome.
-pub(crate) const FAILURE: &[&str] = &[
-    "failed",
-    "fail",
-    "fails",
-    "failing",
-    "failure",
-    "failures",
-    "unsuccessful",
-    "bad",
-    "denied",
-    "wrong",
-    "incorrect",
-    "rejected",
-    "refused",
-    "blocked",
-    "couldn't",
-    "could not",
-    "can't",
-    "cannot",
-    "unable",
-];
+/// An action said as a noun and a verb anywhere in the question.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PasswordChange {
+    /// The action they mean.
+    pub action: String,
+    /// The nouns.
+    pub nouns: Vec<String>,
+    /// The verbs.
+    pub verbs: Vec<String>,
+}
 
-/// Words for a successful outcome.
-pub(crate) const SUCCESS: &[&str] = &[
-    "successful",
-    "successfully",
-    "succeeded",
-    "success",
-    "successes",
-    "accepted",
-    "allowed",
-    "granted",
-];
+/// Words around names.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NameWords {
+    /// Words that ask to leave a name out.
+    pub exclude: Vec<String>,
+    /// Words before a name and which kind of name they announce, in the order they are looked up.
+    pub cue: Vec<Meaning<Cue>>,
+}
 
-/// Words for interactive authentication (ECS category `authentication`: sshd logins, su, sudo
-/// authentication; never cron or systemd session bookkeeping).
-pub(crate) const LOGIN: &[&str] = &[
-    "login",
-    "logins",
-    "log-in",
-    "log-ins",
-    "log in",
-    "logon",
-    "logons",
-    "log on",
-    "sign-in",
-    "sign-ins",
-    "signin",
-    "signins",
-    "sign in",
-    "authentication",
-    "authentications",
-    "auth",
-    "auths",
-    "authenticate",
-    "ssh",
-    "sshd",
-    "password",
-    "passwords",
-    "credentials",
-    "attempt",
-    "attempts",
-    "connection",
-    "connections",
-];
+/// Which kind of name a word before it announces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Cue {
+    /// "user alice": certainly a user.
+    User,
+    /// "host web-1": certainly a host.
+    Host,
+    /// "src 203.0.113.7": certainly an address.
+    Ip,
+    /// "for alice", "did ci", "as root": a user if the data knows one.
+    MaybeUser,
+    /// "on web-1": a host if the data knows one, or if it looks like one.
+    MaybeHost,
+    /// "from jumpbox": a host or a user if the data knows one.
+    MaybeSource,
+    /// "tenant globex": never honoured.
+    Tenant,
+}
 
-/// Login verbs in the past tense: they mean a login that worked ("who logged in"), unless a failure word
-/// says otherwise ("failed to log in").
-pub(crate) const LOGGED_IN: &[&str] = &[
-    "logged in",
-    "logged into",
-    "logged on",
-    "logged-in",
-    "signed in",
-    "signed on",
-    "authenticated",
-    "got in",
-    "ssh'd",
-    "sshed",
-    "logged",
-];
+/// The kind of name `word` announces, if it is a word before names.
+pub(crate) fn cue(word: &str) -> Option<Cue> {
+    LEXICON
+        .names
+        .cue
+        .iter()
+        .find(|c| c.phrases.iter().any(|p| p == word))
+        .map(|c| c.means)
+}
 
-/// Processes asked about by name.
-pub(crate) const PROCESSES: &[(&str, &[&str])] =
-    &[("sudo", &["sudo", "sudoers", "sudo'd"]), ("su", &["su"])];
+/// Whether `word` is filler or a word that certainly announces a user, host or address: nothing that
+/// needs reading on its own.
+pub(crate) fn is_filler_or_cue(word: &str) -> bool {
+    LEXICON.filler.iter().any(|x| x == word)
+        || matches!(cue(word), Some(Cue::User | Cue::Host | Cue::Ip))
+}
 
-/// Phrases asking for a count.
-pub(crate) const COUNT: &[&str] = &[
-    "how many",
-    "how often",
-    "count",
-    "counts",
-    "number of",
-    "total",
-    "tally",
-];
+/// Every phrase of `rows`.
+fn phrases_of<T>(rows: &[Meaning<T>]) -> impl Iterator<Item = &String> {
+    rows.iter().flat_map(|m| &m.phrases)
+}
 
-/// Phrases asking for a trend.
-pub(crate) const TREND: &[&str] = &[
-    "trend",
-    "trends",
-    "trending",
-    "over time",
-    "timeline",
-    "histogram",
-    "spike",
-    "spikes",
-    "graph",
-    "chart",
-    "breakdown over time",
-];
-
-/// Trend buckets and their phrases.
-pub(crate) const BUCKETS: &[(Dim, &[&str])] = &[
-    (
-        Dim::Hour,
-        &[
-            "per hour",
-            "by hour",
-            "hourly",
-            "each hour",
-            "every hour",
-            "an hour",
-        ],
-    ),
-    (
-        Dim::Day,
-        &[
-            "per day",
-            "by day",
-            "daily",
-            "each day",
-            "every day",
-            "a day",
-            "day by day",
-        ],
-    ),
-];
-
-/// Phrases asking for an overview.
-pub(crate) const SUMMARIZE: &[&str] = &[
-    "summarize",
-    "summarise",
-    "summary",
-    "what happened",
-    "what's happening",
-    "what is happening",
-    "what's going on",
-    "what is going on",
-    "overview",
-    "recap",
-    "brief me",
-    "briefing",
-    "sitrep",
-    "anything unusual",
-    "anything suspicious",
-    "anything interesting",
-];
-
-/// Phrases asking for the most frequent values.
-pub(crate) const TOP: &[&str] = &[
-    "top", "most", "biggest", "noisiest", "worst", "busiest", "heaviest", "frequent", "leading",
-    "rank", "ranked",
-];
-
-/// Phrases asking for records.
-pub(crate) const LIST: &[&str] = &[
-    "show", "list", "display", "find", "give me", "get", "pull", "fetch", "raw", "dump", "print",
-];
-
-/// Phrases asking to explain one signal.
-pub(crate) const EXPLAIN: &[&str] = &["explain", "why", "details", "describe", "tell me about"];
-
-/// Groupings and the phrases that ask for them, most specific first.
-pub(crate) const GROUPS: &[(Dim, &[&str])] = &[
-    (
-        Dim::Ip,
-        &[
-            "by source ip",
-            "per source ip",
-            "which ip",
-            "what ip",
-            "which ips",
-            "what ips",
-            "by ip",
-            "per ip",
-            "by source",
-            "per source",
-            "by address",
-            "source ips",
-            "source addresses",
-            "src ips",
-            "source ip",
-            "ips",
-            "ip addresses",
-            "addresses",
-            "attackers",
-            "offenders",
-            "top offenders",
-            "bad actors",
-            "attacking ips",
-            "offending ips",
-            "sources",
-            "remote hosts",
-            "clients",
-        ],
-    ),
-    (
-        Dim::User,
-        &[
-            "by user",
-            "per user",
-            "every user",
-            "each user",
-            "which user",
-            "which account",
-            "by account",
-            "per account",
-            "by username",
-            "users",
-            "usernames",
-            "accounts",
-            "targeted users",
-            "targeted accounts",
-        ],
-    ),
-    (
-        Dim::Host,
-        &[
-            "by host",
-            "per host",
-            "every host",
-            "each host",
-            "which host",
-            "what host",
-            "which server",
-            "every server",
-            "by server",
-            "per server",
-            "by machine",
-            "hosts",
-            "servers",
-            "machines",
-            "boxes",
-            "systems",
-            "nodes",
-        ],
-    ),
-    (
-        Dim::Severity,
-        &[
-            "by severity",
-            "per severity",
-            "severity breakdown",
-            "by sev",
-        ],
-    ),
-    (
-        Dim::Signal,
-        &[
-            "by detection",
-            "by signal",
-            "per detection",
-            "per signal",
-            "by rule",
-            "per rule",
-            "by type",
-            "signal types",
-            "kinds of signal",
-            "kinds of signals",
-            "types of alerts",
-            "types of signals",
-        ],
-    ),
-    (Dim::Outcome, &["by outcome", "per outcome", "by result"]),
-    (
-        Dim::Action,
-        &[
-            "by action",
-            "per action",
-            "event types",
-            "by event type",
-            "kinds of events",
-        ],
-    ),
-];
-
-/// Words that name someone or something attacking: "who is brute forcing us" asks for addresses.
-pub(crate) const ATTACK: &[&str] = &[
-    "attacking",
-    "attack",
-    "attacks",
-    "attacker",
-    "hitting",
-    "hammering",
-    "scanning",
-    "targeting us",
-    "brute",
-];
-
-/// Words before a user name.
-pub(crate) const USER_CUES: &[&str] = &["user", "username", "account", "uid", "login name"];
-/// Words before a host name.
-pub(crate) const HOST_CUES: &[&str] = &[
-    "host",
-    "hostname",
-    "server",
-    "machine",
-    "box",
-    "node",
-    "vm",
-    "instance",
-    "dest",
-    "dst",
-    "dest_host",
-];
-/// Words before a source address.
-pub(crate) const IP_CUES: &[&str] = &[
-    "ip",
-    "address",
-    "src",
-    "src_ip",
-    "source_ip",
-    "source",
-    "client",
-    "rhost",
-];
-/// Words that may come before a user name ("did ci have", "logged in as root", "for alice").
-pub(crate) const MAYBE_USER_CUES: &[&str] = &[
-    "as",
-    "for",
-    "by",
-    "did",
-    "does",
-    "targeting",
-    "against",
-    "to",
-    "about",
-    "has",
-    "had",
-];
-/// Words that may come before a host name ("on web-1", "into db-01").
-pub(crate) const MAYBE_HOST_CUES: &[&str] = &["on", "into", "onto", "at"];
-/// Words that may come before a host, a user or an address ("from jumpbox").
-pub(crate) const MAYBE_SOURCE_CUES: &[&str] = &["from", "via"];
-/// Words that name a tenant, which a question can never choose.
-pub(crate) const TENANT_CUES: &[&str] =
-    &["tenant", "org", "organization", "organisation", "customer"];
-
-/// Words that carry no meaning of their own in a question.
-pub(crate) const FILLER: &[&str] = &[
-    "a",
-    "an",
-    "the",
-    "of",
-    "in",
-    "on",
-    "for",
-    "from",
-    "to",
-    "with",
-    "and",
-    "or",
-    "by",
-    "per",
-    "at",
-    "as",
-    "into",
-    "onto",
-    "via",
-    "about",
-    "against",
-    "targeting",
-    "since",
-    "last",
-    "past",
-    "this",
-    "between",
-    "during",
-    "within",
-    "over",
-    "under",
-    "were",
-    "was",
-    "is",
-    "are",
-    "be",
-    "been",
-    "being",
-    "there",
-    "any",
-    "anything",
-    "all",
-    "every",
-    "each",
-    "me",
-    "my",
-    "us",
-    "our",
-    "we",
-    "i",
-    "you",
-    "your",
-    "it",
-    "its",
-    "they",
-    "them",
-    "their",
-    "he",
-    "she",
-    "his",
-    "her",
-    "what",
-    "which",
-    "who",
-    "whom",
-    "whose",
-    "how",
-    "when",
-    "where",
-    "did",
-    "do",
-    "does",
-    "done",
-    "have",
-    "has",
-    "had",
-    "that",
-    "those",
-    "these",
-    "can",
-    "could",
-    "would",
-    "should",
-    "will",
-    "please",
-    "pls",
-    "plz",
-    "let",
-    "know",
-    "see",
-    "seen",
-    "saw",
-    "want",
-    "need",
-    "some",
-    "just",
-    "only",
-    "so",
-    "far",
-    "up",
-    "out",
-    "happen",
-    "happened",
-    "happening",
-    "occur",
-    "occurred",
-    "occurring",
-    "activity",
-    "activities",
-    "events",
-    "event",
-    "logs",
-    "log",
-    "entries",
-    "entry",
-    "records",
-    "record",
-    "lines",
-    "line",
-    "messages",
-    "stuff",
-    "things",
-    "look",
-    "looking",
-    "check",
-    "tell",
-    "give",
-    "shown",
-    "listed",
-    "tagged",
-    "with",
-    "severity",
-    "severities",
-    "level",
-    "raised",
-    "fired",
-    "triggered",
-    "generated",
-    "created",
-    "there's",
-    "there're",
-    "what's",
-    "who's",
-    "whats",
-    "whos",
-    "we've",
-    "i'd",
-    "i'm",
-    "today's",
-    "yesterday's",
-    "been",
-    "not",
-    "no",
-    "yes",
-    "also",
-    "still",
-    "too",
-    "than",
-    "then",
-    "now",
-    "currently",
-    "ever",
-    "again",
-    "more",
-    "many",
-    "much",
-    "did",
-    "doing",
-    "do",
-    "try",
-    "tried",
-    "trying",
-    "get",
-    "got",
-    "getting",
-    "via",
-    "using",
-    "use",
-    "used",
-    "against",
-    "here",
-    "other",
-    "else",
-    "else's",
-    "same",
-    "one",
-    "ones",
-    "per",
-    "vs",
-    "versus",
-    "like",
-    "kind",
-    "kinds",
-    "type",
-    "types",
-    "sort",
-    "ordered",
-    "order",
-    "sorted",
-    "descending",
-    "ascending",
-    "time",
-    "times",
-    "'s",
-    "some",
-    "those",
-    "hey",
-    "hi",
-    "quick",
-    "quickly",
-    "exactly",
-    "approximately",
-    "roughly",
-    "around",
-    "about",
-    "ok",
-    "okay",
-    "thanks",
-    "thank",
-    "according",
-    "data",
-    "environment",
-    "env",
-    "network",
-    "infra",
-    "infrastructure",
-    "fleet",
-    "estate",
-    "our",
-    "ours",
-    "everything",
-    "something",
-    "suspicious",
-    "unusual",
-    "interesting",
-    "recent",
-    "across",
-    "went",
-    "go",
-    "going",
-    "happen",
-    "made",
-    "make",
-    "making",
-    "hit",
-    "hits",
-    "affected",
-    "involved",
-    "involving",
-    "related",
-    "regarding",
-    "concerning",
-    "re",
-    "wrt",
-    "info",
-    "information",
-    "detail",
-    "report",
-    "counted",
-    "attempted",
-    "user's",
-    "access",
-    "accessed",
-    "accessing",
-    "into",
-    "try",
-    "ran",
-    "run",
-    "running",
-    "executed",
-    "commands",
-    "command",
-    "in?",
-    "whole",
-    "entire",
-    "total",
-    "overall",
-    "unique",
-    "distinct",
-    "different",
-    "separate",
-    "individual",
-    "it's",
-    "there",
-    "if",
-    "whether",
-    "and/or",
-    "etc",
-    "e.g",
-    "i.e",
-    "by",
-    "severity",
-    "priority",
-    "prio",
-    "risk",
-    "risky",
-    "level",
-    "targeted",
-    "hitting",
-    "hammering",
-    "attacking",
-    "scanning",
-    "fire",
-    "fires",
-    "trigger",
-    "change",
-    "changes",
-    "changed",
-    "publickey",
-    "pubkey",
-    "key",
-    "keys",
-    "common",
-    "anyone",
-    "anybody",
-    "someone",
-    "somebody",
-    "everyone",
-    "attacker",
-    "attack",
-    "attacks",
-    "grouped",
-    "breakdown",
-    "but",
-    "need",
-    "rate",
-    "volume",
-    "inbound",
-    "outbound",
-    "show",
-    "us?",
-];
-
-/// Words that ask to leave something out.
-pub(crate) const EXCLUDE: &[&str] = &[
-    "excluding",
-    "exclude",
-    "except",
-    "without",
-    "besides",
-    "ignoring",
-    "ignore",
-    "minus",
-];
-
-/// Whether `word` appears in any table, so it is a word the planner knows rather than a name.
+/// Whether `word` is one of [`known_words`], so a word the planner knows rather than a name.
 pub(crate) fn is_known_word(word: &str) -> bool {
     known_words()
         .binary_search_by(|w| w.as_str().cmp(word))
         .is_ok()
 }
 
-/// Every single word of every table, for typo correction and for telling words from names.
+/// Every single word of the phrases that mean an answer, a detection, an event kind, a grouping or a cue,
+/// of the filler and of the time words, sorted: the words typos are corrected to and that are never
+/// names. Words that only qualify others (row limits, exclusions, date connectives) are not among them.
 pub(crate) fn known_words() -> &'static [String] {
-    static WORDS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
-    WORDS.get_or_init(|| {
-        let mut all: Vec<&str> = Vec::new();
-        for s in SIGNALS {
-            all.extend(s.phrases);
-            all.push(s.name);
+    &KNOWN_WORDS
+}
+
+static KNOWN_WORDS: LazyLock<Vec<String>> = LazyLock::new(|| {
+    let l = &*LEXICON;
+    let (a, s, e) = (&l.answer, &l.signals, &l.events);
+    let lists = [
+        &s.subject,
+        &e.failure,
+        &e.success,
+        &e.login,
+        &e.logged_in,
+        &a.count,
+        &a.trend,
+        &a.summarize,
+        &a.top,
+        &a.list,
+        &a.explain,
+        &a.attack,
+        &l.filler,
+        &l.time.words,
+    ];
+    let mut words: Vec<String> = lists
+        .into_iter()
+        .flatten()
+        .chain(
+            s.detection
+                .iter()
+                .flat_map(|d| d.phrases.iter().chain([&d.name])),
+        )
+        .chain(phrases_of(&s.severity))
+        .chain(phrases_of(&s.intent))
+        .chain(phrases_of(&e.action))
+        .chain(phrases_of(&e.process))
+        .chain(phrases_of(&a.bucket))
+        .chain(phrases_of(&l.group))
+        .chain(phrases_of(&l.names.cue))
+        .flat_map(|p| p.split(' '))
+        .map(str::to_owned)
+        .collect();
+    words.sort();
+    words.dedup();
+    words
+});
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::*;
+    use crate::words::{Words, POSSESSIVE};
+
+    /// The phrases of each row of `rows`.
+    fn phrases<T>(rows: &[Meaning<T>]) -> Vec<&[String]> {
+        rows.iter().map(|m| m.phrases.as_slice()).collect()
+    }
+
+    /// Problems with one table whose rows are read in order: a phrase the question's words can never be,
+    /// a phrase twice, or a phrase containing one of an earlier row (which would read its words first).
+    fn table_problems(table: &str, rows: &[&[String]]) -> Vec<String> {
+        let mut problems = Vec::new();
+        let mut seen = HashSet::new();
+        for (i, row) in rows.iter().enumerate() {
+            if row.is_empty() {
+                problems.push(format!("{table}: row {i} has no phrases"));
+            }
+            for phrase in *row {
+                let words = Words::new(phrase);
+                let read: Vec<&str> = (0..words.len()).map(|k| words.get(k)).collect();
+                if read.join(" ") != *phrase && phrase != POSSESSIVE {
+                    problems.push(format!("{table}: {phrase:?} is read as {read:?}"));
+                }
+                if !seen.insert(phrase) {
+                    problems.push(format!("{table}: {phrase:?} twice"));
+                }
+                let inner: Vec<&str> = phrase.split(' ').collect();
+                for earlier in rows[..i].iter().copied().flatten() {
+                    let outer: Vec<&str> = earlier.split(' ').collect();
+                    if earlier != phrase && inner.windows(outer.len()).any(|w| *w == outer[..]) {
+                        problems.push(format!(
+                            "{table}: {phrase:?} is never read whole: {earlier:?} comes first"
+                        ));
+                    }
+                }
+            }
         }
-        for (_, p) in SEVERITIES
+        problems
+    }
+
+    #[test]
+    fn the_lexicon_is_consistent() {
+        let l = &*LEXICON;
+        let (a, s, e, t) = (&l.answer, &l.signals, &l.events, &l.time);
+        let detections: Vec<Vec<String>> = s
+            .detection
             .iter()
-            .chain(INTENTS)
-            .chain(ACTIONS)
-            .chain(PROCESSES)
-        {
-            all.extend(*p);
-        }
-        for (_, p) in BUCKETS.iter().chain(GROUPS) {
-            all.extend(*p);
-        }
-        for list in [
-            SIGNAL_SUBJECT,
-            FAILURE,
-            SUCCESS,
-            LOGIN,
-            LOGGED_IN,
-            COUNT,
-            TREND,
-            SUMMARIZE,
-            TOP,
-            LIST,
-            EXPLAIN,
-            ATTACK,
-            USER_CUES,
-            HOST_CUES,
-            IP_CUES,
-            TENANT_CUES,
-            FILLER,
-            crate::when::TIME_WORDS,
-        ] {
-            all.extend(list);
-        }
-        let mut words: Vec<String> = all
-            .iter()
-            .flat_map(|p| p.split(' '))
-            .map(str::to_owned)
+            .map(|d| {
+                [d.name.clone()]
+                    .into_iter()
+                    .chain(d.phrases.clone())
+                    .collect()
+            })
             .collect();
-        words.sort();
-        words.dedup();
-        words
-    })
+        let periods: Vec<&[String]> = t
+            .period
+            .iter()
+            .filter(|p| !p.together)
+            .map(|p| p.phrases.as_slice())
+            .collect();
+        let lists: &[(&str, &Vec<String>)] = &[
+            ("filler", &l.filler),
+            ("answer.count", &a.count),
+            ("answer.trend", &a.trend),
+            ("answer.summarize", &a.summarize),
+            ("answer.by_frequency", &a.by_frequency),
+            ("answer.newest", &a.newest),
+            ("answer.top", &a.top),
+            ("answer.list", &a.list),
+            ("answer.explain", &a.explain),
+            ("answer.records", &a.records),
+            ("answer.who", &a.who),
+            ("answer.attack", &a.attack),
+            ("answer.limit_before", &a.limit_before),
+            ("answer.limit_after", &a.limit_after),
+            ("signals.subject", &s.subject),
+            ("events.failure", &e.failure),
+            ("events.success", &e.success),
+            ("events.login", &e.login),
+            ("events.logged_in", &e.logged_in),
+            ("events.password_change.nouns", &e.password_change.nouns),
+            ("events.password_change.verbs", &e.password_change.verbs),
+            ("names.exclude", &l.names.exclude),
+            ("time.words", &t.words),
+            ("time.lookback", &t.lookback),
+            ("time.lookback_compact", &t.lookback_compact),
+            ("time.since_date", &t.since_date),
+            ("time.until_date", &t.until_date),
+            ("time.date_range", &t.date_range),
+        ];
+        let mut problems: Vec<String> = lists
+            .iter()
+            .flat_map(|(table, list)| table_problems(table, &[list.as_slice()]))
+            .collect();
+        for (table, rows) in [
+            ("answer.bucket", phrases(&a.bucket)),
+            (
+                "signals.detection",
+                detections.iter().map(Vec::as_slice).collect(),
+            ),
+            ("signals.severity", phrases(&s.severity)),
+            ("signals.intent", phrases(&s.intent)),
+            ("events.action", phrases(&e.action)),
+            ("events.process", phrases(&e.process)),
+            ("group", phrases(&l.group)),
+            ("names.cue", phrases(&l.names.cue)),
+            ("time.unit", phrases(&t.unit)),
+            ("time.period", periods),
+            (
+                "time.weekdays",
+                t.weekdays.iter().map(Vec::as_slice).collect(),
+            ),
+            ("time.months", t.months.iter().map(Vec::as_slice).collect()),
+        ] {
+            problems.extend(table_problems(table, &rows));
+        }
+        let actions: Vec<&str> = e.action.iter().map(|m| m.means.as_str()).collect();
+        if !actions.contains(&e.password_change.action.as_str()) {
+            problems.push(format!(
+                "events.password_change: no action {:?}",
+                e.password_change.action
+            ));
+        }
+        let buckets = [Dim::Hour, Dim::Day];
+        if a.bucket.iter().any(|b| !buckets.contains(&b.means)) {
+            problems.push("answer.bucket: a bucket is not hour or day".into());
+        }
+        if l.group.iter().any(|g| buckets.contains(&g.means)) {
+            problems.push("group: hour and day are trend buckets, not groupings".into());
+        }
+        // Wednesday 2026-03-18 10:30 UTC and the six days after it.
+        let week = (0..7).map(|d| 1_773_829_800_000_000 + d * crate::when::DAY);
+        for p in &t.period {
+            if week.clone().any(|now| p.from.at(now) >= p.to.at(now)) {
+                problems.push(format!(
+                    "time.period: {:?} ends before it starts",
+                    p.phrases
+                ));
+            }
+        }
+        if (t.weekdays.len(), t.months.len()) != (7, 12) {
+            problems.push("time: 7 weekdays and 12 months".into());
+        }
+        assert!(problems.is_empty(), "{}", problems.join("\n"));
+    }
 }

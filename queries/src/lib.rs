@@ -11,6 +11,8 @@
 //! The tenant never comes from the question: it is the caller's identity, injected by the compiler
 //! (ClickHouse) or by which partition directory is registered at all (embedded store).
 
+#![warn(missing_docs)]
+
 pub mod dsl;
 pub mod intent;
 mod lexicon;

@@ -10,7 +10,7 @@
 //! does instead. A question with nothing recognisable gets [`PlanError::Unanswerable`] with examples.
 
 use crate::intent::{Dim, Filters, Intent, Subject, What, MAX_RANGE_US, MAX_ROWS};
-use crate::lexicon::{self, is_known_word};
+use crate::lexicon::{self, cue, is_filler_or_cue, is_known_word, Cue, LEXICON};
 use crate::vocabulary::Vocabulary;
 use crate::when;
 use crate::words::{Words, POSSESSIVE};
@@ -181,9 +181,7 @@ pub fn plan(question: &str, now_us: i64, known: &Vocabulary) -> Result<Intent, P
     read_signals(&mut w, &mut r);
     read_event_kind(&mut w, &mut r);
     let group_by = read_group(&mut w);
-    for x in lexicon::SIGNAL_SUBJECT {
-        w.take_phrase(x);
-    }
+    w.take_any(&LEXICON.signals.subject);
     read_names(&mut w, known, &mut r);
     read_leftovers(&w, &mut r);
 
@@ -249,22 +247,12 @@ pub fn plan(question: &str, now_us: i64, known: &Vocabulary) -> Result<Intent, P
 /// can do yet, so the excluded names are read off (never turned into filters) and reported.
 fn read_exclusions(w: &mut Words, r: &mut Reading) {
     for i in 0..w.len() {
-        if w.is_used(i) || !lexicon::EXCLUDE.contains(&w.get(i)) {
+        if w.is_used(i) || !LEXICON.names.exclude.iter().any(|x| x == w.get(i)) {
             continue;
         }
         w.take(i);
         let mut at = i + 1;
-        let skippable = |word: &str| {
-            [
-                lexicon::FILLER,
-                lexicon::USER_CUES,
-                lexicon::HOST_CUES,
-                lexicon::IP_CUES,
-            ]
-            .iter()
-            .any(|list| list.contains(&word))
-        };
-        while at < w.len() && skippable(w.get(at)) {
+        while at < w.len() && is_filler_or_cue(w.get(at)) {
             w.take(at);
             at += 1;
         }
@@ -321,19 +309,16 @@ fn read_time(w: &mut Words, now_us: i64, r: &mut Reading) {
 
 /// "top 5", "first 50", "last 3", "limit 20", "10 most recent".
 fn read_limit(w: &mut Words) -> Option<usize> {
+    let (before, after) = (&LEXICON.answer.limit_before, &LEXICON.answer.limit_after);
     for i in 0..w.len() {
-        let lead = [
-            "top", "first", "last", "latest", "limit", "newest", "recent",
-        ];
-        if !w.is_used(i + 1) && lead.contains(&w.get(i)) {
+        if !w.is_used(i + 1) && before.iter().any(|x| x == w.get(i)) {
             if let Ok(n) = w.get(i + 1).parse::<usize>() {
                 w.take(i);
                 w.take(i + 1);
                 return Some(n);
             }
         }
-        let follow = ["most", "latest", "newest", "recent", "last"];
-        if !w.is_used(i) && follow.contains(&w.get(i + 1)) {
+        if !w.is_used(i) && after.iter().any(|x| x == w.get(i + 1)) {
             if let Ok(n) = w.get(i).parse::<usize>() {
                 w.take(i);
                 return Some(n);
@@ -356,16 +341,17 @@ struct Shape {
 }
 
 fn read_shape(w: &mut Words) -> Shape {
+    let a = &LEXICON.answer;
     let mut s = Shape::default();
-    for (dim, phrases) in lexicon::BUCKETS {
-        if w.take_any(phrases) {
-            s.bucket = Some(*dim);
+    for bucket in &a.bucket {
+        if w.take_any(&bucket.phrases) {
+            s.bucket = Some(bucket.means);
         }
     }
-    s.top = w.take_any(&["by count", "by volume", "by frequency", "by number"]);
-    let trend = w.take_any(lexicon::TREND);
-    let summarize = w.take_any(lexicon::SUMMARIZE);
-    let count = w.take_any(lexicon::COUNT);
+    s.top = w.take_any(&a.by_frequency);
+    let trend = w.take_any(&a.trend);
+    let summarize = w.take_any(&a.summarize);
+    let count = w.take_any(&a.count);
     s.what = if trend || s.bucket.is_some() {
         Some(What::Trend)
     } else if summarize {
@@ -376,36 +362,35 @@ fn read_shape(w: &mut Words) -> Shape {
         None
     };
     // "the 5 most recent alerts" is a listing, newest first, not a ranking.
-    w.take_any(&["most recent", "most recently"]);
-    s.top |= w.take_any(lexicon::TOP);
-    s.list = w.take_any(lexicon::LIST);
-    w.take_any(lexicon::EXPLAIN);
-    s.records = ["events", "logs", "log", "activity", "entries", "records"]
-        .iter()
-        .any(|x| w.has(x));
-    s.who = w.has("who") || w.has("whose") || w.has("who's");
+    w.take_any(&a.newest);
+    s.top |= w.take_any(&a.top);
+    s.list = w.take_any(&a.list);
+    w.take_any(&a.explain);
+    s.records = a.records.iter().any(|x| w.has(x));
+    s.who = a.who.iter().any(|x| w.has(x));
     if s.who {
-        let attack = lexicon::ATTACK.iter().any(|p| w.has(p));
+        let attack = a.attack.iter().any(|p| w.has(p));
         s.who_dim = Some(if attack { Dim::Ip } else { Dim::User });
     }
     s
 }
 
 fn read_signals(w: &mut Words, r: &mut Reading) {
-    let about_signals = lexicon::SIGNAL_SUBJECT.iter().any(|x| w.has(x));
+    let words = &LEXICON.signals;
+    let about_signals = words.subject.iter().any(|x| w.has(x));
     if about_signals {
         r.subject = Subject::Signals;
     }
-    for s in lexicon::SIGNALS {
-        if !(s.on_their_own || about_signals) {
+    for d in &words.detection {
+        if !(d.on_their_own || about_signals) {
             continue;
         }
-        let named = w.take_phrase(s.name);
-        let phrased = s.phrases.iter().any(|p| w.take_phrase(p));
+        let named = w.take_phrase(&d.name);
+        let phrased = d.phrases.iter().any(|p| w.take_phrase(p));
         if named || phrased {
-            if !r.filters.signals.iter().any(|x| x == s.name) {
-                r.filters.signals.push(s.name.to_owned());
-                r.notes.push(format!("detection {}", s.name));
+            if !r.filters.signals.contains(&d.name) {
+                r.filters.signals.push(d.name.clone());
+                r.notes.push(format!("detection {}", d.name));
             }
             r.subject = Subject::Signals;
         }
@@ -417,49 +402,48 @@ fn read_signals(w: &mut Words, r: &mut Reading) {
             r.subject = Subject::Signals;
         }
     }
-    for (severity, words) in lexicon::SEVERITIES {
-        if w.take_any(words) {
-            r.filters.severities.push((*severity).to_owned());
+    for severity in &words.severity {
+        if w.take_any(&severity.phrases) {
+            r.filters
+                .severities
+                .push(severity.means.as_str().to_owned());
             r.subject = Subject::Signals;
         }
     }
-    for (intent, phrases) in lexicon::INTENTS {
-        if r.filters.intent.is_none() && w.take_any(phrases) {
-            r.filters.intent = Some((*intent).to_owned());
+    for intent in &words.intent {
+        if r.filters.intent.is_none() && w.take_any(&intent.phrases) {
+            r.filters.intent = Some(intent.means.clone());
             r.subject = Subject::Signals;
         }
     }
 }
 
 fn read_event_kind(w: &mut Words, r: &mut Reading) {
-    let f = &mut r.filters;
-    for (action, phrases) in lexicon::ACTIONS {
-        if w.take_any(phrases) {
-            f.actions.push((*action).to_owned());
+    let (words, f) = (&LEXICON.events, &mut r.filters);
+    for action in &words.action {
+        if w.take_any(&action.phrases) {
+            f.actions.push(action.means.clone());
         }
     }
     // "did anyone change the root password", "reset bob's password".
-    let password = ["password", "passwords"]
-        .into_iter()
-        .find_map(|x| w.find(x));
-    let change = ["change", "changed", "changes", "reset", "resets"]
-        .into_iter()
-        .find_map(|x| w.find(x));
-    if let (Some(p), Some(c), true) = (password, change, f.actions.is_empty()) {
-        w.take(p);
-        w.take(c);
-        f.actions.push("password_changed".into());
+    let change = &words.password_change;
+    let noun = change.nouns.iter().find_map(|x| w.find(x));
+    let verb = change.verbs.iter().find_map(|x| w.find(x));
+    if let (Some(n), Some(v), true) = (noun, verb, f.actions.is_empty()) {
+        w.take(n);
+        w.take(v);
+        f.actions.push(change.action.clone());
     }
-    for (process, words) in lexicon::PROCESSES {
-        if w.take_any(words) {
-            f.processes.push((*process).to_owned());
-            r.notes.push((*process).to_owned());
+    for process in &words.process {
+        if w.take_any(&process.phrases) {
+            f.processes.push(process.means.clone());
+            r.notes.push(process.means.clone());
         }
     }
-    let failed = w.take_any(lexicon::FAILURE);
-    let logged_in = w.take_any(lexicon::LOGGED_IN);
-    let succeeded = w.take_any(lexicon::SUCCESS) || (logged_in && !failed);
-    let login = w.take_any(lexicon::LOGIN) || logged_in;
+    let failed = w.take_any(&words.failure);
+    let logged_in = w.take_any(&words.logged_in);
+    let succeeded = w.take_any(&words.success) || (logged_in && !failed);
+    let login = w.take_any(&words.login) || logged_in;
     if failed {
         f.outcome = Some("failure".into());
     } else if succeeded {
@@ -483,52 +467,12 @@ fn read_event_kind(w: &mut Words, r: &mut Reading) {
 
 fn read_group(w: &mut Words) -> Option<Dim> {
     let mut group = None;
-    for (dim, phrases) in lexicon::GROUPS {
-        if w.take_any(phrases) && group.is_none() {
-            group = Some(*dim);
+    for g in &LEXICON.group {
+        if w.take_any(&g.phrases) && group.is_none() {
+            group = Some(g.means);
         }
     }
     group
-}
-
-/// Which kind of name a keyword announces.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Cue {
-    /// "user alice": certainly a user.
-    User,
-    /// "host web-1": certainly a host.
-    Host,
-    /// "src 203.0.113.7": certainly an address.
-    Ip,
-    /// "for alice", "did ci", "as root": a user if the data knows one.
-    MaybeUser,
-    /// "on web-1": a host if the data knows one, or if it looks like one.
-    MaybeHost,
-    /// "from jumpbox": a host or a user if the data knows one.
-    MaybeSource,
-    /// "tenant globex": never honoured.
-    Tenant,
-}
-
-fn cue(word: &str) -> Option<Cue> {
-    let is = |list: &[&str]| list.contains(&word);
-    Some(if is(lexicon::USER_CUES) {
-        Cue::User
-    } else if is(lexicon::HOST_CUES) {
-        Cue::Host
-    } else if is(lexicon::IP_CUES) {
-        Cue::Ip
-    } else if is(lexicon::MAYBE_USER_CUES) {
-        Cue::MaybeUser
-    } else if is(lexicon::MAYBE_HOST_CUES) {
-        Cue::MaybeHost
-    } else if is(lexicon::MAYBE_SOURCE_CUES) {
-        Cue::MaybeSource
-    } else if is(lexicon::TENANT_CUES) {
-        Cue::Tenant
-    } else {
-        return None;
-    })
 }
 
 fn push_unique(list: &mut Vec<String>, value: &str) {
@@ -671,12 +615,7 @@ fn read_leftovers(w: &Words, r: &mut Reading) {
     };
     for i in 0..w.len() {
         let word = w.get(i);
-        let is_cue = [lexicon::USER_CUES, lexicon::HOST_CUES, lexicon::IP_CUES]
-            .iter()
-            .any(|list| list.contains(&word));
-        let meaningless = lexicon::FILLER.contains(&word)
-            || is_cue
-            || word.bytes().all(|b| b.is_ascii_punctuation());
+        let meaningless = is_filler_or_cue(word) || word.bytes().all(|b| b.is_ascii_punctuation());
         if w.is_used(i) || meaningless {
             flush(&mut phrase, r);
         } else {

@@ -1,9 +1,14 @@
 //! Time phrases: "last 24 hours", "past week", "since monday", "yesterday afternoon", "this morning",
 //! "on 2026-03-14", "march 14th", "between … and …", "2 hours ago", "over the weekend". Times are UTC; a
-//! range is `[from, to)` in epoch microseconds. The phrase's words are read off the question.
+//! range is `[from, to)` in epoch microseconds. The phrase's words are read off the question. The words
+//! and named periods are the `[time]` tables of `lexicon.toml`; dates and amounts are read here.
+
+use std::collections::HashMap;
 
 use sentra_schemas::time::{civil_from_days, days_from_civil};
+use serde::Deserialize;
 
+use crate::lexicon::{Meaning, LEXICON};
 use crate::words::Words;
 
 /// One hour in microseconds.
@@ -12,105 +17,158 @@ pub(crate) const HOUR: i64 = 3_600_000_000;
 pub(crate) const DAY: i64 = 24 * HOUR;
 const MINUTE: i64 = 60_000_000;
 
-/// Weekday names, Monday first.
-const WEEKDAYS: [(&str, &str); 7] = [
-    ("monday", "mon"),
-    ("tuesday", "tue"),
-    ("wednesday", "wed"),
-    ("thursday", "thu"),
-    ("friday", "fri"),
-    ("saturday", "sat"),
-    ("sunday", "sun"),
-];
+/// The time tables of `lexicon.toml`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TimeWords {
+    /// Words the time reader knows, offered for typo correction.
+    pub words: Vec<String>,
+    /// Words before an amount of time that count it back from now ("last 24 hours").
+    pub lookback: Vec<String>,
+    /// Words before an amount written as one word that count it back from now ("in 24h").
+    pub lookback_compact: Vec<String>,
+    /// Words before a date that start the range there ("since march 3").
+    pub since_date: Vec<String>,
+    /// Words before a date that end the range there ("before march 3").
+    pub until_date: Vec<String>,
+    /// Words around two dates ("between march 3 and march 5").
+    pub date_range: Vec<String>,
+    /// The names of each weekday, Monday first.
+    pub weekdays: Vec<Vec<String>>,
+    /// The names of each month, January first.
+    pub months: Vec<Vec<String>>,
+    /// Units of time and their length.
+    pub unit: Vec<Meaning<Length>>,
+    /// Named periods, in the order they are looked for.
+    pub period: Vec<Period>,
+    /// Amounts written as words.
+    pub numbers: HashMap<String, i64>,
+}
 
-const MONTHS: [(&str, &str); 12] = [
-    ("january", "jan"),
-    ("february", "feb"),
-    ("march", "mar"),
-    ("april", "apr"),
-    ("may", "may"),
-    ("june", "jun"),
-    ("july", "jul"),
-    ("august", "aug"),
-    ("september", "sep"),
-    ("october", "oct"),
-    ("november", "nov"),
-    ("december", "dec"),
-];
+/// A length of time in microseconds, written `30m`, `6h` or `7d`.
+#[derive(Deserialize)]
+#[serde(try_from = "String")]
+pub(crate) struct Length(i64);
 
-/// Parts of a day: the phrase, how many days back, the first hour and the hour it ends (exclusive; 30 is
-/// 06:00 the next morning).
-const DAY_PARTS: [(&str, i64, i64, i64); 12] = [
-    ("early this morning", 0, 0, 6),
-    ("yesterday morning", 1, 0, 12),
-    ("yesterday afternoon", 1, 12, 18),
-    ("yesterday evening", 1, 18, 24),
-    ("yesterday night", 1, 18, 30),
-    ("last night", 1, 18, 30),
-    ("last evening", 1, 18, 24),
-    ("this morning", 0, 0, 12),
-    ("this afternoon", 0, 12, 18),
-    ("this evening", 0, 18, 24),
-    ("tonight", 0, 18, 30),
-    ("overnight", 1, 18, 30),
-];
+impl TryFrom<String> for Length {
+    type Error = String;
 
-/// Words the time reader knows (for typo correction).
-pub(crate) const TIME_WORDS: &[&str] = &[
-    "today",
-    "yesterday",
-    "tonight",
-    "overnight",
-    "morning",
-    "afternoon",
-    "evening",
-    "night",
-    "minute",
-    "minutes",
-    "hour",
-    "hours",
-    "week",
-    "weeks",
-    "month",
-    "months",
-    "weekend",
-    "recently",
-    "lately",
-    "ago",
-    "since",
-    "between",
-    "previous",
-    "prior",
-    "monday",
-    "tuesday",
-    "wednesday",
-    "thursday",
-    "friday",
-    "saturday",
-    "sunday",
-    "january",
-    "february",
-    "march",
-    "april",
-    "june",
-    "july",
-    "august",
-    "september",
-    "october",
-    "november",
-    "december",
-];
+    fn try_from(text: String) -> Result<Self, String> {
+        let digits = text.bytes().take_while(u8::is_ascii_digit).count();
+        let unit = match &text[digits..] {
+            "m" => MINUTE,
+            "h" => HOUR,
+            "d" => DAY,
+            _ => return Err(format!("{text:?} is not a length like 30m, 6h or 7d")),
+        };
+        let n: i64 = text[..digits]
+            .parse()
+            .map_err(|_| format!("{text:?} has no amount"))?;
+        Ok(Length(n * unit))
+    }
+}
+
+/// A period a phrase names: `[from, to)`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Period {
+    /// The phrases that name it.
+    pub phrases: Vec<String>,
+    /// Whether it takes every phrase, anywhere in the question, rather than any one of them.
+    #[serde(default)]
+    pub together: bool,
+    /// Where it starts.
+    pub from: Moment,
+    /// Where it ends.
+    pub to: Moment,
+}
+
+/// A moment relative to the time of the question: an anchor moved by lengths, written `today - 1d + 18h`.
+#[derive(Clone, Copy, Deserialize)]
+#[serde(try_from = "String")]
+pub(crate) struct Moment {
+    anchor: Anchor,
+    offset: i64,
+}
+
+/// Where a [`Moment`] is counted from.
+#[derive(Clone, Copy)]
+enum Anchor {
+    /// The time of the question.
+    Now,
+    /// Midnight starting today.
+    Today,
+    /// Midnight starting this week's Monday.
+    Week,
+    /// Midnight starting the most recent Saturday.
+    Weekend,
+    /// Midnight starting the 1st of this month.
+    Month,
+}
+
+impl TryFrom<String> for Moment {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, String> {
+        let mut parts = text.split(' ');
+        let anchor = match parts.next() {
+            Some("now") => Anchor::Now,
+            Some("today") => Anchor::Today,
+            Some("week") => Anchor::Week,
+            Some("weekend") => Anchor::Weekend,
+            Some("month") => Anchor::Month,
+            _ => {
+                return Err(format!(
+                    "{text:?} starts with none of now, today, week, weekend, month"
+                ))
+            }
+        };
+        let mut offset = 0;
+        while let Some(sign) = parts.next() {
+            let sign = match sign {
+                "+" => 1,
+                "-" => -1,
+                _ => return Err(format!("{text:?}: {sign:?} is not + or -")),
+            };
+            offset += sign * Length::try_from(parts.next().unwrap_or_default().to_owned())?.0;
+        }
+        Ok(Moment { anchor, offset })
+    }
+}
+
+impl Moment {
+    /// This moment for a question asked at `now_us`.
+    pub(crate) fn at(self, now_us: i64) -> i64 {
+        let today = midnight(now_us);
+        let anchor = match self.anchor {
+            Anchor::Now => now_us,
+            Anchor::Today => today,
+            Anchor::Week => last_weekday(now_us, 0),
+            Anchor::Weekend => last_weekday(now_us, 5),
+            Anchor::Month => {
+                let (y, m, _) = civil_from_days(today / DAY);
+                days_from_civil(y, m, 1) * DAY
+            }
+        };
+        anchor + self.offset
+    }
+}
 
 /// A unit word ("hours", "h", "days") as microseconds.
 fn unit(word: &str) -> Option<i64> {
-    Some(match word {
-        "m" | "min" | "mins" | "minute" | "minutes" => MINUTE,
-        "h" | "hr" | "hrs" | "hour" | "hours" => HOUR,
-        "d" | "day" | "days" => DAY,
-        "w" | "wk" | "wks" | "week" | "weeks" => 7 * DAY,
-        "month" | "months" => 30 * DAY,
-        _ => return None,
-    })
+    LEXICON
+        .time
+        .unit
+        .iter()
+        .find(|u| u.phrases.iter().any(|p| p == word))
+        .map(|u| u.means.0)
+}
+
+/// The position of the row of `table` that has `word`.
+fn row_with(table: &[Vec<String>], word: &str) -> Option<usize> {
+    table
+        .iter()
+        .position(|names| names.iter().any(|n| n == word))
 }
 
 /// `24h`, `7d`, `30m`, `2wks`: an amount and its unit in one word.
@@ -125,19 +183,8 @@ fn amount_with_unit(word: &str) -> Option<i64> {
 
 /// A number word: digits or a small number written out.
 fn number(word: &str) -> Option<i64> {
-    const WORDS: [&str; 12] = [
-        "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
-        "twelve",
-    ];
-    if let Some(i) = WORDS.iter().position(|w| *w == word) {
-        return Some(if i == 11 { 12 } else { i as i64 });
-    }
-    match word {
-        "a" | "an" => Some(1),
-        "couple" => Some(2),
-        "few" => Some(3),
-        _ => word.parse::<u32>().ok().map(i64::from),
-    }
+    let written = LEXICON.time.numbers.get(word).copied();
+    written.or_else(|| word.parse::<u32>().ok().map(i64::from))
 }
 
 /// `YYYY-MM-DD` (or `YYYY/MM/DD`) as epoch microseconds of its midnight UTC.
@@ -160,10 +207,7 @@ fn civil(y: i64, m: u32, d: u32) -> Option<i64> {
 }
 
 fn month(word: &str) -> Option<u32> {
-    MONTHS
-        .iter()
-        .position(|(long, short)| word == *long || word == *short || word == format!("{short}."))
-        .map(|i| i as u32 + 1)
+    row_with(&LEXICON.time.months, word).map(|i| i as u32 + 1)
 }
 
 /// `14`, `14th`, `1st`, `2nd`, `3rd` as a day of the month.
@@ -252,31 +296,27 @@ fn weekday_at(w: &Words, i: usize) -> Option<i64> {
         .strip_suffix('s')
         .filter(|s| s.ends_with("day"))
         .unwrap_or(word);
-    WEEKDAYS
-        .iter()
-        .position(|(long, short)| word == *long || word == *short)
-        .map(|p| p as i64)
+    row_with(&LEXICON.time.weekdays, word).map(|p| p as i64)
 }
 
 /// Reads the time phrase of the question, if it has one.
 pub(crate) fn read(w: &mut Words, now_us: i64) -> Option<(i64, i64)> {
+    let time = &LEXICON.time;
     let today = midnight(now_us);
     let dates = dates(w, now_us);
-    let after = |w: &Words, i: usize, words: &[&str]| i > 0 && words.contains(&w.get(i - 1));
+    let after =
+        |w: &Words, i: usize, words: &[String]| i > 0 && words.iter().any(|x| x == w.get(i - 1));
     match dates.as_slice() {
         [(_, a), (_, b), ..] => {
-            take_all(
-                w,
-                &["between", "from", "to", "and", "through", "until", "till"],
-            );
+            w.take_any(&time.date_range);
             return Some(((*a).min(*b), (*a).max(*b) + DAY));
         }
         [(i, d)] => {
-            if after(w, *i, &["since", "after"]) {
+            if after(w, *i, &time.since_date) {
                 w.take(i - 1);
                 return Some((*d, now_us));
             }
-            if after(w, *i, &["before", "until", "till"]) {
+            if after(w, *i, &time.until_date) {
                 w.take(i - 1);
                 return Some((d - 30 * DAY, *d));
             }
@@ -289,8 +329,7 @@ pub(crate) fn read(w: &mut Words, now_us: i64) -> Option<(i64, i64)> {
         if w.is_used(i) {
             continue;
         }
-        let lead = ["last", "past", "previous", "prior", "within"].contains(&w.get(i));
-        if lead {
+        if time.lookback.iter().any(|x| x == w.get(i)) {
             if let Some(span) = amount_with_unit(w.get(i + 1)) {
                 (i..=i + 1).for_each(|k| w.take(k));
                 return Some((now_us - span, now_us));
@@ -304,7 +343,7 @@ pub(crate) fn read(w: &mut Words, now_us: i64) -> Option<(i64, i64)> {
             }
         }
         if let Some(span) = amount_with_unit(w.get(i)) {
-            if w.get(i + 1) == "ago" || (i > 0 && ["in", "over", "the"].contains(&w.get(i - 1))) {
+            if w.get(i + 1) == "ago" || after(w, i, &time.lookback_compact) {
                 w.take(i);
                 if w.get(i + 1) == "ago" {
                     w.take(i + 1);
@@ -319,62 +358,12 @@ pub(crate) fn read(w: &mut Words, now_us: i64) -> Option<(i64, i64)> {
             }
         }
     }
-    // "yesterday afternoon", "this morning", "last night", "tonight".
-    for (phrase, day, from_h, to_h) in DAY_PARTS {
-        if w.take_phrase(phrase) {
-            let day = today - day * DAY;
-            return Some((day + from_h * HOUR, day + to_h * HOUR));
+    // "yesterday afternoon", "last night", "this week", "over the weekend".
+    for period in &time.period {
+        let all_there = !period.together || period.phrases.iter().all(|p| w.has(p));
+        if all_there && w.take_any(&period.phrases) {
+            return Some((period.from.at(now_us), period.to.at(now_us)));
         }
-    }
-    let today_and_yesterday = w.has("today") && w.has("yesterday");
-    if today_and_yesterday {
-        take_all(w, &["today", "yesterday"]);
-        return Some((today - DAY, now_us));
-    }
-    if w.take_phrase("since yesterday") {
-        return Some((today - DAY, now_us));
-    }
-    if w.take_phrase("day before yesterday") {
-        return Some((today - 2 * DAY, today - DAY));
-    }
-    if w.take_phrase("yesterday") {
-        return Some((today - DAY, today));
-    }
-    if w.take_any(&["so far today", "today", "since midnight"]) {
-        return Some((today, now_us));
-    }
-    for (phrase, span) in [
-        ("since last week", 7 * DAY),
-        ("last hour", HOUR),
-        ("past hour", HOUR),
-        ("previous hour", HOUR),
-        ("last day", DAY),
-        ("past day", DAY),
-        ("last week", 7 * DAY),
-        ("past week", 7 * DAY),
-        ("previous week", 7 * DAY),
-        ("last month", 30 * DAY),
-        ("past month", 30 * DAY),
-        ("previous month", 30 * DAY),
-        ("last year", 365 * DAY),
-        ("past year", 365 * DAY),
-        ("recently", DAY),
-        ("lately", 7 * DAY),
-    ] {
-        if w.take_phrase(phrase) {
-            return Some((now_us - span, now_us));
-        }
-    }
-    if w.take_phrase("this week") {
-        return Some((today - weekday(now_us) * DAY, now_us));
-    }
-    if w.take_phrase("this month") {
-        let (y, m, _) = civil_from_days(today / DAY);
-        return Some((days_from_civil(y, m, 1) * DAY, now_us));
-    }
-    if w.take_any(&["last weekend", "this weekend", "the weekend", "weekend"]) {
-        let saturday = last_weekday(now_us, 5);
-        return Some((saturday, saturday + 2 * DAY));
     }
     // "since monday", "on tuesday", "last friday", "monday".
     for i in 0..w.len() {
@@ -384,27 +373,21 @@ pub(crate) fn read(w: &mut Words, now_us: i64) -> Option<(i64, i64)> {
         let Some(wd) = weekday_at(w, i) else { continue };
         let day = last_weekday(now_us, wd);
         w.take(i);
-        if after(w, i, &["since"]) {
+        if i > 0 && w.get(i - 1) == "since" {
             w.take(i - 1);
             return Some((day, now_us));
         }
-        if after(w, i, &["last"]) {
+        if i > 0 && w.get(i - 1) == "last" {
             w.take(i - 1);
             let day = if day == today { day - 7 * DAY } else { day };
             return Some((day, day + DAY));
         }
-        if after(w, i, &["on"]) {
+        if i > 0 && w.get(i - 1) == "on" {
             w.take(i - 1);
         }
         return Some((day, day + DAY));
     }
     None
-}
-
-fn take_all(w: &mut Words, words: &[&str]) {
-    for word in words {
-        w.take_phrase(word);
-    }
 }
 
 #[cfg(test)]

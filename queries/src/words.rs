@@ -137,7 +137,7 @@ impl Words {
     }
 
     /// Reads every occurrence of each of `phrases`, in order; whether any occurred.
-    pub(crate) fn take_any(&mut self, phrases: &[&str]) -> bool {
+    pub(crate) fn take_any(&mut self, phrases: &[String]) -> bool {
         let mut found = false;
         for p in phrases {
             found |= self.take_phrase(p);
