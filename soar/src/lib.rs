@@ -11,6 +11,8 @@
 //!   input; one consumer group per destination delivers them and commits only after delivery or after
 //!   moving the signal to the dead-letter topic, which `sentra soar dlq list|replay` inspects and re-sends.
 
+#![warn(missing_docs)]
+
 pub mod audit;
 pub mod config;
 pub mod delivery;

@@ -5,57 +5,9 @@ use std::path::Path;
 
 use super::definition::Detection;
 
-/// The built-in definitions: (file name, TOML).
-pub const BUILTIN: &[(&str, &str)] = &[
-    (
-        "ssh_brute_force.toml",
-        include_str!("../../../detections/ssh_brute_force.toml"),
-    ),
-    (
-        "ssh_password_spray.toml",
-        include_str!("../../../detections/ssh_password_spray.toml"),
-    ),
-    (
-        "ssh_distributed_brute_force.toml",
-        include_str!("../../../detections/ssh_distributed_brute_force.toml"),
-    ),
-    (
-        "ssh_login_after_failures.toml",
-        include_str!("../../../detections/ssh_login_after_failures.toml"),
-    ),
-    (
-        "ssh_account_login_after_failures.toml",
-        include_str!("../../../detections/ssh_account_login_after_failures.toml"),
-    ),
-    (
-        "ssh_invalid_user_enumeration.toml",
-        include_str!("../../../detections/ssh_invalid_user_enumeration.toml"),
-    ),
-    (
-        "ssh_root_login.toml",
-        include_str!("../../../detections/ssh_root_login.toml"),
-    ),
-    (
-        "sudo_abuse.toml",
-        include_str!("../../../detections/sudo_abuse.toml"),
-    ),
-    (
-        "su_root_failures.toml",
-        include_str!("../../../detections/su_root_failures.toml"),
-    ),
-    (
-        "new_local_account.toml",
-        include_str!("../../../detections/new_local_account.toml"),
-    ),
-    (
-        "privileged_group_add.toml",
-        include_str!("../../../detections/privileged_group_add.toml"),
-    ),
-    (
-        "privileged_password_change.toml",
-        include_str!("../../../detections/privileged_password_change.toml"),
-    ),
-];
+/// The built-in definitions, every file of `detections/` in name order (listed by `build.rs`): (file name,
+/// TOML).
+pub const BUILTIN: &[(&str, &str)] = include!(concat!(env!("OUT_DIR"), "/builtin_detections.rs"));
 
 /// The built-in catalog.
 pub fn builtin() -> Vec<Detection> {
@@ -133,7 +85,11 @@ mod tests {
     #[test]
     fn user_folder_overrides_adds_and_reports_errors() {
         let dir = tempfile::tempdir().unwrap();
-        let mut custom = BUILTIN[0].1.replace("failures >= 5\"", "failures >= 50\"");
+        let (_, brute_force) = BUILTIN
+            .iter()
+            .find(|(file, _)| *file == "ssh_brute_force.toml")
+            .unwrap();
+        let mut custom = brute_force.replace("failures >= 5\"", "failures >= 50\"");
         std::fs::write(dir.path().join("a.toml"), &custom).unwrap();
         custom = custom.replace("name = \"ssh_brute_force\"", "name = \"my_rule\"");
         std::fs::write(dir.path().join("b.toml"), &custom).unwrap();
