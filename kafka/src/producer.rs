@@ -1,10 +1,9 @@
 //! A Kafka producer whose every send is awaited until the broker acknowledges it.
 //!
 //! rust-rdkafka's `FutureProducer` does this too, but its polling thread calls `BaseProducer::poll(100 ms)`,
-//! which rounds the time left down to whole milliseconds: the last millisecond of every cycle becomes a
-//! zero timeout, and the thread spins there. That is ~1 % of a core per producer even when idle (measured:
-//! 0.28 CPU-s per 30 s for each of the two producers of an idle `sentra run`, all of its idle CPU). This
-//! producer's thread waits up to a second per poll, which makes that cost ten times smaller.
+//! which rounds the time left down to whole milliseconds: the last millisecond of every cycle becomes a zero
+//! timeout, and the thread spins there, about 1 % of a core per producer even when idle. This producer's
+//! thread waits up to a second per poll instead.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
