@@ -20,33 +20,25 @@ pub enum Command {
         all: bool,
     },
     /// Approve a run: the engine then executes it.
-    Approve {
-        /// The run id.
-        id: String,
-        /// Who decides (recorded in the audit trail).
-        #[arg(long)]
-        by: String,
-        /// Why (recorded in the audit trail).
-        #[arg(long)]
-        reason: String,
-        /// Configuration file (TOML).
-        #[arg(long, short)]
-        config: Option<PathBuf>,
-    },
+    Approve(Decision),
     /// Reject a run: it never executes.
-    Reject {
-        /// The run id.
-        id: String,
-        /// Who decides.
-        #[arg(long)]
-        by: String,
-        /// Why.
-        #[arg(long)]
-        reason: String,
-        /// Configuration file (TOML).
-        #[arg(long, short)]
-        config: Option<PathBuf>,
-    },
+    Reject(Decision),
+}
+
+/// A decision on one run.
+#[derive(clap::Args)]
+pub struct Decision {
+    /// The run id.
+    id: String,
+    /// Who decides (recorded in the audit trail).
+    #[arg(long)]
+    by: String,
+    /// Why (recorded in the audit trail).
+    #[arg(long)]
+    reason: String,
+    /// Configuration file (TOML).
+    #[arg(long, short)]
+    config: Option<PathBuf>,
 }
 
 /// Lists the runs, or decides one.
@@ -66,32 +58,17 @@ pub fn run(command: Command) -> Result<()> {
             eprintln!("{} run(s)", shown.len());
             Ok(())
         }
-        Command::Approve {
-            id,
-            by,
-            reason,
-            config,
-        } => decide(&rt, config, &id, true, &by, &reason),
-        Command::Reject {
-            id,
-            by,
-            reason,
-            config,
-        } => decide(&rt, config, &id, false, &by, &reason),
+        Command::Approve(d) => decide(&rt, d, true),
+        Command::Reject(d) => decide(&rt, d, false),
     }
 }
 
 /// `sentra approvals approve|reject`.
-fn decide(
-    rt: &tokio::runtime::Runtime,
-    config: Option<PathBuf>,
-    id: &str,
-    approve: bool,
-    by: &str,
-    reason: &str,
-) -> Result<()> {
-    let c = load_config(config.as_deref())?;
-    let run = rt.block_on(sentra_service::respond::decide(&c, id, approve, by, reason))?;
+fn decide(rt: &tokio::runtime::Runtime, d: Decision, approve: bool) -> Result<()> {
+    let c = load_config(d.config.as_deref())?;
+    let run = rt.block_on(sentra_service::respond::decide(
+        &c, &d.id, approve, &d.by, &d.reason,
+    ))?;
     println!(
         "{} run {} (playbook {}, tenant {}, signal {}); the playbook engine acts on it",
         if approve { "approved" } else { "rejected" },

@@ -62,15 +62,12 @@ pub fn run(args: Args) -> Result<()> {
                 continue;
             }
             let position = format!("{name}:{}", i + 1);
-            let input = Input {
-                bytes: line.strip_suffix(b"\r").unwrap_or(line),
-                source: &position,
-                header_tenant: None,
-                fallback_tenant: tenant.as_deref(),
-                reference_us: now,
-                reference_is_event_time: false,
-                read_us: Some(now),
-            };
+            let input = Input::line(
+                line.strip_suffix(b"\r").unwrap_or(line),
+                &position,
+                tenant.as_deref(),
+                Some(now),
+            );
             let r = n.normalize(&input);
             counts.count(&r, |e| e.category == sentra_schemas::Category::Unknown);
             match r {

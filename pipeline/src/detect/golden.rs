@@ -77,15 +77,7 @@ fn normalize(case: &Path) -> (RecordBatch, BTreeMap<String, usize>) {
             continue;
         }
         let source = format!("{}/{file}:{number}", name(case));
-        let input = Input {
-            bytes: line.as_bytes(),
-            source: &source,
-            header_tenant: None,
-            fallback_tenant: Some("acme"),
-            reference_us: 0,
-            reference_is_event_time: false,
-            read_us: None,
-        };
+        let input = Input::line(line.as_bytes(), &source, Some("acme"), None);
         if let Err(q) = normalizer.normalize_into(&input, &mut columns) {
             panic!("{source} is not an event: {:?} {}", q.reason, q.detail);
         }

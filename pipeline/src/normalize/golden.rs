@@ -85,15 +85,7 @@ fn normalize_file(input: &Path) -> Vec<(String, Map<String, Value>)> {
         .enumerate()
         .map(|(i, line)| {
             let source = format!("{}:{}", input.display(), i + 1);
-            let input = Input {
-                bytes: line.as_bytes(),
-                source: &source,
-                header_tenant: None,
-                fallback_tenant: Some("acme"),
-                reference_us: 0,
-                reference_is_event_time: false,
-                read_us: None,
-            };
+            let input = Input::line(line.as_bytes(), &source, Some("acme"), None);
             let fields = match n.normalize(&input) {
                 Ok(e) => checked_fields(&e.to_ecs_json()),
                 Err(q) => {

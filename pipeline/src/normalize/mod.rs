@@ -80,6 +80,27 @@ pub struct Input<'a> {
     pub read_us: Option<i64>,
 }
 
+impl<'a> Input<'a> {
+    /// A line of a file or stream, read at `read_us` (which is also the reference for its year; `None`
+    /// checks nothing against the clock), of tenant `tenant` unless it names its own.
+    pub fn line(
+        bytes: &'a [u8],
+        source: &'a str,
+        tenant: Option<&'a str>,
+        read_us: Option<i64>,
+    ) -> Self {
+        Input {
+            bytes,
+            source,
+            header_tenant: None,
+            fallback_tenant: tenant,
+            reference_us: read_us.unwrap_or(0),
+            reference_is_event_time: false,
+            read_us,
+        }
+    }
+}
+
 /// A normalizer for one input stream (it tracks the year of classic syslog timestamps).
 #[derive(Debug, Clone)]
 pub struct Normalizer {
