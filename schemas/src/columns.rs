@@ -1,187 +1,24 @@
 //! Events as Arrow columns: the in-memory form every stage after normalization shares.
 //!
-//! [`EventRef`] is one event borrowed from wherever it was parsed; [`EventColumns`] appends them to Arrow
-//! builders without per-field allocation and finishes a [`RecordBatch`] with [`events_schema`].
+//! [`EventColumns`] appends events ([`EventRef`]s, borrowed from wherever they were parsed) to Arrow builders
+//! without per-field allocation and finishes a [`RecordBatch`] with [`events_schema`]; [`EventRows`] reads
+//! them back. Both have a column per entry of [`EVENT_FIELDS`], in order.
 
-use std::sync::{Arc, OnceLock};
+use std::ops::Range;
+use std::sync::Arc;
 
 use arrow::array::{
     make_view, Array, ArrayRef, AsArray, ByteView, NullBufferBuilder, PrimitiveArray, RecordBatch,
     StringViewArray, TimestampMicrosecondBuilder, UInt16Builder, UInt32Builder,
 };
 use arrow::buffer::Buffer;
-use arrow::datatypes::{
-    DataType, Field, Schema, SchemaRef, TimeUnit, TimestampMicrosecondType, UInt16Type, UInt32Type,
-};
+use arrow::datatypes::{TimestampMicrosecondType, UInt16Type, UInt32Type};
 
-use crate::{Category, Event, Outcome, TenantId};
+use crate::fields::{Value, FIELDS};
+use crate::{events_schema, EventField, EventRef, FieldType, EVENT_FIELDS};
 
-/// One normalized event, borrowed. Field meanings are those of [`Event`].
-#[derive(Debug, Clone, Copy, PartialEq)]
-#[allow(missing_docs)]
-pub struct EventRef<'a> {
-    pub id: &'a str,
-    pub tenant: &'a str,
-    pub timestamp_us: i64,
-    pub host: &'a str,
-    pub process_name: &'a str,
-    pub process_pid: Option<u32>,
-    pub dataset: &'a str,
-    pub category: &'a str,
-    pub event_type: &'a str,
-    pub action: &'a str,
-    pub outcome: &'a str,
-    pub user: Option<&'a str>,
-    /// The account acted upon (`iam`) or acted as (other categories); see [`crate::Event::target_user`].
-    pub target_user: Option<&'a str>,
-    pub group: Option<&'a str>,
-    /// The source address: an IP, or the host name when only a name was logged (see
-    /// [`crate::Event::source_ip`]).
-    pub source_ip: Option<&'a str>,
-    pub source_port: Option<u16>,
-    pub auth_method: Option<&'a str>,
-    pub command: Option<&'a str>,
-    pub message: &'a str,
-    pub original: &'a str,
-    pub source: &'a str,
-}
-
-impl Event {
-    /// Borrows the event.
-    pub fn as_ref(&self) -> EventRef<'_> {
-        EventRef {
-            id: &self.id,
-            tenant: self.tenant.as_str(),
-            timestamp_us: self.timestamp_us,
-            host: &self.host,
-            process_name: &self.process_name,
-            process_pid: self.process_pid,
-            dataset: &self.dataset,
-            category: self.category.as_str(),
-            event_type: &self.event_type,
-            action: &self.action,
-            outcome: self.outcome.as_str(),
-            user: self.user.as_deref(),
-            target_user: self.target_user.as_deref(),
-            group: self.group.as_deref(),
-            source_ip: self.source_ip.as_deref(),
-            source_port: self.source_port,
-            auth_method: self.auth_method.as_deref(),
-            command: self.command.as_deref(),
-            message: &self.message,
-            original: &self.original,
-            source: &self.source,
-        }
-    }
-}
-
-fn category(s: &str) -> Category {
-    match s {
-        "authentication" => Category::Authentication,
-        "session" => Category::Session,
-        "iam" => Category::Iam,
-        "process" => Category::Process,
-        "network" => Category::Network,
-        _ => Category::Unknown,
-    }
-}
-
-fn outcome(s: &str) -> Outcome {
-    match s {
-        "success" => Outcome::Success,
-        "failure" => Outcome::Failure,
-        _ => Outcome::Unknown,
-    }
-}
-
-impl EventRef<'_> {
-    /// Copies the event into an owned [`Event`]. The tenant must be a valid identifier (it is, when it came
-    /// from normalization or from [`EventColumns`]).
-    pub fn to_owned(&self) -> Event {
-        let own = |s: Option<&str>| s.map(str::to_owned);
-        Event {
-            id: self.id.to_owned(),
-            tenant: TenantId::new(self.tenant)
-                .unwrap_or_else(|_| TenantId::new("invalid").expect("valid literal")),
-            timestamp_us: self.timestamp_us,
-            host: self.host.to_owned(),
-            process_name: self.process_name.to_owned(),
-            process_pid: self.process_pid,
-            dataset: self.dataset.to_owned(),
-            category: category(self.category),
-            event_type: self.event_type.to_owned(),
-            action: self.action.to_owned(),
-            outcome: outcome(self.outcome),
-            user: own(self.user),
-            target_user: own(self.target_user),
-            group: own(self.group),
-            source_ip: own(self.source_ip),
-            source_port: self.source_port,
-            auth_method: own(self.auth_method),
-            command: own(self.command),
-            message: self.message.to_owned(),
-            original: self.original.to_owned(),
-            source: self.source.to_owned(),
-        }
-    }
-}
-
-/// Column names of [`events_schema`], in order. `source_ip` holds the source ADDRESS (an IP, or the host
-/// name when only a name was logged); `target_user` the account acted upon or acted as (see
-/// [`crate::Event`]).
-pub const EVENT_COLUMNS: [&str; 21] = [
-    "tenant",
-    "event_id",
-    "timestamp",
-    "host",
-    "process_name",
-    "process_pid",
-    "dataset",
-    "category",
-    "event_type",
-    "action",
-    "outcome",
-    "user_name",
-    "target_user",
-    "group_name",
-    "source_ip",
-    "source_port",
-    "auth_method",
-    "command",
-    "message",
-    "original",
-    "source",
-];
-
-/// The Arrow schema of normalized events (column names match the ClickHouse `events` table).
-pub fn events_schema() -> SchemaRef {
-    static SCHEMA: OnceLock<SchemaRef> = OnceLock::new();
-    SCHEMA
-        .get_or_init(|| {
-            let fields = EVENT_COLUMNS.iter().map(|&name| {
-                let (dt, nullable) = match name {
-                    "timestamp" => (
-                        DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-                        false,
-                    ),
-                    "process_pid" => (DataType::UInt32, true),
-                    "source_port" => (DataType::UInt16, true),
-                    "user_name" | "target_user" | "group_name" | "source_ip" | "auth_method"
-                    | "command" => (DataType::Utf8View, true),
-                    _ => (DataType::Utf8View, false),
-                };
-                Field::new(name, dt, nullable)
-            });
-            Arc::new(Schema::new(fields.collect::<Vec<_>>()))
-        })
-        .clone()
-}
-
-/// Number of string columns in [`EVENT_COLUMNS`] (all but the three typed ones).
-const STRINGS: usize = 18;
-
-/// The string columns whose values differ for every event (the id, the source position).
-const UNIQUE: [usize; 2] = [1, 17];
+/// The text columns whose values differ for every event (the id, the source position).
+const UNIQUE: [&str; 2] = ["event_id", "source"];
 
 /// Largest block of the bytes a batch's views point into (views address a block with a `u32` offset).
 const BLOCK_BYTES: usize = 1 << 30;
@@ -264,6 +101,77 @@ impl Views {
         copied[0] = view;
         view
     }
+
+    /// Appends `value`: inline in its view when short, else a view into the event's original text when it
+    /// lies inside it, else a copy.
+    fn append(&mut self, value: Option<&str>, original: &Original, arena: &mut Arena) {
+        let Some(v) = value else {
+            self.views.push(0);
+            self.nulls.append_null();
+            return;
+        };
+        let v = v.as_bytes();
+        let view = if v.len() <= 12 {
+            make_view(v, 0, 0)
+        } else if original.bytes.start <= v.as_ptr() && v.as_ptr_range().end <= original.bytes.end {
+            let at = original.offset + (v.as_ptr() as usize - original.bytes.start as usize) as u32;
+            make_view(v, original.block, at)
+        } else {
+            self.copy(v, arena)
+        };
+        self.views.push(view);
+        self.nulls.append_non_null();
+    }
+}
+
+/// Where the event being appended has its original text: in the caller's memory and in the arena.
+struct Original {
+    bytes: Range<*const u8>,
+    block: u32,
+    offset: u32,
+}
+
+/// The builder of one column.
+#[derive(Debug)]
+enum Builder {
+    Text(Views),
+    Timestamp(TimestampMicrosecondBuilder),
+    UInt32(UInt32Builder),
+    UInt16(UInt16Builder),
+}
+
+impl Builder {
+    /// An empty builder of `field`'s column, sized for `n` values.
+    fn new(field: &EventField, n: usize) -> Self {
+        match field.field_type {
+            FieldType::Text => {
+                Builder::Text(Views::with_capacity(n, UNIQUE.contains(&field.column)))
+            }
+            FieldType::Timestamp => Builder::Timestamp(
+                TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC"),
+            ),
+            FieldType::UInt32 => Builder::UInt32(UInt32Builder::with_capacity(n)),
+            FieldType::UInt16 => Builder::UInt16(UInt16Builder::with_capacity(n)),
+        }
+    }
+
+    /// The finished column; text views point into `blocks`.
+    fn finish(self, blocks: &Arc<[Buffer]>) -> ArrayRef {
+        match self {
+            Builder::Text(c) => {
+                // SAFETY: every view was made by `make_view` from a `&str` whose bytes were copied, unchanged,
+                // to the block and offset the view names (or are inline in it), so each view is in bounds and
+                // its bytes are valid UTF-8, which is all `try_new` would check.
+                let array = unsafe {
+                    StringViewArray::new_unchecked(c.views.into(), blocks.clone(), c.nulls.build())
+                };
+                Arc::new(array)
+            }
+            Builder::Timestamp(mut b) => Arc::new(b.finish()),
+            Builder::UInt32(mut b) => Arc::new(b.finish()),
+            Builder::UInt16(mut b) => Arc::new(b.finish()),
+        }
+    }
 }
 
 /// Arrow builders for a batch of events.
@@ -275,10 +183,8 @@ impl Views {
 pub struct EventColumns {
     capacity: usize,
     arena: Arena,
-    strings: Vec<Views>,
-    timestamp: TimestampMicrosecondBuilder,
-    pid: UInt32Builder,
-    port: UInt16Builder,
+    /// One per entry of [`EVENT_FIELDS`], in order.
+    columns: Vec<Builder>,
     len: usize,
 }
 
@@ -299,12 +205,7 @@ impl EventColumns {
                 current: Vec::with_capacity(n * 256),
                 block_bytes: BLOCK_BYTES,
             },
-            strings: (0..STRINGS)
-                .map(|i| Views::with_capacity(n, UNIQUE.contains(&i)))
-                .collect(),
-            timestamp: TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC"),
-            pid: UInt32Builder::with_capacity(n),
-            port: UInt16Builder::with_capacity(n),
+            columns: EVENT_FIELDS.iter().map(|f| Builder::new(f, n)).collect(),
             len: 0,
         }
     }
@@ -321,50 +222,26 @@ impl EventColumns {
 
     /// Appends one event.
     pub fn append(&mut self, e: &EventRef<'_>) {
-        let values: [Option<&str>; STRINGS] = [
-            Some(e.tenant),
-            Some(e.id),
-            Some(e.host),
-            Some(e.process_name),
-            Some(e.dataset),
-            Some(e.category),
-            Some(e.event_type),
-            Some(e.action),
-            Some(e.outcome),
-            e.user,
-            e.target_user,
-            e.group,
-            e.source_ip,
-            e.auth_method,
-            e.command,
-            Some(e.message),
-            Some(e.original),
-            Some(e.source),
-        ];
-        let original = e.original.as_bytes();
-        let (block, start) = self.arena.push(original);
-        let inside = original.as_ptr_range();
-        for (column, value) in self.strings.iter_mut().zip(values) {
-            let Some(v) = value else {
-                column.views.push(0);
-                column.nulls.append_null();
-                continue;
-            };
-            let v = v.as_bytes();
-            let view = if v.len() <= 12 {
-                make_view(v, 0, 0)
-            } else if inside.start <= v.as_ptr() && v.as_ptr_range().end <= inside.end {
-                let at = start + (v.as_ptr() as usize - inside.start as usize) as u32;
-                make_view(v, block, at)
-            } else {
-                column.copy(v, &mut self.arena)
-            };
-            column.views.push(view);
-            column.nulls.append_non_null();
+        let bytes = e.original.as_bytes();
+        let (block, offset) = self.arena.push(bytes);
+        let original = Original {
+            bytes: bytes.as_ptr_range(),
+            block,
+            offset,
+        };
+        for (column, value) in self.columns.iter_mut().zip(e.values()) {
+            match (column, value) {
+                (Builder::Text(views), Value::Text(v)) => {
+                    views.append(v, &original, &mut self.arena)
+                }
+                (Builder::Timestamp(b), Value::Timestamp(us)) => b.append_value(us),
+                (Builder::UInt32(b), Value::UInt32(n)) => b.append_option(n),
+                (Builder::UInt16(b), Value::UInt16(n)) => b.append_option(n),
+                (_, value) => {
+                    unreachable!("{value:?} in another column: the builders follow EVENT_FIELDS")
+                }
+            }
         }
-        self.timestamp.append_value(e.timestamp_us);
-        self.pid.append_option(e.process_pid);
-        self.port.append_option(e.source_port);
         self.len += 1;
     }
 
@@ -374,103 +251,65 @@ impl EventColumns {
     }
 
     /// Finishes the batch, when no other follows from these builders (no fresh ones are allocated).
-    pub fn into_batch(mut self) -> RecordBatch {
+    pub fn into_batch(self) -> RecordBatch {
         let blocks = self.arena.into_blocks();
-        let mut s = self.strings.into_iter().map(|c| {
-            // SAFETY: every view was made by `make_view` from a `&str` whose bytes were copied, unchanged, to
-            // the block and offset the view names (or are inline in it), so each view is in bounds and
-            // its bytes are valid UTF-8, which is all `try_new` would check.
-            let array = unsafe {
-                StringViewArray::new_unchecked(c.views.into(), blocks.clone(), c.nulls.build())
-            };
-            Arc::new(array) as ArrayRef
-        });
-        let mut next = || s.next().expect("string column");
-        let columns: Vec<ArrayRef> = vec![
-            next(),
-            next(),
-            Arc::new(self.timestamp.finish()),
-            next(),
-            next(),
-            Arc::new(self.pid.finish()),
-            next(),
-            next(),
-            next(),
-            next(),
-            next(),
-            next(),
-            next(),
-            next(),
-            next(),
-            Arc::new(self.port.finish()),
-            next(),
-            next(),
-            next(),
-            next(),
-            next(),
-        ];
+        let columns = self
+            .columns
+            .into_iter()
+            .map(|c| c.finish(&blocks))
+            .collect();
         RecordBatch::try_new(events_schema(), columns).expect("columns match events_schema")
+    }
+}
+
+/// One column of a batch, downcast.
+enum Column<'a> {
+    Text(&'a StringViewArray),
+    Timestamp(&'a PrimitiveArray<TimestampMicrosecondType>),
+    UInt32(&'a PrimitiveArray<UInt32Type>),
+    UInt16(&'a PrimitiveArray<UInt16Type>),
+}
+
+impl<'a> Column<'a> {
+    /// `array` as the column of `field`.
+    fn new(field: &EventField, array: &'a ArrayRef) -> Self {
+        match field.field_type {
+            FieldType::Text => Column::Text(array.as_string_view()),
+            FieldType::Timestamp => Column::Timestamp(array.as_primitive()),
+            FieldType::UInt32 => Column::UInt32(array.as_primitive()),
+            FieldType::UInt16 => Column::UInt16(array.as_primitive()),
+        }
+    }
+
+    /// The value in `row`.
+    fn value(&self, row: usize) -> Value<'a> {
+        match *self {
+            Column::Text(a) => Value::Text((!a.is_null(row)).then(|| a.value(row))),
+            Column::Timestamp(a) => Value::Timestamp(a.value(row)),
+            Column::UInt32(a) => Value::UInt32((!a.is_null(row)).then(|| a.value(row))),
+            Column::UInt16(a) => Value::UInt16((!a.is_null(row)).then(|| a.value(row))),
+        }
     }
 }
 
 /// Reads events back out of a batch with [`events_schema`]. The columns are downcast once, here, not per value.
 pub struct EventRows<'a> {
-    /// The string columns, in [`EVENT_COLUMNS`] order (the three typed ones left out).
-    strings: [&'a StringViewArray; STRINGS],
-    timestamp: &'a PrimitiveArray<TimestampMicrosecondType>,
-    pid: &'a PrimitiveArray<UInt32Type>,
-    port: &'a PrimitiveArray<UInt16Type>,
+    columns: [Column<'a>; FIELDS],
     rows: usize,
 }
 
 impl<'a> EventRows<'a> {
     /// A reader over `batch`, which must have [`events_schema`].
     pub fn new(batch: &'a RecordBatch) -> Self {
-        let mut strings = batch
-            .columns()
-            .iter()
-            .filter_map(|c| c.as_string_view_opt());
         Self {
-            strings: std::array::from_fn(|_| strings.next().expect("events_schema")),
-            timestamp: batch.column(2).as_primitive(),
-            pid: batch.column(5).as_primitive(),
-            port: batch.column(15).as_primitive(),
+            columns: std::array::from_fn(|i| Column::new(&EVENT_FIELDS[i], batch.column(i))),
             rows: batch.num_rows(),
         }
     }
 
-    fn s(&self, col: usize, row: usize) -> Option<&'a str> {
-        let a = self.strings[col];
-        (!a.is_null(row)).then(|| a.value(row))
-    }
-
     /// Event `row`.
     pub fn get(&self, row: usize) -> EventRef<'a> {
-        let req = |col| self.s(col, row).unwrap_or("");
-        let (pid, port) = (self.pid, self.port);
-        EventRef {
-            tenant: req(0),
-            id: req(1),
-            timestamp_us: self.timestamp.value(row),
-            host: req(2),
-            process_name: req(3),
-            process_pid: (!pid.is_null(row)).then(|| pid.value(row)),
-            dataset: req(4),
-            category: req(5),
-            event_type: req(6),
-            action: req(7),
-            outcome: req(8),
-            user: self.s(9, row),
-            target_user: self.s(10, row),
-            group: self.s(11, row),
-            source_ip: self.s(12, row),
-            source_port: (!port.is_null(row)).then(|| port.value(row)),
-            auth_method: self.s(13, row),
-            command: self.s(14, row),
-            message: req(15),
-            original: req(16),
-            source: req(17),
-        }
+        EventRef::from_values(std::array::from_fn(|i| self.columns[i].value(row)))
     }
 
     /// Every event, in order.

@@ -2,10 +2,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use crate::time::format_rfc3339_us;
-use crate::TenantId;
+use crate::Event;
 
 /// ECS `event.category` of a normalized event (one value; ECS allows arrays, Sentra uses the primary one).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Category {
     /// Logins, credential checks (sshd, sudo, su, pam auth).
@@ -18,7 +18,8 @@ pub enum Category {
     Process,
     /// Connections that never reached an account: failed identification or key exchange.
     Network,
-    /// A line Sentra kept but does not (yet) understand.
+    /// A line Sentra kept but does not (yet) understand; the default.
+    #[default]
     Unknown,
 }
 
@@ -34,17 +35,30 @@ impl Category {
             Category::Unknown => "unknown",
         }
     }
+
+    /// The category of an ECS keyword; `Unknown` for any other text.
+    pub fn from_keyword(keyword: &str) -> Self {
+        match keyword {
+            "authentication" => Category::Authentication,
+            "session" => Category::Session,
+            "iam" => Category::Iam,
+            "process" => Category::Process,
+            "network" => Category::Network,
+            _ => Category::Unknown,
+        }
+    }
 }
 
 /// ECS `event.outcome`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Outcome {
     /// The attempt succeeded.
     Success,
     /// The attempt failed (bad password, refused, not allowed).
     Failure,
-    /// Not applicable or not known.
+    /// Not applicable or not known; the default.
+    #[default]
     Unknown,
 }
 
@@ -57,58 +71,15 @@ impl Outcome {
             Outcome::Unknown => "unknown",
         }
     }
-}
 
-/// One normalized security event. Flat in memory (fast to fill and to turn into Arrow columns);
-/// [`Event::to_ecs_json`] renders it as an ECS document.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Event {
-    /// Stable id: see [`crate::event_id`]. ECS `event.id`.
-    pub id: String,
-    /// Owning tenant. ECS `organization.id`.
-    pub tenant: TenantId,
-    /// Event time, microseconds since the Unix epoch, UTC. ECS `@timestamp`.
-    pub timestamp_us: i64,
-    /// ECS `host.name`.
-    pub host: String,
-    /// ECS `process.name` (the syslog program, e.g. `sshd`).
-    pub process_name: String,
-    /// ECS `process.pid`.
-    pub process_pid: Option<u32>,
-    /// ECS `event.dataset` (`system.auth` for understood auth lines, `system.syslog` otherwise).
-    pub dataset: String,
-    /// ECS `event.category`.
-    pub category: Category,
-    /// ECS `event.type` (`start`, `end`, `info`, `creation`, `change`, …).
-    pub event_type: String,
-    /// ECS `event.action`, Sentra's precise name for what happened (e.g. `ssh_login`, `sudo_command`).
-    pub action: String,
-    /// ECS `event.outcome`.
-    pub outcome: Outcome,
-    /// ECS `user.name`: the acting or authenticating user.
-    pub user: Option<String>,
-    /// The other account of the event. For `iam` events the account acted upon (created, changed, added to
-    /// a group): ECS `user.target.name`. For every other category the account the user acts as (sudo's
-    /// `USER=`, su's target, the account a PAM `ruser` tried): ECS `user.effective.name`.
-    pub target_user: Option<String>,
-    /// ECS `group.name`: the group acted upon.
-    pub group: Option<String>,
-    /// The source ADDRESS, ECS `source.address`: an IP address, or the host name when only a name was logged
-    /// (sshd with UseDNS, PAM's `rhost=`). Rendered as `source.ip` when it parses as an IP and as
-    /// `source.domain` otherwise; detections group by it either way.
-    pub source_ip: Option<String>,
-    /// ECS `source.port`.
-    pub source_port: Option<u16>,
-    /// Authentication method (`password`, `publickey`, …). ECS-custom `sentra.auth_method`.
-    pub auth_method: Option<String>,
-    /// The command run through sudo. ECS `process.command_line` of the child, kept as `sentra.command`.
-    pub command: Option<String>,
-    /// The program's message (after `prog[pid]: `). ECS `message`.
-    pub message: String,
-    /// The raw input line or document. ECS `event.original`.
-    pub original: String,
-    /// Where the input came from (`file:line`, `kafka:topic:partition:offset`). `sentra.source`.
-    pub source: String,
+    /// The outcome of an ECS keyword; `Unknown` for any other text.
+    pub fn from_keyword(keyword: &str) -> Self {
+        match keyword {
+            "success" => Outcome::Success,
+            "failure" => Outcome::Failure,
+            _ => Outcome::Unknown,
+        }
+    }
 }
 
 impl Event {
@@ -218,7 +189,10 @@ impl Event {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+
     use super::*;
+    use crate::TenantId;
 
     fn event(category: Category, target: Option<&str>, source: Option<&str>) -> Event {
         Event {
@@ -280,5 +254,39 @@ mod tests {
             assert!(j["user"].get("target").is_none());
             assert_eq!(j["related"]["user"], json!(["alice", "root"]));
         }
+    }
+
+    /// The dotted paths of the values in `doc` that are not objects.
+    fn paths(doc: &Value) -> BTreeSet<String> {
+        let Value::Object(fields) = doc else {
+            return BTreeSet::from([String::new()]);
+        };
+        let mut out = BTreeSet::new();
+        for (name, value) in fields {
+            out.extend(paths(value).iter().map(|p| match p.as_str() {
+                "" => name.clone(),
+                p => format!("{name}.{p}"),
+            }));
+        }
+        out
+    }
+
+    #[test]
+    fn the_document_has_exactly_the_declared_ecs_fields() {
+        let full = |category, source| Event {
+            process_pid: Some(1),
+            group: Some("wheel".into()),
+            auth_method: Some("password".into()),
+            command: Some("/bin/ls".into()),
+            ..event(category, Some("root"), Some(source))
+        };
+        let iam_from_an_ip = full(Category::Iam, "203.0.113.7").to_ecs_json();
+        let process_from_a_name = full(Category::Process, "scanner.example.net").to_ecs_json();
+        let rendered: BTreeSet<String> = [iam_from_an_ip, process_from_a_name]
+            .iter()
+            .flat_map(paths)
+            .collect();
+        let declared: BTreeSet<String> = crate::ecs_fields().map(|(f, _)| f.to_owned()).collect();
+        assert_eq!(rendered, declared);
     }
 }

@@ -1,3 +1,5 @@
+//! Event time: epoch microseconds, their RFC 3339 text and civil dates, and parsing ISO-8601 timestamps.
+
 /// The current time, epoch microseconds (0 if the clock is before 1970).
 pub fn now_us() -> i64 {
     std::time::SystemTime::now()

@@ -11,7 +11,7 @@ use arrow::array::RecordBatch;
 use clickhouse::insert::Insert;
 use clickhouse::{Client, Row};
 use sentra_schemas::audit::AuditRecord;
-use sentra_schemas::{EventRows, Quarantined, Signal, CLICKHOUSE_MIGRATIONS};
+use sentra_schemas::{EventRef, EventRows, Quarantined, Signal, CLICKHOUSE_MIGRATIONS};
 use serde::Serialize;
 
 use crate::SinkError;
@@ -90,31 +90,6 @@ pub struct ClickHouseSink {
 }
 
 #[derive(Row, Serialize)]
-struct EventRow<'a> {
-    tenant: &'a str,
-    timestamp: i64,
-    event_id: &'a str,
-    host: &'a str,
-    process_name: &'a str,
-    process_pid: Option<u32>,
-    dataset: &'a str,
-    category: &'a str,
-    event_type: &'a str,
-    action: &'a str,
-    outcome: &'a str,
-    user_name: &'a str,
-    target_user: &'a str,
-    group_name: &'a str,
-    source_ip: &'a str,
-    source_port: Option<u16>,
-    auth_method: &'a str,
-    command: &'a str,
-    message: &'a str,
-    original: &'a str,
-    source: &'a str,
-}
-
-#[derive(Row, Serialize)]
 struct SignalRow<'a> {
     tenant: &'a str,
     signal_id: &'a str,
@@ -158,40 +133,70 @@ mod serde_bytes_as_string {
     }
 }
 
-/// An event as stored in the `events` table (what [`ClickHouseSink::events_by_id`] returns).
-#[derive(Debug, Clone, Row, serde::Deserialize)]
-#[allow(missing_docs)]
-pub struct StoredEvent {
-    pub tenant: String,
-    pub timestamp: i64,
-    pub event_id: String,
-    pub host: String,
-    pub process_name: String,
-    pub process_pid: Option<u32>,
-    pub dataset: String,
-    pub category: String,
-    pub event_type: String,
-    pub action: String,
-    pub outcome: String,
-    pub user_name: String,
-    pub target_user: String,
-    pub group_name: String,
-    pub source_ip: String,
-    pub source_port: Option<u16>,
-    pub auth_method: String,
-    pub command: String,
-    pub message: String,
-    pub original: String,
-    pub source: String,
+/// An event as a row of the `events` table: owned as [`ClickHouseSink::events_by_id`] returns it, borrowed
+/// (`StoredEvent<&str>`) as it is inserted. Absent text is stored as `''`. The columns are those of
+/// [`sentra_schemas::EVENT_FIELDS`]; read the event with [`StoredEvent::as_event_ref`].
+#[derive(Debug, Clone, Row, Serialize, serde::Deserialize)]
+pub struct StoredEvent<S = String> {
+    tenant: S,
+    timestamp: i64,
+    event_id: S,
+    host: S,
+    process_name: S,
+    process_pid: Option<u32>,
+    dataset: S,
+    /// The event's category: what the forensics store chooses the events it indexes by.
+    pub category: S,
+    event_type: S,
+    action: S,
+    outcome: S,
+    user_name: S,
+    target_user: S,
+    group_name: S,
+    source_ip: S,
+    source_port: Option<u16>,
+    auth_method: S,
+    command: S,
+    message: S,
+    original: S,
+    source: S,
+}
+
+impl<'a> From<&EventRef<'a>> for StoredEvent<&'a str> {
+    fn from(e: &EventRef<'a>) -> Self {
+        Self {
+            tenant: e.tenant,
+            timestamp: e.timestamp_us,
+            event_id: e.id,
+            host: e.host,
+            process_name: e.process_name,
+            process_pid: e.process_pid,
+            dataset: e.dataset,
+            category: e.category,
+            event_type: e.event_type,
+            action: e.action,
+            outcome: e.outcome,
+            user_name: e.user.unwrap_or(""),
+            target_user: e.target_user.unwrap_or(""),
+            group_name: e.group.unwrap_or(""),
+            source_ip: e.source_ip.unwrap_or(""),
+            source_port: e.source_port,
+            auth_method: e.auth_method.unwrap_or(""),
+            command: e.command.unwrap_or(""),
+            message: e.message,
+            original: e.original,
+            source: e.source,
+        }
+    }
 }
 
 impl StoredEvent {
     /// The event as the pipeline's borrowed view (empty strings become absent optional fields).
-    pub fn as_event_ref(&self) -> sentra_schemas::EventRef<'_> {
+    pub fn as_event_ref(&self) -> EventRef<'_> {
         fn some(s: &str) -> Option<&str> {
             (!s.is_empty()).then_some(s)
         }
-        sentra_schemas::EventRef {
+        EventRef {
             id: &self.event_id,
             tenant: &self.tenant,
             timestamp_us: self.timestamp,
@@ -389,7 +394,7 @@ impl ClickHouseSink {
             if done.contains(&version) {
                 continue;
             }
-            for stmt in statements(sql) {
+            for stmt in sentra_schemas::clickhouse_statements(sql) {
                 self.client
                     .query_raw(&stmt)
                     .execute()
@@ -482,32 +487,12 @@ impl ClickHouseSink {
     }
 
     async fn insert_events(&self, events: &RecordBatch) -> Result<(), SinkError> {
-        let mut insert = self.insert::<EventRow<'_>>("events").await?;
+        let mut insert = self.insert::<StoredEvent<&str>>("events").await?;
         for e in EventRows::new(events).iter() {
-            let row = EventRow {
-                tenant: e.tenant,
-                timestamp: e.timestamp_us,
-                event_id: e.id,
-                host: e.host,
-                process_name: e.process_name,
-                process_pid: e.process_pid,
-                dataset: e.dataset,
-                category: e.category,
-                event_type: e.event_type,
-                action: e.action,
-                outcome: e.outcome,
-                user_name: e.user.unwrap_or(""),
-                target_user: e.target_user.unwrap_or(""),
-                group_name: e.group.unwrap_or(""),
-                source_ip: e.source_ip.unwrap_or(""),
-                source_port: e.source_port,
-                auth_method: e.auth_method.unwrap_or(""),
-                command: e.command.unwrap_or(""),
-                message: e.message,
-                original: e.original,
-                source: e.source,
-            };
-            insert.write(&row).await.map_err(classify)?;
+            insert
+                .write(&StoredEvent::<&str>::from(&e))
+                .await
+                .map_err(classify)?;
         }
         self.end("events", insert).await
     }
@@ -724,46 +709,15 @@ impl ClickHouseSink {
     }
 }
 
-/// Splits a migration file into statements: `;` at a line end terminates one; `--` comment lines go.
-fn statements(sql: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    for line in sql.lines() {
-        let t = line.trim();
-        if t.starts_with("--") || t.is_empty() {
-            continue;
-        }
-        cur.push_str(line);
-        cur.push('\n');
-        if t.ends_with(';') {
-            let stmt = cur.trim().trim_end_matches(';').to_owned();
-            out.push(stmt);
-            cur.clear();
-        }
-    }
-    if !cur.trim().is_empty() {
-        out.push(cur.trim().to_owned());
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn migrations_split_into_ddl_statements() {
-        for (_, name, sql) in CLICKHOUSE_MIGRATIONS {
-            let stmts = statements(sql);
-            assert!(!stmts.is_empty(), "{name} has no statement");
-            for s in &stmts {
-                assert!(
-                    s.starts_with("CREATE") || s.starts_with("ALTER") || s.starts_with("INSERT"),
-                    "{name}: {s}"
-                );
-                assert!(!s.ends_with(';') && !s.contains("--"), "{name}: {s}");
-            }
-        }
+    fn the_events_row_has_a_field_per_declared_column() {
+        let row: BTreeSet<&str> = <StoredEvent as Row>::COLUMN_NAMES.iter().copied().collect();
+        let declared: BTreeSet<&str> = sentra_schemas::EVENT_COLUMNS.into_iter().collect();
+        assert_eq!(row, declared);
     }
 
     #[test]

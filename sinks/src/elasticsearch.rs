@@ -16,9 +16,9 @@ use elasticsearch::http::{Method, StatusCode};
 use elasticsearch::indices::IndicesPutIndexTemplateParts;
 use elasticsearch::Elasticsearch;
 use futures::stream::{self, StreamExt, TryStreamExt};
-use sentra_schemas::EventRef;
+use sentra_schemas::{Elastic, EventRef};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 use crate::SinkError;
 
@@ -516,34 +516,37 @@ pub fn document(sink: &ElasticsearchSink, e: &EventRef<'_>) -> Document {
     }
 }
 
-/// The ECS mapping of Sentra's event documents. `dynamic: false` keeps any field a newer Sentra adds in
-/// `_source` without failing the document; the test below keeps this list complete.
+/// The ECS mapping of Sentra's event documents, built from [`sentra_schemas::ecs_fields`]. `dynamic: false`
+/// keeps any field a newer Sentra adds in `_source` without failing the document.
 pub fn ecs_mapping() -> Value {
-    let kw = json!({"type": "keyword"});
-    json!({
-        "dynamic": false,
-        "properties": {
-            "@timestamp": {"type": "date"},
-            "organization": {"properties": {"id": kw}},
-            "host": {"properties": {"name": kw}},
-            "process": {"properties": {"name": kw, "pid": {"type": "long"}}},
-            "event": {"properties": {
-                "id": kw, "kind": kw, "category": kw, "type": kw, "action": kw, "outcome": kw,
-                "dataset": kw, "original": {"type": "keyword", "index": false, "doc_values": false}
-            }},
-            "user": {"properties": {
-                "name": kw, "target": {"properties": {"name": kw}}, "effective": {"properties": {"name": kw}}
-            }},
-            "group": {"properties": {"name": kw}},
-            // A host name is never written to `ip`: the event renders it as `source.domain`.
-            "source": {"properties": {
-                "address": kw, "ip": {"type": "ip"}, "domain": kw, "port": {"type": "long"}
-            }},
-            "related": {"properties": {"ip": {"type": "ip"}, "user": kw, "hosts": kw}},
-            "message": {"type": "text"},
-            "sentra": {"properties": {"source": kw, "auth_method": kw, "command": kw}}
-        }
-    })
+    let mut properties = Map::new();
+    for (field, elastic) in sentra_schemas::ecs_fields() {
+        insert_mapping(&mut properties, field, elastic);
+    }
+    json!({"dynamic": false, "properties": properties})
+}
+
+/// Adds the mapping of the ECS field at dotted `path` below `properties`.
+fn insert_mapping(properties: &mut Map<String, Value>, path: &str, elastic: Elastic) {
+    let Some((object, rest)) = path.split_once('.') else {
+        let mapping = match elastic {
+            Elastic::Date => json!({"type": "date"}),
+            Elastic::Keyword => json!({"type": "keyword"}),
+            Elastic::Unindexed => json!({"type": "keyword", "index": false, "doc_values": false}),
+            Elastic::Text => json!({"type": "text"}),
+            Elastic::Ip => json!({"type": "ip"}),
+            Elastic::Long => json!({"type": "long"}),
+        };
+        properties.insert(path.to_owned(), mapping);
+        return;
+    };
+    let object = properties
+        .entry(object)
+        .or_insert_with(|| json!({"properties": {}}));
+    let inner = object["properties"]
+        .as_object_mut()
+        .expect("an object's mapping");
+    insert_mapping(inner, rest, elastic);
 }
 
 #[cfg(test)]

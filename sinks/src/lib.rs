@@ -6,6 +6,8 @@
 //! - [`clickhouse`]: analytics store (events, signals, quarantine, rollups), idempotent by stable ids.
 //! - [`elasticsearch`]: forensics store (ECS documents per tenant and month), idempotent by `_id`.
 
+#![warn(missing_docs)]
+
 pub mod clickhouse;
 pub mod elasticsearch;
 pub mod embedded;

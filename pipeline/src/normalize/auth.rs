@@ -14,7 +14,7 @@ use sentra_schemas::{Category, Outcome};
 use super::{before_byte, find_byte, split_byte};
 
 /// What a message says, borrowing from the message.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Classified<'a> {
     /// ECS `event.category`.
     pub category: Category,
@@ -54,13 +54,7 @@ impl<'a> Classified<'a> {
             event_type,
             action,
             outcome,
-            user: None,
-            target_user: None,
-            group: None,
-            source_ip: None,
-            source_port: None,
-            auth_method: None,
-            command: None,
+            ..Self::default()
         }
     }
 
