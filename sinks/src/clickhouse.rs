@@ -343,7 +343,7 @@ impl ClickHouseSink {
     /// Starts an insert into `table`. Until one insert into it has succeeded in this process, every row is
     /// checked against the table's column types as it is written, so a table that differs from what this
     /// build writes fails with the column named; after that the per-row check is skipped, which saves ~5 %
-    /// of `sentra run`'s CPU (docs/PERFORMANCE.md, eleventh session).
+    /// of `sentra run`'s CPU (docs/PERFORMANCE.md, run path).
     async fn insert<T: Row>(&self, table: &'static str) -> Result<Insert<T>, SinkError> {
         let checked = self.checked.lock().expect("not poisoned").contains(table);
         let client = if checked {
