@@ -1,6 +1,7 @@
 //! `sentra run`: source → engine → outputs → acknowledgements → checkpoint and commit.
 //!
-//! One batch at a time: the [`Source`] hands over a batch normalized as its messages arrived; the detection
+//! [`run`] builds the parts from the configuration and [`Driver`] runs the loop. One batch at a time: the
+//! [`Source`] hands over a batch normalized as its messages arrived; the detection
 //! engine turns it into signals and late rows; every [`Output`] stores it, step by step (events, then the
 //! quarantine with the rows outputs refused, then signals), each write retried with backoff while the
 //! output says a retry can help. Only then is the batch acknowledged to the source. Every
@@ -14,24 +15,27 @@ use std::collections::BTreeMap;
 use sentra_kafka::{KafkaError, Producer};
 use sentra_pipeline::detect::{catalog, Engine, EngineError, Overrides};
 use sentra_pipeline::normalize::{NormalizeConfig, Normalizer, YearPolicy};
-use sentra_retry::{retry, Backoff, Failure, Policy, Verdict};
 use sentra_sinks::clickhouse::ClickHouseSink;
 use sentra_sinks::elasticsearch::ElasticsearchSink;
 use sentra_soar::audit::AuditLog;
 use serde::Serialize;
 use tokio::sync::watch;
-use tokio::time::Instant;
-use tracing::{info, warn};
+use tracing::info;
 
 use crate::config::Config;
-use crate::outputs::{self, Batch, Output, OutputError};
-use crate::replay::late_record;
+use crate::outputs::{self, Output, OutputError};
 use crate::sources::kafka::KafkaSource;
-use crate::sources::{Next, Source, SourceBatch, SourceError};
+use crate::sources::{Source, SourceError};
 use checkpoint::{Checkpoint, Checkpoints};
 
 pub mod checkpoint;
+mod driver;
 mod workers;
+
+pub use driver::Driver;
+
+#[cfg(test)]
+mod tests;
 
 /// What a run did, for logs and tests.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -152,7 +156,7 @@ pub async fn run(
         }));
     }
     for o in &outputs {
-        with_retry(o.as_ref(), &mut shutdown, |_| o.prepare()).await?;
+        driver::with_retry(o.as_ref(), &mut shutdown, |_| o.prepare()).await?;
     }
     workers::serve_api(config, &clickhouse, &shutdown).await?;
     let delivery = workers::start(
@@ -195,114 +199,22 @@ pub async fn run(
         engine.restore(c.engine);
         source.resume(c.offsets);
     }
-    let mut checkpoints = Checkpoints::new(
-        &config.kafka.group_id,
-        path,
-        std::time::Duration::from_millis(config.detection.checkpoint_interval_ms),
-    );
-    let mut stats = RunStats::default();
-
-    loop {
-        // A quiet source still gets its stored batches checkpointed and committed when the interval is up.
-        let idle_until = source.pending().then(|| checkpoints.due_at());
-        let SourceBatch {
-            events,
-            mut quarantined,
-            records,
-            skipped,
-            positions,
-        } = match source.next_batch(idle_until, &mut shutdown).await? {
-            Next::Batch(b) => b,
-            Next::Idle => {
-                stats.commits += checkpoints.save_and_commit(&engine, &mut source)? as u64;
-                continue;
-            }
-            Next::Stopped => break,
-        };
-        let outcome = engine.process(&events).await?;
-        stats.late += outcome.late_rows.len() as u64;
-        for &row in &outcome.late_rows {
-            quarantined.push(late_record(
-                &events,
-                row,
-                config.detection.allowed_lateness_secs,
-            ));
-        }
-        let mut signals = outcome.signals;
-        signals.iter_mut().for_each(|s| overrides.apply(s));
-
-        let batch = Batch {
-            events: &events,
-            signals: &signals,
-        };
-        for o in &outputs {
-            let written = with_retry(o.as_ref(), &mut shutdown, |_| o.write_events(&batch)).await?;
-            stats.stored(o.name(), written.stored);
-            quarantined.extend(written.refused);
-        }
-        for o in &outputs {
-            let written = with_retry(o.as_ref(), &mut shutdown, |_| {
-                o.write_quarantine(&quarantined)
-            })
-            .await?;
-            stats.stored(o.name(), written.stored);
-        }
-        for o in &outputs {
-            let written =
-                with_retry(o.as_ref(), &mut shutdown, |_| o.write_signals(&signals)).await?;
-            stats.stored(o.name(), written.stored);
-        }
-
-        source.ack(positions);
-        if Instant::now() >= checkpoints.due_at() {
-            stats.commits += checkpoints.save_and_commit(&engine, &mut source)? as u64;
-        }
-        stats.consumed += (records - skipped) as u64;
-        stats.events += events.num_rows() as u64;
-        stats.quarantined += quarantined.len() as u64 - outcome.late_rows.len() as u64;
-        stats.signals += signals.len() as u64;
-        stats.batches += 1;
-        stats.lossy_utf8 = source.lossy_utf8();
-        info!(
-            messages = records,
-            skipped,
-            events = events.num_rows(),
-            quarantined = quarantined.len(),
-            signals = signals.len(),
-            "batch stored"
-        );
-    }
-    if source.pending() {
-        stats.commits += checkpoints.save_and_commit(&engine, &mut source)? as u64;
-    }
+    let driver = Driver {
+        source: Box::new(source),
+        engine,
+        overrides,
+        outputs,
+        checkpoints: Checkpoints::new(
+            &config.kafka.group_id,
+            path,
+            std::time::Duration::from_millis(config.detection.checkpoint_interval_ms),
+        ),
+        allowed_lateness_secs: config.detection.allowed_lateness_secs,
+    };
+    let stats = driver.drive(&mut shutdown).await?;
     for w in delivery {
         let _ = w.await;
     }
     info!(?stats, "stopped");
     Ok(stats)
-}
-
-/// Runs `op` against `output` through the retry engine: retried with backoff while the output says a retry
-/// can help, until shutdown.
-async fn with_retry<T, F: std::future::Future<Output = Result<T, OutputError>>>(
-    output: &dyn Output,
-    shutdown: &mut watch::Receiver<bool>,
-    op: impl FnMut(u32) -> F,
-) -> Result<T, RunError> {
-    let name = output.name();
-    let classify = |e: &OutputError| Verdict::retry_if(e.is_transient());
-    let log = |_, e: &OutputError, wait: std::time::Duration| warn!(output = name, error = %e, retry_in_ms = wait.as_millis() as u64, "write failed; retrying");
-    match retry(
-        &Policy::until_shutdown(Backoff::STORES),
-        shutdown,
-        op,
-        classify,
-        log,
-    )
-    .await
-    {
-        Ok(v) => Ok(v),
-        Err(Failure::Interrupted) => Err(RunError::Interrupted(name)),
-        Err(Failure::Permanent(e) | Failure::Exhausted(e)) => Err(e.into()),
-    }
 }
