@@ -322,6 +322,12 @@ const SECTIONS: &[&str] = &[
 ];
 
 impl Config {
+    /// The librdkafka settings of `[kafka]`, shared by every Kafka client Sentra builds from this
+    /// configuration.
+    pub fn kafka_client(&self) -> sentra_kafka::ClientConfig {
+        sentra_kafka::client(&self.kafka.brokers, &self.kafka.properties)
+    }
+
     /// Reads `path` (if given), applies `env` overrides, and validates.
     pub fn load(
         path: Option<&Path>,

@@ -17,14 +17,26 @@ use sentra_soar::Deliverer;
 use tokio::sync::watch;
 
 use crate::config::Config;
-use crate::run::{kafka_client, RunError};
+/// Why a responder command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RespondError {
+    /// Kafka could not be reached or used.
+    #[error("Kafka: {0} (check kafka.brokers and that the broker is reachable)")]
+    Kafka(#[from] sentra_kafka::KafkaError),
+    /// ClickHouse could not be read.
+    #[error(transparent)]
+    Store(#[from] sentra_sinks::SinkError),
+    /// The configuration or the request cannot be used; the message says what to change.
+    #[error("configuration: {0}")]
+    Config(String),
+}
 
-fn err(e: impl std::fmt::Display) -> RunError {
-    RunError::Config(e.to_string())
+fn err(e: impl std::fmt::Display) -> RespondError {
+    RespondError::Config(e.to_string())
 }
 
 /// Loads the playbooks named by `soar.playbooks_dir`, checked against the configured destinations.
-pub fn load_playbooks(config: &Config) -> Result<Vec<definition::Playbook>, RunError> {
+pub fn load_playbooks(config: &Config) -> Result<Vec<definition::Playbook>, RespondError> {
     let dir = config.soar.playbooks_dir.as_deref().ok_or_else(|| {
         err("soar.playbooks_dir is not set: point it at a folder of playbook *.yaml files")
     })?;
@@ -40,7 +52,7 @@ pub fn load_playbooks(config: &Config) -> Result<Vec<definition::Playbook>, RunE
 pub async fn run_playbooks(
     config: &Config,
     shutdown: watch::Receiver<bool>,
-) -> Result<EngineStats, RunError> {
+) -> Result<EngineStats, RespondError> {
     let playbooks = load_playbooks(config)?;
     let destinations = config
         .soar
@@ -51,9 +63,9 @@ pub async fn run_playbooks(
         &config.soar.runs_topic,
         &config.audit.topic,
     ] {
-        sentra_kafka::topics::ensure(&kafka_client(config), topic).await?;
+        sentra_kafka::topics::ensure(&config.kafka_client(), topic).await?;
     }
-    let client = kafka_client(config);
+    let client = config.kafka_client();
     let executor = Executor::new(
         destinations
             .into_iter()
@@ -74,9 +86,9 @@ pub async fn run_playbooks(
 }
 
 /// Every playbook run, oldest first (`sentra approvals list` shows those awaiting approval).
-pub async fn runs(config: &Config) -> Result<Vec<Run>, RunError> {
+pub async fn runs(config: &Config) -> Result<Vec<Run>, RespondError> {
     let runs = engine::load_runs(
-        &kafka_client(config),
+        &config.kafka_client(),
         &config.soar.runs_topic,
         Duration::from_secs(2),
     )
@@ -93,7 +105,7 @@ pub async fn decide(
     approve: bool,
     by: &str,
     reason: &str,
-) -> Result<Run, RunError> {
+) -> Result<Run, RespondError> {
     decide_for(config, None, id, approve, by, reason)
         .await
         .map_err(err)
@@ -108,7 +120,7 @@ pub async fn decide_for(
     by: &str,
     reason: &str,
 ) -> Result<Run, engine::EngineError> {
-    let client = kafka_client(config);
+    let client = config.kafka_client();
     let audit = AuditLog::new(&client, &config.audit.topic)?;
     engine::decide(
         &client,
@@ -125,7 +137,10 @@ pub async fn decide_for(
 
 /// Verifies the audit chains (`sentra audit verify`): one line per tenant; an error names the first broken
 /// record.
-pub async fn audit_verify(config: &Config, tenants: &[String]) -> Result<Vec<String>, RunError> {
+pub async fn audit_verify(
+    config: &Config,
+    tenants: &[String],
+) -> Result<Vec<String>, RespondError> {
     let store = ClickHouseSink::new(config.clickhouse.clone());
     let results = sentra_soar::audit::verify_chains(&store, tenants).await?;
     let mut lines = Vec::new();
@@ -150,7 +165,7 @@ pub async fn audit_bundle(
     from_us: i64,
     to_us: i64,
     out_dir: &Path,
-) -> Result<PathBuf, RunError> {
+) -> Result<PathBuf, RespondError> {
     sentra_schemas::TenantId::check(tenant).map_err(err)?;
     let store = ClickHouseSink::new(config.clickhouse.clone());
     let chain = store.audit_records(tenant).await?;
@@ -250,28 +265,28 @@ pub async fn audit_bundle(
 /// The SOAR dead letters not yet replayed (`sentra soar dlq list`).
 pub async fn soar_dlq_list(
     config: &Config,
-) -> Result<Vec<sentra_soar::queue::DeadLetter>, RunError> {
+) -> Result<Vec<sentra_soar::queue::DeadLetter>, RespondError> {
     sentra_soar::queue::dlq_list(
-        &kafka_client(config),
+        &config.kafka_client(),
         &config.kafka.group_id,
         &config.soar,
         Duration::from_secs(3),
     )
     .await
-    .map_err(|e| RunError::Config(e.to_string()))
+    .map_err(|e| RespondError::Config(e.to_string()))
 }
 
 /// Re-sends the pending SOAR dead letters (`sentra soar dlq replay`): (delivered, failed again).
 pub async fn soar_dlq_replay(
     config: &Config,
     shutdown: watch::Receiver<bool>,
-) -> Result<(u64, u64), RunError> {
+) -> Result<(u64, u64), RespondError> {
     let destinations = config
         .soar
         .resolve(|k| std::env::var(k).ok())
-        .map_err(|p| RunError::Config(p.join("; ")))?;
+        .map_err(|p| RespondError::Config(p.join("; ")))?;
     sentra_soar::queue::dlq_replay(
-        &kafka_client(config),
+        &config.kafka_client(),
         &config.kafka.group_id,
         &config.soar,
         &destinations,
@@ -279,5 +294,5 @@ pub async fn soar_dlq_replay(
         shutdown,
     )
     .await
-    .map_err(|e| RunError::Config(e.to_string()))
+    .map_err(|e| RespondError::Config(e.to_string()))
 }

@@ -75,9 +75,6 @@ pub enum RunError {
     /// Kafka could not be set up.
     #[error("Kafka: {0} (check kafka.brokers and that the broker is reachable)")]
     Kafka(#[from] KafkaError),
-    /// A store could not be read (audit verification and bundles).
-    #[error(transparent)]
-    Store(#[from] sentra_sinks::SinkError),
     /// The source could not be read.
     #[error(transparent)]
     Source(#[from] SourceError),
@@ -106,18 +103,13 @@ pub enum RunError {
     },
 }
 
-/// The librdkafka settings of `config`, shared by every Kafka client of the run.
-pub fn kafka_client(config: &Config) -> sentra_kafka::ClientConfig {
-    sentra_kafka::client(&config.kafka.brokers, &config.kafka.properties)
-}
-
 /// Runs until `shutdown` turns true (or an unrecoverable error). Offsets are committed at checkpoints, after
 /// every output acknowledged every batch they cover.
 pub async fn run(
     config: &Config,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<RunStats, RunError> {
-    let client = kafka_client(config);
+    let client = config.kafka_client();
     let clickhouse = ClickHouseSink::new(config.clickhouse.clone());
     let destinations = config
         .soar
