@@ -9,6 +9,7 @@
 //!
 //! - [`clickhouse`]: events, quarantine and signals for analytics and dashboards.
 //! - [`elasticsearch`]: forensics documents (chosen categories and every signal's evidence).
+//! - [`embedded`]: the local store of `sentra replay` (Parquet and JSON under the data directory).
 //! - [`quarantine`]: the quarantine topic, each record's original bytes with why and where from.
 //! - [`audit`]: the audit trail's record of every emitted signal and applied override.
 //! - [`soar`]: the SOAR delivery queue.
@@ -20,6 +21,7 @@ use sentra_sinks::SinkError;
 pub mod audit;
 pub mod clickhouse;
 pub mod elasticsearch;
+pub mod embedded;
 pub mod quarantine;
 pub mod soar;
 

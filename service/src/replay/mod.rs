@@ -28,12 +28,13 @@ use std::sync::mpsc;
 use arrow::array::RecordBatch;
 use sentra_schemas::{EventColumns, EventRows, QuarantineReason, Quarantined, Signal};
 use sentra_sinks::embedded::EmbeddedStore;
-use sentra_sinks::SinkError;
 use serde::Serialize;
 
 use sentra_pipeline::detect::{Detection, Engine, EngineConfig, EngineError, Overrides};
 use sentra_pipeline::normalize::{Counts, Input, NormalizeConfig, Normalizer, YearPolicy};
 
+use crate::outputs::embedded::Embedded;
+use crate::outputs::{Batch, Output, OutputError};
 use merge::Merge;
 
 /// Events per Arrow batch.
@@ -93,7 +94,7 @@ pub enum ReplayError {
     },
     /// The embedded store could not be written.
     #[error("cannot write the embedded store: {0}")]
-    Store(#[from] SinkError),
+    Store(#[from] OutputError),
     /// The signal output could not be written.
     #[error("cannot write signals: {0}")]
     Output(io::Error),
@@ -138,7 +139,10 @@ pub fn replay(
         .build()
         .map_err(ReplayError::Output)?;
     let mut engine = rt.block_on(Engine::new(opts.detections.clone(), opts.engine.clone()))?;
-    let store = opts.data_dir.as_ref().map(EmbeddedStore::new);
+    let store = opts
+        .data_dir
+        .as_ref()
+        .map(|d| Embedded(EmbeddedStore::new(d)));
     let (tx, rx) = mpsc::sync_channel::<Chunk>(2);
 
     std::thread::scope(|scope| {
@@ -164,7 +168,7 @@ pub fn replay(
             }
             summary.signals += signals.len() as u64;
             if let Some(store) = &store {
-                store.write_signals(&signals)?;
+                rt.block_on(store.write_signals(&signals))?;
             }
             Ok(())
         };
@@ -186,8 +190,12 @@ pub fn replay(
                         .or_default() += 1;
                 }
                 if let Some(store) = &store {
-                    store.write_events(&chunk.events)?;
-                    store.write_quarantine(&chunk.quarantined)?;
+                    let batch = Batch {
+                        events: &chunk.events,
+                        signals: &[],
+                    };
+                    rt.block_on(store.write_events(&batch))?;
+                    rt.block_on(store.write_quarantine(&chunk.quarantined))?;
                 }
                 emit(outcome.signals, &mut summary, &mut *signals_out)?;
             }
