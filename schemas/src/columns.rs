@@ -14,7 +14,7 @@ use arrow::array::{
 use arrow::buffer::Buffer;
 use arrow::datatypes::{TimestampMicrosecondType, UInt16Type, UInt32Type};
 
-use crate::fields::{Value, FIELDS};
+use crate::fields::{Put, Take};
 use crate::{events_schema, EventField, EventRef, FieldType, EVENT_FIELDS};
 
 /// The text columns whose values differ for every event (the id, the source position).
@@ -131,49 +131,6 @@ struct Original {
     offset: u32,
 }
 
-/// The builder of one column.
-#[derive(Debug)]
-enum Builder {
-    Text(Views),
-    Timestamp(TimestampMicrosecondBuilder),
-    UInt32(UInt32Builder),
-    UInt16(UInt16Builder),
-}
-
-impl Builder {
-    /// An empty builder of `field`'s column, sized for `n` values.
-    fn new(field: &EventField, n: usize) -> Self {
-        match field.field_type {
-            FieldType::Text => {
-                Builder::Text(Views::with_capacity(n, UNIQUE.contains(&field.column)))
-            }
-            FieldType::Timestamp => Builder::Timestamp(
-                TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC"),
-            ),
-            FieldType::UInt32 => Builder::UInt32(UInt32Builder::with_capacity(n)),
-            FieldType::UInt16 => Builder::UInt16(UInt16Builder::with_capacity(n)),
-        }
-    }
-
-    /// The finished column; text views point into `blocks`.
-    fn finish(self, blocks: &Arc<[Buffer]>) -> ArrayRef {
-        match self {
-            Builder::Text(c) => {
-                // SAFETY: every view was made by `make_view` from a `&str` whose bytes were copied, unchanged,
-                // to the block and offset the view names (or are inline in it), so each view is in bounds and
-                // its bytes are valid UTF-8, which is all `try_new` would check.
-                let array = unsafe {
-                    StringViewArray::new_unchecked(c.views.into(), blocks.clone(), c.nulls.build())
-                };
-                Arc::new(array)
-            }
-            Builder::Timestamp(mut b) => Arc::new(b.finish()),
-            Builder::UInt32(mut b) => Arc::new(b.finish()),
-            Builder::UInt16(mut b) => Arc::new(b.finish()),
-        }
-    }
-}
-
 /// Arrow builders for a batch of events.
 ///
 /// String columns are string views. Each event's original text is copied once; every value found inside it
@@ -183,8 +140,11 @@ impl Builder {
 pub struct EventColumns {
     capacity: usize,
     arena: Arena,
-    /// One per entry of [`EVENT_FIELDS`], in order.
-    columns: Vec<Builder>,
+    /// The builders of each kind of column, each kind in [`EVENT_FIELDS`] order.
+    texts: Vec<Views>,
+    timestamps: Vec<TimestampMicrosecondBuilder>,
+    uint32s: Vec<UInt32Builder>,
+    uint16s: Vec<UInt16Builder>,
     len: usize,
 }
 
@@ -205,7 +165,18 @@ impl EventColumns {
                 current: Vec::with_capacity(n * 256),
                 block_bytes: BLOCK_BYTES,
             },
-            columns: EVENT_FIELDS.iter().map(|f| Builder::new(f, n)).collect(),
+            texts: of_type(FieldType::Text)
+                .map(|f| Views::with_capacity(n, UNIQUE.contains(&f.column)))
+                .collect(),
+            timestamps: of_type(FieldType::Timestamp)
+                .map(|_| TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC"))
+                .collect(),
+            uint32s: of_type(FieldType::UInt32)
+                .map(|_| UInt32Builder::with_capacity(n))
+                .collect(),
+            uint16s: of_type(FieldType::UInt16)
+                .map(|_| UInt16Builder::with_capacity(n))
+                .collect(),
             len: 0,
         }
     }
@@ -229,18 +200,16 @@ impl EventColumns {
             block,
             offset,
         };
-        for (column, value) in self.columns.iter_mut().zip(e.values()) {
-            match (column, value) {
-                (Builder::Text(views), Value::Text(v)) => {
-                    views.append(v, &original, &mut self.arena)
-                }
-                (Builder::Timestamp(b), Value::Timestamp(us)) => b.append_value(us),
-                (Builder::UInt32(b), Value::UInt32(n)) => b.append_option(n),
-                (Builder::UInt16(b), Value::UInt16(n)) => b.append_option(n),
-                (_, value) => {
-                    unreachable!("{value:?} in another column: the builders follow EVENT_FIELDS")
-                }
-            }
+        let mut values = Appender {
+            columns: self,
+            texts: [None; TEXTS],
+            next: [0; 4],
+        };
+        e.put(&mut values);
+        // One loop over the text columns, rather than a call per column.
+        let texts = values.texts;
+        for (column, value) in self.texts.iter_mut().zip(texts) {
+            column.append(value, &original, &mut self.arena);
         }
         self.len += 1;
     }
@@ -253,63 +222,175 @@ impl EventColumns {
     /// Finishes the batch, when no other follows from these builders (no fresh ones are allocated).
     pub fn into_batch(self) -> RecordBatch {
         let blocks = self.arena.into_blocks();
-        let columns = self
-            .columns
-            .into_iter()
-            .map(|c| c.finish(&blocks))
+        let mut texts = self.texts.into_iter();
+        let mut timestamps = self.timestamps.into_iter();
+        let mut uint32s = self.uint32s.into_iter();
+        let mut uint16s = self.uint16s.into_iter();
+        let columns = EVENT_FIELDS
+            .iter()
+            .map(|f| -> ArrayRef {
+                let kind = "a builder per column of EVENT_FIELDS";
+                match f.field_type {
+                    FieldType::Text => {
+                        let c = texts.next().expect(kind);
+                        // SAFETY: every view was made by `make_view` from a `&str` whose bytes were copied,
+                        // unchanged, to the block and offset the view names (or are inline in it), so each
+                        // view is in bounds and its bytes are valid UTF-8, which is all `try_new` would check.
+                        Arc::new(unsafe {
+                            StringViewArray::new_unchecked(
+                                c.views.into(),
+                                blocks.clone(),
+                                c.nulls.build(),
+                            )
+                        })
+                    }
+                    FieldType::Timestamp => Arc::new(timestamps.next().expect(kind).finish()),
+                    FieldType::UInt32 => Arc::new(uint32s.next().expect(kind).finish()),
+                    FieldType::UInt16 => Arc::new(uint16s.next().expect(kind).finish()),
+                }
+            })
             .collect();
         RecordBatch::try_new(events_schema(), columns).expect("columns match events_schema")
     }
 }
 
-/// One column of a batch, downcast.
-enum Column<'a> {
-    Text(&'a StringViewArray),
-    Timestamp(&'a PrimitiveArray<TimestampMicrosecondType>),
-    UInt32(&'a PrimitiveArray<UInt32Type>),
-    UInt16(&'a PrimitiveArray<UInt16Type>),
+/// The fields of one type, in [`EVENT_FIELDS`] order.
+fn of_type(t: FieldType) -> impl Iterator<Item = &'static EventField> {
+    EVENT_FIELDS.iter().filter(move |f| f.field_type == t)
 }
 
-impl<'a> Column<'a> {
-    /// `array` as the column of `field`.
-    fn new(field: &EventField, array: &'a ArrayRef) -> Self {
-        match field.field_type {
-            FieldType::Text => Column::Text(array.as_string_view()),
-            FieldType::Timestamp => Column::Timestamp(array.as_primitive()),
-            FieldType::UInt32 => Column::UInt32(array.as_primitive()),
-            FieldType::UInt16 => Column::UInt16(array.as_primitive()),
+/// The number of text columns.
+const TEXTS: usize = {
+    let (mut n, mut i) = (0, 0);
+    while i < EVENT_FIELDS.len() {
+        if matches!(EVENT_FIELDS[i].field_type, FieldType::Text) {
+            n += 1;
         }
+        i += 1;
     }
+    n
+};
 
-    /// The value in `row`.
-    fn value(&self, row: usize) -> Value<'a> {
-        match *self {
-            Column::Text(a) => Value::Text((!a.is_null(row)).then(|| a.value(row))),
-            Column::Timestamp(a) => Value::Timestamp(a.value(row)),
-            Column::UInt32(a) => Value::UInt32((!a.is_null(row)).then(|| a.value(row))),
-            Column::UInt16(a) => Value::UInt16((!a.is_null(row)).then(|| a.value(row))),
-        }
+/// Takes one event's values: numbers straight to the next builder of their kind, texts into `texts` (in
+/// column order) for [`EventColumns::append`] to append in one loop.
+struct Appender<'c, 'a> {
+    columns: &'c mut EventColumns,
+    texts: [Option<&'a str>; TEXTS],
+    /// The next column of each kind: text, timestamp, `UInt32`, `UInt16`.
+    next: [usize; 4],
+}
+
+impl Appender<'_, '_> {
+    /// The next column of kind `k`.
+    fn next(&mut self, k: usize) -> usize {
+        self.next[k] += 1;
+        self.next[k] - 1
+    }
+}
+
+impl<'a> Put<'a> for Appender<'_, 'a> {
+    #[inline]
+    fn text(&mut self, value: Option<&'a str>) {
+        let i = self.next(0);
+        self.texts[i] = value;
+    }
+    #[inline]
+    fn timestamp(&mut self, us: i64) {
+        let i = self.next(1);
+        self.columns.timestamps[i].append_value(us);
+    }
+    #[inline]
+    fn uint32(&mut self, value: Option<u32>) {
+        let i = self.next(2);
+        self.columns.uint32s[i].append_option(value);
+    }
+    #[inline]
+    fn uint16(&mut self, value: Option<u16>) {
+        let i = self.next(3);
+        self.columns.uint16s[i].append_option(value);
+    }
+}
+
+/// Reads one row's values, each from the next column of its kind.
+struct Reader<'r, 'a> {
+    rows: &'r EventRows<'a>,
+    row: usize,
+    next: [usize; 4],
+}
+
+impl Reader<'_, '_> {
+    /// The next column of kind `k`.
+    fn next(&mut self, k: usize) -> usize {
+        self.next[k] += 1;
+        self.next[k] - 1
+    }
+}
+
+impl<'a> Take<'a> for Reader<'_, 'a> {
+    #[inline]
+    fn text(&mut self) -> Option<&'a str> {
+        let a = self.rows.texts[self.next(0)];
+        (!a.is_null(self.row)).then(|| a.value(self.row))
+    }
+    #[inline]
+    fn timestamp(&mut self) -> i64 {
+        self.rows.timestamps[self.next(1)].value(self.row)
+    }
+    #[inline]
+    fn uint32(&mut self) -> Option<u32> {
+        let a = self.rows.uint32s[self.next(2)];
+        (!a.is_null(self.row)).then(|| a.value(self.row))
+    }
+    #[inline]
+    fn uint16(&mut self) -> Option<u16> {
+        let a = self.rows.uint16s[self.next(3)];
+        (!a.is_null(self.row)).then(|| a.value(self.row))
     }
 }
 
 /// Reads events back out of a batch with [`events_schema`]. The columns are downcast once, here, not per value.
 pub struct EventRows<'a> {
-    columns: [Column<'a>; FIELDS],
+    texts: Vec<&'a StringViewArray>,
+    timestamps: Vec<&'a PrimitiveArray<TimestampMicrosecondType>>,
+    uint32s: Vec<&'a PrimitiveArray<UInt32Type>>,
+    uint16s: Vec<&'a PrimitiveArray<UInt16Type>>,
     rows: usize,
 }
 
 impl<'a> EventRows<'a> {
     /// A reader over `batch`, which must have [`events_schema`].
     pub fn new(batch: &'a RecordBatch) -> Self {
+        let columns = |t: FieldType| {
+            EVENT_FIELDS
+                .iter()
+                .zip(batch.columns())
+                .filter(move |(f, _)| f.field_type == t)
+                .map(|(_, c)| c)
+        };
         Self {
-            columns: std::array::from_fn(|i| Column::new(&EVENT_FIELDS[i], batch.column(i))),
+            texts: columns(FieldType::Text)
+                .map(|c| c.as_string_view())
+                .collect(),
+            timestamps: columns(FieldType::Timestamp)
+                .map(|c| c.as_primitive())
+                .collect(),
+            uint32s: columns(FieldType::UInt32)
+                .map(|c| c.as_primitive())
+                .collect(),
+            uint16s: columns(FieldType::UInt16)
+                .map(|c| c.as_primitive())
+                .collect(),
             rows: batch.num_rows(),
         }
     }
 
     /// Event `row`.
     pub fn get(&self, row: usize) -> EventRef<'a> {
-        EventRef::from_values(std::array::from_fn(|i| self.columns[i].value(row)))
+        EventRef::take(&mut Reader {
+            rows: self,
+            row,
+            next: [0; 4],
+        })
     }
 
     /// Every event, in order.

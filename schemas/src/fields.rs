@@ -125,15 +125,16 @@ macro_rules! event_fields {
                 Event { $($name: Owned::from_borrowed(self.$name),)+ }
             }
 
-            /// Its values, in column order.
-            pub(crate) fn values(&self) -> [Value<'a>; FIELDS] {
-                [$(Borrowed::value(self.$name),)+]
+            /// Hands its values to `to`, in column order: straight-line code, one call per field.
+            #[inline]
+            pub(crate) fn put(&self, to: &mut impl Put<'a>) {
+                $(Borrowed::put(self.$name, to);)+
             }
 
-            /// The event holding `values`, in column order.
-            pub(crate) fn from_values(values: [Value<'a>; FIELDS]) -> Self {
-                let [$($name,)+] = values;
-                Self { $($name: Borrowed::from_value($name),)+ }
+            /// The event whose values `from` hands out, in column order.
+            #[inline]
+            pub(crate) fn take(from: &mut impl Take<'a>) -> Self {
+                Self { $($name: Borrowed::take(from),)+ }
             }
         }
 
@@ -248,64 +249,74 @@ pub fn events_schema() -> SchemaRef {
         .clone()
 }
 
-/// One value of an event, as its column holds it (a variant per [`FieldType`]).
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Value<'a> {
-    Text(Option<&'a str>),
-    Timestamp(i64),
-    UInt32(Option<u32>),
-    UInt16(Option<u16>),
+/// Receives an event's values in column order, each as its column holds it ([`crate::EventColumns`]).
+pub(crate) trait Put<'a> {
+    /// The next text column's value.
+    fn text(&mut self, value: Option<&'a str>);
+    /// The next timestamp column's value.
+    fn timestamp(&mut self, us: i64);
+    /// The next `UInt32` column's value.
+    fn uint32(&mut self, value: Option<u32>);
+    /// The next `UInt16` column's value.
+    fn uint16(&mut self, value: Option<u16>);
 }
 
-/// A field's type in [`EventRef`]: its column's type, and how its value goes in and out of a [`Value`].
+/// Hands out an event's values in column order ([`crate::EventRows`]).
+pub(crate) trait Take<'a> {
+    /// The next text column's value.
+    fn text(&mut self) -> Option<&'a str>;
+    /// The next timestamp column's value.
+    fn timestamp(&mut self) -> i64;
+    /// The next `UInt32` column's value.
+    fn uint32(&mut self) -> Option<u32>;
+    /// The next `UInt16` column's value.
+    fn uint16(&mut self) -> Option<u16>;
+}
+
+/// A field's type in [`EventRef`]: its column's type, and how its value goes to and comes from a column.
 trait Borrowed<'a>: Copy {
     const TYPE: FieldType;
     const NULLABLE: bool;
-    fn value(self) -> Value<'a>;
-    fn from_value(value: Value<'a>) -> Self;
-}
-
-/// Panics: a value of another column was given to a field.
-fn mismatch(value: Value<'_>) -> ! {
-    unreachable!("{value:?} is not of this field's column")
+    fn put(self, to: &mut impl Put<'a>);
+    fn take(from: &mut impl Take<'a>) -> Self;
 }
 
 impl<'a> Borrowed<'a> for &'a str {
     const TYPE: FieldType = FieldType::Text;
     const NULLABLE: bool = false;
-    fn value(self) -> Value<'a> {
-        Value::Text(Some(self))
+    #[inline]
+    fn put(self, to: &mut impl Put<'a>) {
+        to.text(Some(self))
     }
-    fn from_value(value: Value<'a>) -> Self {
-        let Value::Text(text) = value else {
-            mismatch(value)
-        };
-        text.unwrap_or("")
+    #[inline]
+    fn take(from: &mut impl Take<'a>) -> Self {
+        from.text().unwrap_or("")
     }
 }
 
-/// Implements [`Borrowed`] for the types the [`Value`] variant of their column's type holds as they are.
+/// Implements [`Borrowed`] for the types their column holds as they are (`$method` of [`Put`] and [`Take`]).
 macro_rules! held_as_they_are {
-    ($($borrowed:ty => $field_type:ident, nullable: $nullable:literal;)+) => {$(
+    ($($borrowed:ty => $field_type:ident $method:ident, nullable: $nullable:literal;)+) => {$(
         impl<'a> Borrowed<'a> for $borrowed {
             const TYPE: FieldType = FieldType::$field_type;
             const NULLABLE: bool = $nullable;
-            fn value(self) -> Value<'a> {
-                Value::$field_type(self)
+            #[inline]
+            fn put(self, to: &mut impl Put<'a>) {
+                to.$method(self)
             }
-            fn from_value(value: Value<'a>) -> Self {
-                let Value::$field_type(held) = value else { mismatch(value) };
-                held
+            #[inline]
+            fn take(from: &mut impl Take<'a>) -> Self {
+                from.$method()
             }
         }
     )+};
 }
 
 held_as_they_are! {
-    Option<&'a str> => Text, nullable: true;
-    i64 => Timestamp, nullable: false;
-    Option<u32> => UInt32, nullable: true;
-    Option<u16> => UInt16, nullable: true;
+    Option<&'a str> => Text text, nullable: true;
+    i64 => Timestamp timestamp, nullable: false;
+    Option<u32> => UInt32 uint32, nullable: true;
+    Option<u16> => UInt16 uint16, nullable: true;
 }
 
 /// A field's type in [`Event`], and how it is borrowed into [`EventRef`] and copied back (numbers are
