@@ -445,6 +445,9 @@ impl Config {
             p.push("kafka.session_timeout_ms must be at least 1000".into());
         }
         let c = &self.clickhouse;
+        if c.timeout_secs == 0 {
+            p.push("clickhouse.timeout_secs must be at least 1".into());
+        }
         if !(c.url.starts_with("http://") || c.url.starts_with("https://")) {
             p.push(format!(
                 "clickhouse.url {:?} must start with http:// or https://",

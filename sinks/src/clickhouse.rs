@@ -36,6 +36,10 @@ pub struct ClickHouseConfig {
     /// How inserts travel: LZ4-compressed (the default; ~4× less to send) or plain, which saves the
     /// compression's CPU when ClickHouse is on the same host or a fast local network.
     pub compression: Compression,
+    /// Longest wait, in seconds, for one request of the ingest path (an insert, a lookup) to be answered;
+    /// a server that accepts the connection and never answers is then unavailable, and the write is
+    /// retried, instead of stalling ingestion.
+    pub timeout_secs: u64,
 }
 
 /// The compression of inserts sent to ClickHouse.
@@ -57,6 +61,7 @@ impl Default for ClickHouseConfig {
             password: String::new(),
             events_ttl_days: 0,
             compression: Compression::Lz4,
+            timeout_secs: 30,
         }
     }
 }
@@ -73,6 +78,7 @@ impl std::fmt::Debug for ClickHouseConfig {
             )
             .field("events_ttl_days", &self.events_ttl_days)
             .field("compression", &self.compression)
+            .field("timeout_secs", &self.timeout_secs)
             .finish()
     }
 }
@@ -335,6 +341,25 @@ impl ClickHouseSink {
         }
     }
 
+    /// Runs `request` for at most `timeout_secs`; past it, ClickHouse is unavailable (retryable).
+    async fn bounded<T>(
+        &self,
+        request: impl std::future::Future<Output = Result<T, SinkError>>,
+    ) -> Result<T, SinkError> {
+        let limit = std::time::Duration::from_secs(self.config.timeout_secs);
+        tokio::time::timeout(limit, request)
+            .await
+            .unwrap_or_else(|_| {
+                Err(SinkError::Unavailable {
+                    store: STORE,
+                    detail: format!(
+                        "no answer within {}s (clickhouse.timeout_secs)",
+                        self.config.timeout_secs
+                    ),
+                })
+            })
+    }
+
     /// The underlying client, for queries.
     pub fn client(&self) -> &Client {
         &self.client
@@ -487,37 +512,43 @@ impl ClickHouseSink {
     }
 
     async fn insert_events(&self, events: &RecordBatch) -> Result<(), SinkError> {
-        let mut insert = self.insert::<StoredEvent<&str>>("events").await?;
-        for e in EventRows::new(events).iter() {
-            insert
-                .write(&StoredEvent::<&str>::from(&e))
-                .await
-                .map_err(classify)?;
-        }
-        self.end("events", insert).await
+        self.bounded(async {
+            let mut insert = self.insert::<StoredEvent<&str>>("events").await?;
+            for e in EventRows::new(events).iter() {
+                insert
+                    .write(&StoredEvent::<&str>::from(&e))
+                    .await
+                    .map_err(classify)?;
+            }
+            self.end("events", insert).await
+        })
+        .await
     }
 
     /// Stores quarantined input (keyed by source, reason and bytes, so a re-read stores it once); returns
     /// once ClickHouse acknowledged it. Records without a tenant are stored with tenant `""`.
     pub async fn write_quarantine(&self, items: &[Quarantined]) -> Result<(), SinkError> {
-        if items.is_empty() {
-            return Ok(());
-        }
-        let received_at = sentra_schemas::time::now_us();
-        let mut insert = self.insert::<QuarantineRow<'_>>("quarantine").await?;
-        for q in items {
-            let row = QuarantineRow {
-                tenant: q.tenant.as_deref().unwrap_or(""),
-                quarantine_id: quarantine_id(q),
-                received_at,
-                reason: q.reason.as_str(),
-                detail: &q.detail,
-                source: &q.source,
-                original: &q.original,
-            };
-            insert.write(&row).await.map_err(classify)?;
-        }
-        self.end("quarantine", insert).await
+        self.bounded(async {
+            if items.is_empty() {
+                return Ok(());
+            }
+            let received_at = sentra_schemas::time::now_us();
+            let mut insert = self.insert::<QuarantineRow<'_>>("quarantine").await?;
+            for q in items {
+                let row = QuarantineRow {
+                    tenant: q.tenant.as_deref().unwrap_or(""),
+                    quarantine_id: quarantine_id(q),
+                    received_at,
+                    reason: q.reason.as_str(),
+                    detail: &q.detail,
+                    source: &q.source,
+                    original: &q.original,
+                };
+                insert.write(&row).await.map_err(classify)?;
+            }
+            self.end("quarantine", insert).await
+        })
+        .await
     }
 
     /// Fetches stored events of `tenant` by id (for evidence that was stored in an earlier batch). The
@@ -527,57 +558,63 @@ impl ClickHouseSink {
         tenant: &str,
         ids: &[&str],
     ) -> Result<Vec<StoredEvent>, SinkError> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        self.client
-            .query(
-                "SELECT ?fields FROM events WHERE tenant = ? AND event_id IN ? \
+        self.bounded(async {
+            if ids.is_empty() {
+                return Ok(Vec::new());
+            }
+            self.client
+                .query(
+                    "SELECT ?fields FROM events WHERE tenant = ? AND event_id IN ? \
                  ORDER BY timestamp, event_id LIMIT 1 BY event_id",
-            )
-            .bind(tenant)
-            .bind(ids)
-            .fetch_all()
-            .await
-            .map_err(classify)
+                )
+                .bind(tenant)
+                .bind(ids)
+                .fetch_all()
+                .await
+                .map_err(classify)
+        })
+        .await
     }
 
     /// Inserts `signals`; returns once ClickHouse acknowledged the whole batch.
     pub async fn write_signals(&self, signals: &[Signal]) -> Result<(), SinkError> {
-        if signals.is_empty() {
-            return Ok(());
-        }
-        let mut insert = self.insert::<SignalRow<'_>>("signals").await?;
-        for s in signals {
-            let row = SignalRow {
-                tenant: s.tenant.as_str(),
-                signal_id: &s.id,
-                signal: &s.signal,
-                window_start: s.window_start,
-                window_end: s.window_end,
-                severity: s.severity.as_str(),
-                risk_score: s.risk_score,
-                count: s.count,
-                user_name: opt(&s.user),
-                source_ip: opt(&s.ip),
-                hosts: &s.hosts,
-                mitre: s.mitre.iter().map(|m| m.technique.as_str()).collect(),
-                compliance: &s.compliance,
-                intent: &s.intent,
-                narrative: &s.narrative,
-                recommendation: &s.recommendation,
-                evidence: &s.evidence,
-                doc: serde_json::to_string(s).unwrap_or_default(),
-                suppressed: s.suppressed,
-                override_id: s.override_applied.as_ref().map_or("", |o| o.id.as_str()),
-                override_reason: s
-                    .override_applied
-                    .as_ref()
-                    .map_or("", |o| o.reason.as_str()),
-            };
-            insert.write(&row).await.map_err(classify)?;
-        }
-        self.end("signals", insert).await
+        self.bounded(async {
+            if signals.is_empty() {
+                return Ok(());
+            }
+            let mut insert = self.insert::<SignalRow<'_>>("signals").await?;
+            for s in signals {
+                let row = SignalRow {
+                    tenant: s.tenant.as_str(),
+                    signal_id: &s.id,
+                    signal: &s.signal,
+                    window_start: s.window_start,
+                    window_end: s.window_end,
+                    severity: s.severity.as_str(),
+                    risk_score: s.risk_score,
+                    count: s.count,
+                    user_name: opt(&s.user),
+                    source_ip: opt(&s.ip),
+                    hosts: &s.hosts,
+                    mitre: s.mitre.iter().map(|m| m.technique.as_str()).collect(),
+                    compliance: &s.compliance,
+                    intent: &s.intent,
+                    narrative: &s.narrative,
+                    recommendation: &s.recommendation,
+                    evidence: &s.evidence,
+                    doc: serde_json::to_string(s).unwrap_or_default(),
+                    suppressed: s.suppressed,
+                    override_id: s.override_applied.as_ref().map_or("", |o| o.id.as_str()),
+                    override_reason: s
+                        .override_applied
+                        .as_ref()
+                        .map_or("", |o| o.reason.as_str()),
+                };
+                insert.write(&row).await.map_err(classify)?;
+            }
+            self.end("signals", insert).await
+        })
+        .await
     }
 }
 
@@ -615,30 +652,34 @@ impl From<AuditRow> for AuditRecord {
 impl ClickHouseSink {
     /// Appends chained audit records; returns once ClickHouse acknowledged them.
     pub async fn write_audit(&self, records: &[AuditRecord]) -> Result<(), SinkError> {
-        if records.is_empty() {
-            return Ok(());
-        }
-        let mut insert = self.insert::<AuditRow>("audit").await?;
-        for r in records {
-            let row = AuditRow {
-                tenant: r.tenant.clone(),
-                seq: r.seq,
-                record_id: r.record_id.clone(),
-                at: r.at_us,
-                actor: r.actor.clone(),
-                action: r.action.clone(),
-                subject: r.subject.clone(),
-                details: r.details.clone(),
-                prev_hash: r.prev_hash.clone(),
-                hash: r.hash.clone(),
-            };
-            insert.write(&row).await.map_err(classify)?;
-        }
-        self.end("audit", insert).await
+        self.bounded(async {
+            if records.is_empty() {
+                return Ok(());
+            }
+            let mut insert = self.insert::<AuditRow>("audit").await?;
+            for r in records {
+                let row = AuditRow {
+                    tenant: r.tenant.clone(),
+                    seq: r.seq,
+                    record_id: r.record_id.clone(),
+                    at: r.at_us,
+                    actor: r.actor.clone(),
+                    action: r.action.clone(),
+                    subject: r.subject.clone(),
+                    details: r.details.clone(),
+                    prev_hash: r.prev_hash.clone(),
+                    hash: r.hash.clone(),
+                };
+                insert.write(&row).await.map_err(classify)?;
+            }
+            self.end("audit", insert).await
+        })
+        .await
     }
 
     /// The last audit record of each of `tenants` that has one (where its chain continues).
     pub async fn audit_heads(&self, tenants: &[&str]) -> Result<Vec<AuditRecord>, SinkError> {
+        self.bounded(async {
         let rows: Vec<AuditRow> = self
             .client
             .query(
@@ -649,6 +690,8 @@ impl ClickHouseSink {
             .await
             .map_err(classify)?;
         Ok(rows.into_iter().map(Into::into).collect())
+        })
+        .await
     }
 
     /// Which of `record_ids` are already in `tenant`'s chain.
@@ -657,13 +700,16 @@ impl ClickHouseSink {
         tenant: &str,
         record_ids: &[&str],
     ) -> Result<Vec<String>, SinkError> {
-        self.client
-            .query("SELECT record_id FROM audit WHERE tenant = ? AND record_id IN ?")
-            .bind(tenant)
-            .bind(record_ids)
-            .fetch_all()
-            .await
-            .map_err(classify)
+        self.bounded(async {
+            self.client
+                .query("SELECT record_id FROM audit WHERE tenant = ? AND record_id IN ?")
+                .bind(tenant)
+                .bind(record_ids)
+                .fetch_all()
+                .await
+                .map_err(classify)
+        })
+        .await
     }
 
     /// `tenant`'s whole audit chain in seq order (what `verify` needs).
@@ -712,6 +758,33 @@ impl ClickHouseSink {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_server_that_never_answers_is_unavailable_not_a_stall() {
+        // Accepts connections and holds them open without a word, like a hung server.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            let held: Vec<_> = listener.incoming().collect();
+            drop(held);
+        });
+        let sink = ClickHouseSink::new(ClickHouseConfig {
+            url,
+            timeout_secs: 1,
+            ..ClickHouseConfig::default()
+        });
+        let started = std::time::Instant::now();
+        let answered = tokio::time::timeout(
+            std::time::Duration::from_secs(20),
+            sink.events_by_id("acme", &["e1"]),
+        )
+        .await
+        .expect("the sink gives up on its own");
+        let e = answered.unwrap_err();
+        assert!(e.is_retryable(), "{e}");
+        assert!(e.to_string().contains("clickhouse.timeout_secs"), "{e}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    }
 
     #[test]
     fn the_events_row_has_a_field_per_declared_column() {
