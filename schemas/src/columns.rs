@@ -203,7 +203,7 @@ impl EventColumns {
         let mut values = Appender {
             columns: self,
             texts: [None; TEXTS],
-            next: [0; 4],
+            next: Cursor::default(),
         };
         e.put(&mut values);
         // One loop over the text columns, rather than a call per column.
@@ -271,42 +271,46 @@ const TEXTS: usize = {
     n
 };
 
+/// Which column of each kind ([`FieldType`]) a value goes to or comes from next.
+#[derive(Default)]
+struct Cursor([usize; 4]);
+
+impl Cursor {
+    /// The index, among the columns of `kind`, of the next one; moves past it.
+    fn of(&mut self, kind: FieldType) -> usize {
+        let next = &mut self.0[kind as usize];
+        *next += 1;
+        *next - 1
+    }
+}
+
 /// Takes one event's values: numbers straight to the next builder of their kind, texts into `texts` (in
 /// column order) for [`EventColumns::append`] to append in one loop.
 struct Appender<'c, 'a> {
     columns: &'c mut EventColumns,
     texts: [Option<&'a str>; TEXTS],
-    /// The next column of each kind: text, timestamp, `UInt32`, `UInt16`.
-    next: [usize; 4],
-}
-
-impl Appender<'_, '_> {
-    /// The next column of kind `k`.
-    fn next(&mut self, k: usize) -> usize {
-        self.next[k] += 1;
-        self.next[k] - 1
-    }
+    next: Cursor,
 }
 
 impl<'a> Put<'a> for Appender<'_, 'a> {
     #[inline]
     fn text(&mut self, value: Option<&'a str>) {
-        let i = self.next(0);
+        let i = self.next.of(FieldType::Text);
         self.texts[i] = value;
     }
     #[inline]
     fn timestamp(&mut self, us: i64) {
-        let i = self.next(1);
+        let i = self.next.of(FieldType::Timestamp);
         self.columns.timestamps[i].append_value(us);
     }
     #[inline]
     fn uint32(&mut self, value: Option<u32>) {
-        let i = self.next(2);
+        let i = self.next.of(FieldType::UInt32);
         self.columns.uint32s[i].append_option(value);
     }
     #[inline]
     fn uint16(&mut self, value: Option<u16>) {
-        let i = self.next(3);
+        let i = self.next.of(FieldType::UInt16);
         self.columns.uint16s[i].append_option(value);
     }
 }
@@ -315,35 +319,27 @@ impl<'a> Put<'a> for Appender<'_, 'a> {
 struct Reader<'r, 'a> {
     rows: &'r EventRows<'a>,
     row: usize,
-    next: [usize; 4],
-}
-
-impl Reader<'_, '_> {
-    /// The next column of kind `k`.
-    fn next(&mut self, k: usize) -> usize {
-        self.next[k] += 1;
-        self.next[k] - 1
-    }
+    next: Cursor,
 }
 
 impl<'a> Take<'a> for Reader<'_, 'a> {
     #[inline]
     fn text(&mut self) -> Option<&'a str> {
-        let a = self.rows.texts[self.next(0)];
+        let a = self.rows.texts[self.next.of(FieldType::Text)];
         (!a.is_null(self.row)).then(|| a.value(self.row))
     }
     #[inline]
     fn timestamp(&mut self) -> i64 {
-        self.rows.timestamps[self.next(1)].value(self.row)
+        self.rows.timestamps[self.next.of(FieldType::Timestamp)].value(self.row)
     }
     #[inline]
     fn uint32(&mut self) -> Option<u32> {
-        let a = self.rows.uint32s[self.next(2)];
+        let a = self.rows.uint32s[self.next.of(FieldType::UInt32)];
         (!a.is_null(self.row)).then(|| a.value(self.row))
     }
     #[inline]
     fn uint16(&mut self) -> Option<u16> {
-        let a = self.rows.uint16s[self.next(3)];
+        let a = self.rows.uint16s[self.next.of(FieldType::UInt16)];
         (!a.is_null(self.row)).then(|| a.value(self.row))
     }
 }
@@ -389,7 +385,7 @@ impl<'a> EventRows<'a> {
         EventRef::take(&mut Reader {
             rows: self,
             row,
-            next: [0; 4],
+            next: Cursor::default(),
         })
     }
 
