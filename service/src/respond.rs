@@ -58,14 +58,14 @@ pub async fn run_playbooks(
         .soar
         .resolve(|k| std::env::var(k).ok())
         .map_err(|p| err(p.join("; ")))?;
+    let client = config.kafka_client();
     for topic in [
         &config.soar.topic,
         &config.soar.runs_topic,
         &config.audit.topic,
     ] {
-        sentra_kafka::topics::ensure(&config.kafka_client(), topic).await?;
+        sentra_kafka::topics::ensure(&client, topic).await?;
     }
-    let client = config.kafka_client();
     let executor = Executor::new(
         destinations
             .into_iter()

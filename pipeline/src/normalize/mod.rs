@@ -83,6 +83,7 @@ pub struct Input<'a> {
 impl<'a> Input<'a> {
     /// A line of a file or stream, read at `read_us` (which is also the reference for its year; `None`
     /// checks nothing against the clock), of tenant `tenant` unless it names its own.
+    #[inline]
     pub fn line(
         bytes: &'a [u8],
         source: &'a str,

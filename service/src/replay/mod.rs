@@ -299,15 +299,7 @@ impl Reader {
             }
             position.truncate(prefix);
             position.push_str(itoa::Buffer::new().format(*line_no));
-            let input = Input {
-                bytes,
-                source: position,
-                header_tenant: None,
-                fallback_tenant: tenant,
-                reference_us: read_us.get(),
-                reference_is_event_time: false,
-                read_us: Some(read_us.get()),
-            };
+            let input = Input::line(bytes, position, tenant, Some(read_us.get()));
             let result = normalizer.normalize_into(&input, columns);
             counts.count(&result, |unknown| *unknown);
             if let Err(q) = result {

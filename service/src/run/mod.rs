@@ -117,14 +117,19 @@ pub async fn run(
         .map_err(|p| RunError::Config(p.join("; ")))?;
     let producer = Producer::acknowledged(&client)?;
     let audit = AuditLog::new(&client, &config.audit.topic)?;
+    let elasticsearch = config
+        .elasticsearch
+        .enabled()
+        .then(|| ElasticsearchSink::new(config.elasticsearch.clone()))
+        .transpose()
+        .map_err(OutputError::from)?;
 
     let mut outputs: Vec<Box<dyn Output>> = vec![Box::new(outputs::clickhouse::ClickHouse(
         clickhouse.clone(),
     ))];
-    if config.elasticsearch.enabled() {
+    if let Some(sink) = &elasticsearch {
         outputs.push(Box::new(outputs::elasticsearch::Elasticsearch {
-            sink: ElasticsearchSink::new(config.elasticsearch.clone())
-                .map_err(OutputError::from)?,
+            sink: sink.clone(),
             events: clickhouse.clone(),
         }));
     }
@@ -150,7 +155,7 @@ pub async fn run(
     for o in &outputs {
         driver::with_retry(o.as_ref(), &mut shutdown, |_| o.prepare()).await?;
     }
-    workers::serve_api(config, &clickhouse, &shutdown).await?;
+    workers::serve_api(config, &clickhouse, elasticsearch, &shutdown).await?;
     let delivery = workers::start(
         config,
         &client,

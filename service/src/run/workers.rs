@@ -12,23 +12,17 @@ use tracing::{info, warn};
 
 use super::RunError;
 use crate::config::Config;
-use crate::outputs::OutputError;
 
 /// Serves the HTTP API over ClickHouse (and Elasticsearch, when enabled) if `api.listen` is set.
 pub async fn serve_api(
     config: &Config,
     clickhouse: &ClickHouseSink,
+    es: Option<ElasticsearchSink>,
     shutdown: &watch::Receiver<bool>,
 ) -> Result<(), RunError> {
     if config.api.listen.is_empty() {
         return Ok(());
     }
-    let es = config
-        .elasticsearch
-        .enabled()
-        .then(|| ElasticsearchSink::new(config.elasticsearch.clone()))
-        .transpose()
-        .map_err(OutputError::from)?;
     let store = sentra_queries::Store::services(clickhouse.client().clone(), es);
     let api = crate::api::Api::new(&config.api, store, Some(config.clone()));
     let addr = crate::api::serve(&config.api.listen, api, shutdown.clone())
