@@ -8,6 +8,9 @@ pub enum QuarantineReason {
     NoTenant,
     /// A tenant not on the configured allow-list.
     UnknownTenant,
+    /// The message names a tenant other than the one its topic is mapped to (`kafka.topic_tenants`): a
+    /// shipper may only write as the tenant whose topic it writes to.
+    TenantMismatch,
     /// A tenant string that is not a valid identifier (e.g. path or quote characters).
     InvalidTenant,
     /// The bytes are not valid UTF-8 where text is required. Log lines are not refused for it: they are
@@ -37,6 +40,7 @@ impl QuarantineReason {
         match self {
             QuarantineReason::NoTenant => "no_tenant",
             QuarantineReason::UnknownTenant => "unknown_tenant",
+            QuarantineReason::TenantMismatch => "tenant_mismatch",
             QuarantineReason::InvalidTenant => "invalid_tenant",
             QuarantineReason::InvalidUtf8 => "invalid_utf8",
             QuarantineReason::InvalidJson => "invalid_json",
@@ -50,9 +54,10 @@ impl QuarantineReason {
     }
 
     /// Every reason, for counters and docs.
-    pub const ALL: [QuarantineReason; 11] = [
+    pub const ALL: [QuarantineReason; 12] = [
         QuarantineReason::NoTenant,
         QuarantineReason::UnknownTenant,
+        QuarantineReason::TenantMismatch,
         QuarantineReason::InvalidTenant,
         QuarantineReason::InvalidUtf8,
         QuarantineReason::InvalidJson,

@@ -5,8 +5,9 @@
 //! [kafka]
 //! brokers = "127.0.0.1:9092"
 //! group_id = "sentra"
-//! topics = ["security-events"]
-//! [kafka.topic_tenants]          # tenant for messages that name none
+//! topics = ["security-events", "acme-logs"]
+//! multi_tenant_topics = ["security-events"]   # each message names its tenant
+//! [kafka.topic_tenants]          # one tenant per topic, authoritative
 //! "acme-logs" = "acme"
 //! [clickhouse]
 //! url = "http://127.0.0.1:8123"
@@ -133,8 +134,13 @@ pub struct KafkaConfig {
     pub group_id: String,
     /// Topics to consume.
     pub topics: Vec<String>,
-    /// Tenant for messages on a topic that carry no tenant header or field.
+    /// Topics that belong to one tenant each. The mapping is authoritative: every message on such a topic is
+    /// that tenant's, and one whose `tenant` header or field names another is quarantined as
+    /// `tenant_mismatch`, so a shipper cannot write as a tenant whose topic it does not write to.
     pub topic_tenants: BTreeMap<String, String>,
+    /// Topics that carry several tenants, each message naming its own (`tenant` header or field). Every topic
+    /// of `topics` is either here or in `topic_tenants`.
+    pub multi_tenant_topics: Vec<String>,
     /// Where quarantined messages go, with the reason in headers.
     pub quarantine_topic: String,
     /// Consumer session timeout.
@@ -158,6 +164,7 @@ impl Default for KafkaConfig {
             group_id: "sentra".into(),
             topics: vec!["security-events".into()],
             topic_tenants: BTreeMap::new(),
+            multi_tenant_topics: vec!["security-events".into()],
             quarantine_topic: "sentra.quarantine".into(),
             session_timeout_ms: 6000,
             batch_max_messages: 20_000,
@@ -381,7 +388,10 @@ impl Config {
                 .filter(|_| !always_text)
                 .unwrap_or_else(|| toml::Value::String(value.clone()));
             let parsed = match (field, parsed) {
-                ("topics" | "allow" | "categories", toml::Value::String(s)) => toml::Value::Array(
+                (
+                    "topics" | "multi_tenant_topics" | "allow" | "categories",
+                    toml::Value::String(s),
+                ) => toml::Value::Array(
                     s.split(',')
                         .map(|t| toml::Value::String(t.trim().to_owned()))
                         .collect(),
@@ -433,6 +443,20 @@ impl Config {
         for (topic, tenant) in &k.topic_tenants {
             if let Err(e) = TenantId::new(tenant) {
                 p.push(format!("kafka.topic_tenants.{topic:?}: {e}"));
+            }
+        }
+        for topic in &k.topics {
+            match (k.topic_tenants.contains_key(topic), k.multi_tenant_topics.contains(topic)) {
+                (false, false) => p.push(format!(
+                    "kafka.topics: {topic:?} names no tenant: map it to its one tenant in \
+                     [kafka.topic_tenants], or list it in kafka.multi_tenant_topics if each message names \
+                     its own tenant"
+                )),
+                (true, true) => p.push(format!(
+                    "kafka.topics: {topic:?} is both in kafka.topic_tenants and in \
+                     kafka.multi_tenant_topics; keep one"
+                )),
+                _ => {}
             }
         }
         if k.batch_max_messages == 0 || k.batch_max_messages > 1_000_000 {
@@ -568,6 +592,7 @@ mod tests {
             env(&[
                 ("SENTRA_KAFKA_BROKERS", "b:2"),
                 ("SENTRA_KAFKA_TOPICS", "t1, t2"),
+                ("SENTRA_KAFKA_MULTI_TENANT_TOPICS", "t1, t2"),
                 ("SENTRA_KAFKA_BATCH_MAX_MESSAGES", "10"),
                 ("SENTRA_CLICKHOUSE_PASSWORD", "s3cret"),
                 ("SENTRA_SOAR_WEBHOOK", "https://tines.example/webhook/t0ken"),
@@ -589,6 +614,31 @@ mod tests {
         );
         let shown = format!("{c:?}");
         assert!(!shown.contains("s3cret") && !shown.contains("t0ken") && !shown.contains("12345"));
+    }
+
+    #[test]
+    fn every_topic_is_declared_as_one_tenants_or_as_carrying_several() {
+        let problems = |toml: &str| match Config::from_toml(toml, env(&[])) {
+            Ok(_) => String::new(),
+            Err(e) => e.to_string(),
+        };
+        let undeclared = problems("[kafka]\ntopics = [\"logs\"]\n");
+        assert!(
+            undeclared.contains("\"logs\" names no tenant")
+                && undeclared.contains("multi_tenant_topics"),
+            "{undeclared}"
+        );
+        let both = problems(
+            "[kafka]\ntopics = [\"logs\"]\nmulti_tenant_topics = [\"logs\"]\n[kafka.topic_tenants]\nlogs = \"acme\"\n",
+        );
+        assert!(both.contains("keep one"), "{both}");
+        for fine in [
+            "[kafka]\ntopics = [\"logs\"]\nmulti_tenant_topics = [\"logs\"]\n",
+            "[kafka]\ntopics = [\"logs\"]\n[kafka.topic_tenants]\nlogs = \"acme\"\n",
+            "",
+        ] {
+            assert_eq!(problems(fine), "", "{fine}");
+        }
     }
 
     #[test]

@@ -32,6 +32,10 @@ pub(crate) struct Env {
     /// `[clickhouse] compression`.
     pub(crate) compression: &'static str,
     pub(crate) max_clock_skew_secs: u64,
+    /// `[input] max_message_bytes`.
+    pub(crate) max_message_bytes: usize,
+    /// The tenant the input topic is mapped to (`kafka.topic_tenants`); unset, the topic carries several.
+    pub(crate) topic_tenant: Option<&'static str>,
     /// More configuration appended to the generated file (e.g. an `[elasticsearch]` section).
     pub(crate) extra_toml: String,
     _dir: tempfile::TempDir,
@@ -55,6 +59,8 @@ impl Env {
             checkpoint_interval_ms: 5000,
             compression: "lz4",
             max_clock_skew_secs: 300,
+            max_message_bytes: 512,
+            topic_tenant: None,
             extra_toml: String::new(),
             _dir: dir,
         }
@@ -71,14 +77,13 @@ impl Env {
             batch_max_wait_ms = 200
             batch_max_messages = {batch}
             batch_max_bytes = {batch_bytes}
-            [kafka.topic_tenants]
-            "unused-topic" = "initech"
+            {tenancy}
             [clickhouse]
             url = "{clickhouse}"
             database = "{database}"
             compression = "{compression}"
             [input]
-            max_message_bytes = 512
+            max_message_bytes = {max_message_bytes}
             [detection]
             allowed_lateness_secs = {lateness}
             max_clock_skew_secs = {skew}
@@ -102,6 +107,14 @@ impl Env {
             compression = self.compression,
             skew = self.max_clock_skew_secs,
             extra = self.extra_toml,
+            max_message_bytes = self.max_message_bytes,
+            tenancy = match self.topic_tenant {
+                Some(t) => format!("[kafka.topic_tenants]\n\"{}\" = \"{t}\"", self.topic),
+                None => format!(
+                    "multi_tenant_topics = [\"{}\"]\n[kafka.topic_tenants]\n\"unused-topic\" = \"initech\"",
+                    self.topic
+                ),
+            },
         );
         Config::from_toml(&toml, crate::support::credentials()).expect("test config is valid")
     }

@@ -6,6 +6,7 @@
 mod api;
 mod cli;
 mod docker;
+mod hostile;
 mod kafka_clickhouse;
 mod playbooks;
 mod query;

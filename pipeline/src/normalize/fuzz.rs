@@ -446,6 +446,7 @@ fn check_normalizes(
         source: "fuzz.log:1",
         header_tenant,
         fallback_tenant: Some("acme"),
+        pinned_tenant: None,
         reference_us,
         reference_is_event_time: true,
         read_us,

@@ -167,6 +167,7 @@ fn every_prefix_and_suffix_of_a_corpus_line_normalizes_without_panicking() {
                         source: "cut",
                         header_tenant: None,
                         fallback_tenant: Some("acme"),
+                        pinned_tenant: None,
                         reference_us: 0,
                         reference_is_event_time: true,
                         read_us: None,

@@ -1,9 +1,10 @@
 //! Normalization: raw input (a syslog line, a shipper's JSON object, or an ECS document) → one ECS-shaped
 //! [`Event`], or a [`Quarantined`] record saying why not.
 //!
-//! The input contract (see docs/ARCHITECTURE.md): the tenant comes from, in order, the transport's
-//! `tenant` header, the document's `tenant` (or ECS `organization.id`), then the configured fallback
-//! (Kafka topic map, or `--tenant` for files). Oversized, malformed-JSON and tenant-less input is
+//! The input contract (see docs/ARCHITECTURE.md): a tenant the transport vouches for (a Kafka topic mapped to
+//! one tenant) is authoritative, and input naming another is quarantined as `tenant_mismatch`; otherwise the
+//! tenant comes from, in order, the transport's `tenant` header, the document's `tenant` (or ECS
+//! `organization.id`), then the input's default (`--tenant`). Oversized, malformed-JSON and tenant-less input is
 //! quarantined with its original bytes; lines Sentra does not understand are kept as `category: unknown`.
 //! Input that is not valid UTF-8 is read lossily (U+FFFD for each invalid byte) and keeps its bytes in
 //! `event.original` as `\xNN` escapes; input whose parsing panics is quarantined as `internal_error`.
@@ -68,8 +69,11 @@ pub struct Input<'a> {
     pub source: &'a str,
     /// The transport's `tenant` header, if any (Kafka header).
     pub header_tenant: Option<&'a [u8]>,
-    /// The tenant to use when neither header nor document names one (topic map, `--tenant`).
+    /// The tenant to use when neither header nor document names one (`--tenant`).
     pub fallback_tenant: Option<&'a str>,
+    /// The tenant the transport vouches for (a Kafka topic mapped to one tenant): the input belongs to it,
+    /// and one whose header or document names another tenant is quarantined as `tenant_mismatch`.
+    pub pinned_tenant: Option<&'a str>,
     /// Reference time (epoch µs) for year inference, and the event time of last resort when
     /// `reference_is_event_time` (a Kafka message timestamp is; a file's wall clock is not).
     pub reference_us: i64,
@@ -95,6 +99,7 @@ impl<'a> Input<'a> {
             source,
             header_tenant: None,
             fallback_tenant: tenant,
+            pinned_tenant: None,
             reference_us: read_us.unwrap_or(0),
             reference_is_event_time: false,
             read_us,
@@ -399,6 +404,9 @@ impl Normalizer {
         doc_tenant: Option<&'a str>,
         host_tenant: Option<&'a str>,
     ) -> Result<&'a str, (QuarantineReason, String, Option<String>)> {
+        if let Some(pinned) = input.pinned_tenant {
+            return self.pinned_tenant(pinned, input.header_tenant, doc_tenant);
+        }
         let (raw, from) = match (input.header_tenant, doc_tenant, input.fallback_tenant) {
             (Some(h), _, _) => match std::str::from_utf8(h) {
                 Ok(h) => (h, "the `tenant` header"),
@@ -408,7 +416,7 @@ impl Normalizer {
                 }
             },
             (None, Some(d), _) => (d, "the document's tenant field"),
-            (None, None, Some(f)) => (f, "the configured topic/tenant mapping"),
+            (None, None, Some(f)) => (f, "the input's default tenant (--tenant)"),
             (None, None, None) if host_tenant.is_some() => (
                 host_tenant.unwrap_or_default(),
                 "the host name's prefix (tenant_from_host)",
@@ -418,6 +426,44 @@ impl Normalizer {
                 return Err((QuarantineReason::NoTenant, d, None));
             }
         };
+        self.check_tenant(raw, from)
+    }
+
+    /// `pinned` (a mapped topic's tenant), unless the header or the document names another.
+    #[allow(clippy::type_complexity)]
+    fn pinned_tenant<'a>(
+        &self,
+        pinned: &'a str,
+        header: Option<&[u8]>,
+        doc: Option<&str>,
+    ) -> Result<&'a str, (QuarantineReason, String, Option<String>)> {
+        let named = [
+            (header.map(String::from_utf8_lossy), "the `tenant` header"),
+            (
+                doc.map(std::borrow::Cow::Borrowed),
+                "the document's tenant field",
+            ),
+        ];
+        for (name, from) in named {
+            if let Some(name) = name.filter(|n| n.as_ref() != pinned) {
+                let shown: String = name.chars().take(64).collect();
+                let d = format!(
+                    "{from} names {shown:?}, but this topic belongs to {pinned:?} (kafka.topic_tenants); a \
+                     topic that carries several tenants goes in kafka.multi_tenant_topics instead"
+                );
+                return Err((QuarantineReason::TenantMismatch, d, Some(pinned.to_owned())));
+            }
+        }
+        self.check_tenant(pinned, "the configured topic/tenant mapping")
+    }
+
+    /// `raw`, if it is a valid tenant id on the allow-list.
+    #[allow(clippy::type_complexity)]
+    fn check_tenant<'a>(
+        &self,
+        raw: &'a str,
+        from: &str,
+    ) -> Result<&'a str, (QuarantineReason, String, Option<String>)> {
         if let Err(e) = TenantId::check(raw) {
             let shown = raw.chars().take(64).collect();
             return Err((

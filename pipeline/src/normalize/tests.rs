@@ -18,6 +18,7 @@ fn input<'a>(bytes: &'a [u8]) -> Input<'a> {
         source: "test.log:1",
         header_tenant: None,
         fallback_tenant: Some("acme"),
+        pinned_tenant: None,
         reference_us: 0,
         reference_is_event_time: false,
         read_us: None,
@@ -322,6 +323,7 @@ fn classic_syslog_times_are_read_in_their_tenants_zone_and_dated_ones_are_left_a
     let live = |bytes, tenant| Input {
         read_us: Some(MAR14_0100),
         fallback_tenant: Some(tenant),
+        pinned_tenant: None,
         ..input(bytes)
     };
     let e = n.normalize(&live(classic, "acme")).unwrap();
@@ -490,4 +492,40 @@ fn the_panic_guard_costs_under_5_percent_of_normalization() {
         guarded / bare
     );
     assert!(guarded / bare < 1.05, "{guarded} s against {bare} s");
+}
+
+#[test]
+fn a_pinned_tenant_is_authoritative_and_a_message_naming_another_is_quarantined() {
+    let line = b"Mar 14 01:00:00 web-1 sshd[1]: Failed password for root from 1.2.3.4 port 1 ssh2";
+    let pinned = |bytes, header| Input {
+        header_tenant: header,
+        fallback_tenant: None,
+        pinned_tenant: Some("acme"),
+        ..input(bytes)
+    };
+    // The topic's tenant, whether or not the message repeats it.
+    for header in [None, Some(&b"acme"[..])] {
+        let e = normalizer().normalize(&pinned(line, header)).unwrap();
+        assert_eq!(e.tenant.as_str(), "acme");
+    }
+    // Naming another tenant, by header or by document, is a spoofing attempt: quarantined under the topic's
+    // tenant, never stored or detected as the named one.
+    let doc = br#"{"tenant":"globex","host":"web-1","message":"sshd[1]: Failed password for root from 1.2.3.4 port 1 ssh2","@timestamp":"2026-03-14T01:00:00Z"}"#;
+    for (bytes, header) in [(&line[..], Some(&b"globex"[..])), (&doc[..], None)] {
+        let q = normalizer().normalize(&pinned(bytes, header)).unwrap_err();
+        assert_eq!(
+            (q.reason, q.tenant.as_deref()),
+            (QuarantineReason::TenantMismatch, Some("acme"))
+        );
+        assert!(q.detail.contains("\"globex\""), "{}", q.detail);
+    }
+    // Unpinned, the message's own tenant is taken.
+    let own = Input {
+        pinned_tenant: None,
+        ..pinned(&doc[..], None)
+    };
+    assert_eq!(
+        normalizer().normalize(&own).unwrap().tenant.as_str(),
+        "globex"
+    );
 }

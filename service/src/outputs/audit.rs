@@ -27,13 +27,13 @@ impl Output for Audit {
         super::create_topics(&self.client, [self.topic.as_str()]).await
     }
 
-    /// A failure stops the run (the batch is read again on restart, and its record ids chain once).
+    /// A repeated write is harmless: the chainer links each record id once.
     async fn write_signals(&self, signals: &[Signal]) -> Result<Written, OutputError> {
         let events = signal_audit(signals);
         self.log
             .record(&events)
             .await
-            .map_err(|e| OutputError::Permanent(format!("{}: {e}", self.name())))?;
+            .map_err(|e| super::kafka_failure(self.name().to_owned(), &e))?;
         Ok(Written::stored(events.len()))
     }
 }

@@ -122,6 +122,18 @@ async fn create_topics<'a>(
     Ok(())
 }
 
+/// A failed Kafka send as an output error: permanent when the broker or client refuses the message for good
+/// ([`sentra_kafka::is_permanent`]), transient otherwise. Every Kafka output's writes may be repeated: the
+/// audit chain and SOAR receivers deduplicate by id, and quarantine records name their source offset.
+fn kafka_failure(what: String, e: &sentra_kafka::KafkaError) -> OutputError {
+    match sentra_kafka::is_permanent(e) {
+        true => OutputError::Permanent(format!(
+            "{what}: {e} (check the topic's permissions and message.max.bytes in kafka.properties and on the broker)"
+        )),
+        false => OutputError::Transient(format!("{what}: {e}")),
+    }
+}
+
 /// A stored event that `output` refused, as a quarantine record carrying the output's reason.
 pub fn refused(e: &EventRef<'_>, output: &str, reason: &str) -> Quarantined {
     Quarantined {

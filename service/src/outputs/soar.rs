@@ -31,12 +31,12 @@ impl Output for SoarQueue {
         super::create_topics(&self.client, [self.topic.as_str(), self.dlq_topic.as_str()]).await
     }
 
-    /// A failure stops the run (the batch is read again on restart; receivers see `X-Sentra-Signal-Id`).
+    /// A repeated write is harmless: receivers deduplicate by `X-Sentra-Signal-Id`.
     async fn write_signals(&self, signals: &[Signal]) -> Result<Written, OutputError> {
         let queued =
             sentra_soar::queue::enqueue(&self.producer, &self.topic, signals, &self.destinations)
                 .await
-                .map_err(|e| OutputError::Permanent(format!("{}: {e}", self.name())))?;
+                .map_err(|e| super::kafka_failure(self.name().to_owned(), &e))?;
         Ok(Written::stored(queued))
     }
 }

@@ -220,7 +220,9 @@ impl BatchBuilder {
             bytes: m.payload().unwrap_or_default(),
             source: &self.source,
             header_tenant,
-            fallback_tenant: topic_tenants.get(topic).map(String::as_str),
+            fallback_tenant: None,
+            // A mapped topic is its tenant's, whatever the message says (`tenant_mismatch` otherwise).
+            pinned_tenant: topic_tenants.get(topic).map(String::as_str),
             reference_us: ts.map_or(now_us, |t| t.saturating_mul(1000)),
             reference_is_event_time: ts.is_some(),
             // A shipper may stamp the message with the event's own time, so the consumer's clock caps it;
