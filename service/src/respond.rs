@@ -246,17 +246,18 @@ pub async fn audit_bundle(
     ];
     let write = || -> std::io::Result<()> {
         std::fs::create_dir_all(out_dir)?;
-        let tmp = path.with_extension("zip.tmp");
-        let mut zip = zip::ZipWriter::new(std::fs::File::create(&tmp)?);
-        let options = zip::write::SimpleFileOptions::default()
-            .compression_method(zip::CompressionMethod::Deflated);
-        for (name, body) in &files {
-            zip.start_file(*name, options)
-                .map_err(std::io::Error::other)?;
-            zip.write_all(body.as_bytes())?;
-        }
-        zip.finish().map_err(std::io::Error::other)?.sync_all()?;
-        std::fs::rename(&tmp, &path)
+        sentra_sinks::durable::replace(&path, |f| {
+            let mut zip = zip::ZipWriter::new(f);
+            let options = zip::write::SimpleFileOptions::default()
+                .compression_method(zip::CompressionMethod::Deflated);
+            for (name, body) in &files {
+                zip.start_file(*name, options)
+                    .map_err(std::io::Error::other)?;
+                zip.write_all(body.as_bytes())?;
+            }
+            zip.finish().map_err(std::io::Error::other)?;
+            Ok(())
+        })
     };
     write().map_err(|e| err(format!("writing {}: {e}", path.display())))?;
     Ok(path)

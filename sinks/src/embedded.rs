@@ -252,12 +252,7 @@ impl EmbeddedStore {
     ) -> Result<(), SinkError> {
         let dir = path.parent().expect("part paths have a directory");
         fs::create_dir_all(dir).map_err(io_err(dir))?;
-        let tmp = path.with_extension("tmp");
-        let mut f = fs::File::create(&tmp).map_err(io_err(&tmp))?;
-        write(&mut f).map_err(io_err(&tmp))?;
-        f.sync_all().map_err(io_err(&tmp))?;
-        fs::rename(&tmp, path).map_err(io_err(path))?;
-        Ok(())
+        crate::durable::replace(path, write).map_err(io_err(path))
     }
 }
 

@@ -5,10 +5,12 @@
 //!   DataFusion, plus a quarantine file.
 //! - [`clickhouse`]: analytics store (events, signals, quarantine, rollups), idempotent by stable ids.
 //! - [`elasticsearch`]: forensics store (ECS documents per tenant and month), idempotent by `_id`.
+//! - [`durable`]: replacing a local file so a crash leaves the old contents or the new, whole.
 
 #![warn(missing_docs)]
 
 pub mod clickhouse;
+pub mod durable;
 pub mod elasticsearch;
 pub mod embedded;
 

@@ -3,6 +3,7 @@
 
 use std::fs;
 use std::path::Path;
+use std::process::Command;
 
 use crate::support::{classic_stamp, sentra, stderr, stdout};
 
@@ -258,4 +259,76 @@ fn an_archive_from_last_year_is_placed_in_the_past_without_year() {
         summary.contains("hint: 9 lines dated after") && summary.contains("--year"),
         "{summary}"
     );
+}
+
+/// Every rename into a directory is followed by a sync of that directory, so a power loss cannot bring back
+/// the store's old files. Observed with strace (skipped, saying so, where strace is not installed).
+#[test]
+fn the_embedded_store_syncs_each_directory_it_renames_into() {
+    if Command::new("strace").arg("-V").output().is_err() {
+        eprintln!("strace is not installed: not checked");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (data, trace) = (dir.path().join("data"), dir.path().join("trace"));
+    let ok = Command::new("strace")
+        .args([
+            "-f",
+            "-qq",
+            "-e",
+            "trace=openat,fsync,rename,renameat,renameat2",
+            "-o",
+        ])
+        .arg(&trace)
+        .arg(env!("CARGO_BIN_EXE_sentra"))
+        .args(["replay", "--tenant", "acme", "--year", "2026", "--data-dir"])
+        .arg(&data)
+        .arg(SAMPLE)
+        .env("SENTRA_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let trace = std::fs::read_to_string(&trace).unwrap();
+    let quoted = |line: &str, nth: usize| line.split('"').nth(2 * nth + 1).map(str::to_owned);
+    let mut renamed_into = Vec::new();
+    for (at, line) in trace.lines().enumerate() {
+        if line.contains("rename") && !line.contains("= -1") {
+            let to = quoted(line, 1).unwrap();
+            let dir = Path::new(&to)
+                .parent()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .to_owned();
+            renamed_into.push((at, dir));
+        }
+    }
+    assert!(
+        !renamed_into.is_empty(),
+        "the store renamed nothing:\n{trace}"
+    );
+    let lines: Vec<&str> = trace.lines().collect();
+    let pid = |line: &str| line.split(' ').next().unwrap_or_default().to_owned();
+    for (at, dir) in renamed_into {
+        // The thread that renamed opens the directory, and its next traced call syncs that descriptor.
+        let synced = (at..lines.len()).any(|o| {
+            let open = lines[o];
+            let fd = (pid(open) == pid(lines[at]) && open.contains("openat("))
+                .then(|| quoted(open, 0))
+                .flatten()
+                .filter(|p| *p == dir)
+                .and_then(|_| open.rsplit("= ").next()?.trim().parse::<i32>().ok());
+            fd.is_some_and(|fd| {
+                lines[o + 1..]
+                    .iter()
+                    .find(|l| pid(l) == pid(open))
+                    .is_some_and(|l| l.contains(&format!("fsync({fd})")))
+            })
+        });
+        assert!(synced, "{dir} was not synced after line {at}:\n{trace}");
+    }
 }

@@ -46,22 +46,15 @@ impl Checkpoint {
         Ok(Some(c))
     }
 
-    /// Writes the checkpoint to `path` atomically (a synced temporary file renamed over it).
+    /// Writes the checkpoint to `path` atomically and durably ([`sentra_sinks::durable::replace`]).
     pub fn save(&self, path: &Path) -> Result<(), RunError> {
         let err = |detail: String| RunError::Checkpoint {
             path: path.display().to_string(),
             detail,
         };
-        let tmp = path.with_extension("tmp");
         let body = serde_json::to_vec(self).map_err(|e| err(e.to_string()))?;
-        let write = || -> std::io::Result<()> {
-            use std::io::Write as _;
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(&body)?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, path)
-        };
-        write().map_err(|e| err(e.to_string()))
+        sentra_sinks::durable::replace(path, |f| std::io::Write::write_all(f, &body))
+            .map_err(|e| err(e.to_string()))
     }
 }
 
