@@ -5,6 +5,7 @@
 //!   without joining it; from the beginning), all committing only explicitly.
 //! - [`producer`]: a producer whose sends complete when the broker acknowledges them.
 //! - [`topics`]: creating the topics Sentra writes to.
+//! - [`reachable`]: whether the brokers answer, for readiness.
 
 #![warn(missing_docs)]
 
@@ -15,6 +16,7 @@ pub use rdkafka::error::{KafkaError, KafkaResult};
 
 pub mod consumer;
 pub mod producer;
+pub mod reachable;
 pub mod topics;
 
 pub use producer::Producer;

@@ -1,5 +1,5 @@
 //! Sentra's HTTP API (axum), served by `sentra run` (over ClickHouse) and `sentra serve` (over the embedded
-//! store): questions, signals, approvals, health and metrics.
+//! store): questions, signals, approvals, liveness (`/healthz`), readiness (`/readyz`) and metrics.
 //!
 //! Every `/v1` call carries an API key (`Authorization: Bearer <key>` or `X-API-Key`); the key decides the
 //! tenant, never the request. Keys are configured by their SHA-256 (`[api] keys`), so the file holds no
@@ -47,6 +47,7 @@ pub struct Api {
     /// Each tenant's recently loaded names, for the planner.
     vocabularies: sentra_queries::Vocabularies,
     metrics: Metrics,
+    health: Arc<crate::health::Health>,
 }
 
 type Shared = Arc<Api>;
@@ -76,7 +77,14 @@ impl Api {
             vocabularies: sentra_queries::Vocabularies::new(),
             config,
             metrics: Metrics::default(),
+            health: Arc::default(),
         }
+    }
+
+    /// The same API answering `/readyz` from `health` (without, it is ready whenever it answers).
+    pub fn with_health(mut self, health: Arc<crate::health::Health>) -> Self {
+        self.health = health;
+        self
     }
 
     /// The caller's tenant, or the response refusing the call.
@@ -368,8 +376,19 @@ async fn decide(
     }
 }
 
+/// Liveness: the process answers.
 async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
+}
+
+/// Readiness: 200 when every worker runs and every dependency answers, 503 otherwise; the details either way.
+async fn readyz(State(api): State<Shared>) -> Response {
+    let r = api.health.readiness().await;
+    let status = match r.ready {
+        true => StatusCode::OK,
+        false => StatusCode::SERVICE_UNAVAILABLE,
+    };
+    (status, Json(r)).into_response()
 }
 
 async fn metrics(State(api): State<Shared>) -> String {
@@ -401,6 +420,7 @@ async fn openapi() -> impl IntoResponse {
 pub fn router(api: Api) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi))
         .route("/v1/query", post(query))

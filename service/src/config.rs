@@ -335,6 +335,14 @@ impl Config {
         sentra_kafka::client(&self.kafka.brokers, &self.kafka.properties)
     }
 
+    /// [`Config::kafka_client`] for consumer-group members: with `kafka.session_timeout_ms`, so a member
+    /// that died is replaced that soon.
+    pub fn kafka_consumer_client(&self) -> sentra_kafka::ClientConfig {
+        let mut c = self.kafka_client();
+        c.set("session.timeout.ms", self.kafka.session_timeout_ms.to_string());
+        c
+    }
+
     /// Reads `path` (if given), applies `env` overrides, and validates.
     pub fn load(
         path: Option<&Path>,

@@ -360,6 +360,19 @@ impl ClickHouseSink {
             })
     }
 
+    /// Whether the server answers `SELECT 1`, within `clickhouse.timeout_secs`.
+    pub async fn ping(&self) -> Result<(), SinkError> {
+        self.bounded(async {
+            self.client
+                .query("SELECT 1")
+                .fetch_one::<u8>()
+                .await
+                .map(|_| ())
+                .map_err(classify)
+        })
+        .await
+    }
+
     /// The underlying client, for queries.
     pub fn client(&self) -> &Client {
         &self.client

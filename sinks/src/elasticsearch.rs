@@ -449,6 +449,12 @@ impl ElasticsearchSink {
         .await
     }
 
+    /// Whether the cluster answers: `GET /`, within `elasticsearch.timeout_secs`.
+    pub async fn ping(&self) -> Result<(), SinkError> {
+        let response = self.client.ping().send().await;
+        reply_text(response, "ping").await.map(|_| ())
+    }
+
     /// Counts the documents of `tenant` (every query Sentra issues is tenant-scoped: by index pattern and
     /// by `organization.id`).
     pub async fn count(&self, tenant: &str) -> Result<u64, SinkError> {

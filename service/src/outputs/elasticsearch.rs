@@ -1,82 +1,99 @@
-//! Elasticsearch: forensics documents. Events of the configured categories are indexed, and so is every
-//! evidence event of the batch's signals, fetched back from ClickHouse (tenant-scoped) when it was stored
-//! in an earlier batch.
+//! Elasticsearch, through a queue of its own: forensics indexing never holds back events, signals or SOAR.
+//!
+//! The run loop stores every event in ClickHouse first; this output then queues, on a Kafka topic, which of
+//! the batch's events Elasticsearch should hold: those of the configured categories and every evidence event
+//! of the batch's signals (including evidence stored by earlier batches). The forensics indexer
+//! (`run/forensics.rs`) consumes that topic with a consumer group of its own, reads the events back from
+//! ClickHouse (tenant-scoped) and indexes them; while Elasticsearch is down it waits and commits nothing,
+//! and catches up from its committed offset when Elasticsearch returns.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
 
-use sentra_schemas::{EventRef, EventRows, Quarantined};
-use sentra_sinks::clickhouse::ClickHouseSink;
-use sentra_sinks::elasticsearch::{document, Document, ElasticsearchSink};
+use rdkafka::producer::FutureRecord;
+use sentra_kafka::Producer;
+use sentra_schemas::EventRows;
+use serde::{Deserialize, Serialize};
 
-use super::{refused, Batch, Output, OutputError, Written};
+use super::{Batch, Output, OutputError, Written};
 
-/// The Elasticsearch output, with the ClickHouse it fetches earlier evidence from.
-pub struct Elasticsearch {
-    /// Where documents go.
-    pub sink: ElasticsearchSink,
-    /// Where evidence stored by earlier batches is read back from.
-    pub events: ClickHouseSink,
+/// The most event ids one queued message carries (about 150 KB of JSON).
+const IDS_PER_MESSAGE: usize = 4096;
+
+/// One unit of forensics work: events of one tenant to index, by id.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Work {
+    /// The tenant the events belong to.
+    pub tenant: String,
+    /// Their event ids.
+    pub ids: Vec<String>,
+}
+
+/// The forensics queue output.
+pub struct ForensicsQueue {
+    /// The producer, shared with the other Kafka outputs.
+    pub producer: Producer,
+    /// The queue topic (`<kafka.group_id>.forensics`).
+    pub topic: String,
+    /// Which categories Elasticsearch holds.
+    pub config: sentra_sinks::elasticsearch::ElasticsearchConfig,
+    /// Settings to create the topic with.
+    pub client: sentra_kafka::ClientConfig,
+}
+
+impl ForensicsQueue {
+    /// The batch's work: per tenant, the ids of its events of indexed categories and its signals' evidence.
+    fn work(&self, batch: &Batch<'_>) -> Vec<Work> {
+        let mut ids: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+        for s in batch.signals {
+            let evidence = s.evidence.iter().map(String::as_str);
+            ids.entry(s.tenant.as_str()).or_default().extend(evidence);
+        }
+        let rows = EventRows::new(batch.events);
+        for e in rows.iter() {
+            if self.config.indexes_category(e.category) {
+                ids.entry(e.tenant).or_default().insert(e.id);
+            }
+        }
+        let mut work = Vec::new();
+        for (tenant, ids) in ids {
+            let ids: Vec<&str> = ids.into_iter().collect();
+            for chunk in ids.chunks(IDS_PER_MESSAGE) {
+                work.push(Work {
+                    tenant: tenant.to_owned(),
+                    ids: chunk.iter().map(|&id| id.to_owned()).collect(),
+                });
+            }
+        }
+        work
+    }
 }
 
 #[async_trait::async_trait]
-impl Output for Elasticsearch {
+impl Output for ForensicsQueue {
     fn name(&self) -> &'static str {
-        "Elasticsearch"
+        "the forensics queue"
     }
 
     async fn prepare(&self) -> Result<(), OutputError> {
-        Ok(self.sink.ensure_template().await?)
+        super::create_topics(&self.client, [self.topic.as_str()]).await
     }
 
+    /// Queues the batch's work; a repeated write is harmless (documents are indexed by event id).
     async fn write_events(&self, batch: &Batch<'_>) -> Result<Written, OutputError> {
-        let es = &self.sink;
-        let rows = EventRows::new(batch.events);
-        let mut evidence: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
-        for s in batch.signals {
-            evidence
-                .entry(s.tenant.as_str())
-                .or_default()
-                .extend(s.evidence.iter().map(String::as_str));
+        let work = self.work(batch);
+        let mut queued = 0;
+        for w in &work {
+            let body = serde_json::to_vec(w).expect("work serializes");
+            let record = FutureRecord::<str, [u8]>::to(&self.topic)
+                .key(&w.tenant)
+                .payload(&body);
+            self.producer
+                .send(record, Duration::from_secs(30))
+                .await
+                .map_err(|e| super::kafka_failure(self.name().to_owned(), &e))?;
+            queued += w.ids.len();
         }
-        let mut docs: Vec<Document> = Vec::new();
-        let mut origins: Vec<Quarantined> = Vec::new();
-        let mut keep = |e: &EventRef<'_>, docs: &mut Vec<Document>| {
-            docs.push(document(es, e));
-            origins.push(refused(e, self.name(), ""));
-        };
-        for e in rows.iter() {
-            let is_evidence = evidence
-                .get_mut(e.tenant)
-                .is_some_and(|ids| ids.remove(e.id));
-            if is_evidence || es.config().indexes_category(e.category) {
-                keep(&e, &mut docs);
-            }
-        }
-        for (tenant, ids) in &evidence {
-            if ids.is_empty() {
-                continue;
-            }
-            let ids: Vec<&str> = ids.iter().copied().collect();
-            let stored = self.events.events_by_id(tenant, &ids).await?;
-            // Events of indexed categories were indexed (or quarantined) when they were stored.
-            for e in stored
-                .iter()
-                .filter(|e| !es.config().indexes_category(&e.category))
-            {
-                keep(&e.as_event_ref(), &mut docs);
-            }
-        }
-        let rejected = es.index(&docs).await?;
-        Ok(Written {
-            stored: (docs.len() - rejected.len()) as u64,
-            refused: rejected
-                .into_iter()
-                .map(|r| {
-                    let mut q = origins[r.position].clone();
-                    q.detail = format!("{}(HTTP {}) {}", q.detail, r.status, r.detail);
-                    q
-                })
-                .collect(),
-        })
+        Ok(Written::stored(queued))
     }
 }

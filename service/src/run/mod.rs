@@ -11,6 +11,7 @@
 //! checkpoint and commit skips the already-counted messages, so window state is never counted twice.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use sentra_kafka::{KafkaError, Producer};
 use sentra_pipeline::detect::{catalog, Engine, EngineError, Overrides};
@@ -23,6 +24,7 @@ use tokio::sync::watch;
 use tracing::info;
 
 use crate::config::Config;
+use crate::health::{Dependency, Health};
 use crate::outputs::{self, Output, OutputError};
 use crate::sources::kafka::KafkaSource;
 use crate::sources::{Source, SourceError};
@@ -30,6 +32,7 @@ use checkpoint::{Checkpoint, Checkpoints};
 
 pub mod checkpoint;
 mod driver;
+pub mod forensics;
 mod workers;
 
 pub use driver::Driver;
@@ -52,9 +55,9 @@ pub struct RunStats {
     pub late: u64,
     /// Offset commits that succeeded.
     pub commits: u64,
-    /// What each output stored (events, quarantine records, signals, documents), by output name: e.g.
-    /// `Elasticsearch` counts forensics documents (evidence fetched back included), `the SOAR queue` the
-    /// signals enqueued for delivery.
+    /// What each output stored (events, quarantine records, signals, queued work), by output name: e.g.
+    /// `the forensics queue` counts the event ids queued for Elasticsearch (evidence from earlier batches
+    /// included), `the SOAR queue` the signals enqueued for delivery.
     pub stored: BTreeMap<String, u64>,
     /// Batches handled (each one detection step and one write to every store).
     pub batches: u64,
@@ -127,10 +130,12 @@ pub async fn run(
     let mut outputs: Vec<Box<dyn Output>> = vec![Box::new(outputs::clickhouse::ClickHouse(
         clickhouse.clone(),
     ))];
-    if let Some(sink) = &elasticsearch {
-        outputs.push(Box::new(outputs::elasticsearch::Elasticsearch {
-            sink: sink.clone(),
-            events: clickhouse.clone(),
+    if elasticsearch.is_some() {
+        outputs.push(Box::new(outputs::elasticsearch::ForensicsQueue {
+            producer: producer.clone(),
+            topic: forensics::topic(config),
+            config: config.elasticsearch.clone(),
+            client: client.clone(),
         }));
     }
     outputs.push(Box::new(outputs::quarantine::QuarantineTopic {
@@ -155,15 +160,35 @@ pub async fn run(
     for o in &outputs {
         driver::with_retry(o.as_ref(), &mut shutdown, |_| o.prepare()).await?;
     }
-    workers::serve_api(config, &clickhouse, elasticsearch, &shutdown).await?;
+    let mut dependencies: Vec<Box<dyn Dependency>> = vec![
+        Box::new(sentra_kafka::reachable::Brokers::new(&client)?),
+        Box::new(clickhouse.clone()),
+    ];
+    if let Some(es) = &elasticsearch {
+        dependencies.push(Box::new(es.clone()));
+    }
+    let health = Arc::new(Health::new(dependencies));
+    workers::serve_api(
+        config,
+        &clickhouse,
+        elasticsearch.clone(),
+        &health,
+        &shutdown,
+    )
+    .await?;
+    let members = config.kafka_consumer_client();
     let delivery = workers::start(
         config,
-        &client,
+        &members,
         &clickhouse,
         &audit,
         &destinations,
+        &health,
         &shutdown,
     );
+    if let Some(es) = elasticsearch {
+        workers::index_forensics(config, &members, &clickhouse, es, &health, &shutdown);
+    }
 
     let normalize = NormalizeConfig {
         max_message_bytes: config.input.max_message_bytes,

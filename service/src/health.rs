@@ -1,0 +1,279 @@
+//! Whether this process can do its work. Liveness (`/healthz`) is the process answering at all; readiness
+//! (`/readyz`) is every background worker running and every dependency answering, with the details as JSON.
+//!
+//! Background workers run under [`supervise`]: one that fails is restarted with backoff, and shows as down,
+//! with its error, from the failure until it runs again.
+
+use std::collections::BTreeMap;
+use std::fmt::Display;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use sentra_retry::{retry, Backoff, Policy, Verdict};
+use serde::Serialize;
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+/// How long a dependency may take to answer a readiness check.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Restarts of a failed worker: 1 s doubling to a minute.
+const RESTARTS: Backoff = Backoff {
+    initial: Duration::from_secs(1),
+    max: Duration::from_secs(60),
+};
+
+/// A dependency whose reachability decides readiness.
+#[async_trait::async_trait]
+pub trait Dependency: Send + Sync {
+    /// Its name in the report.
+    fn name(&self) -> &'static str;
+    /// Ok when it answers; otherwise what went wrong.
+    async fn check(&self) -> Result<(), String>;
+}
+
+/// One line of the readiness report.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Check {
+    /// Whether this part is ready.
+    pub ok: bool,
+    /// What is wrong, when not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// For a worker: how often it was restarted after a failure.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restarts: Option<u32>,
+}
+
+/// The readiness report: ready when every check is ok.
+#[derive(Debug, Clone, Serialize)]
+pub struct Readiness {
+    /// Whether every check is ok.
+    pub ready: bool,
+    /// Each dependency (`kafka`, `clickhouse`, `elasticsearch`) and worker (`worker:<name>`).
+    pub checks: BTreeMap<String, Check>,
+}
+
+/// The process's health: its supervised workers and the dependencies it probes.
+#[derive(Default)]
+pub struct Health {
+    workers: Mutex<BTreeMap<String, Check>>,
+    dependencies: Vec<Box<dyn Dependency>>,
+}
+
+impl Health {
+    /// Health that probes `dependencies` on each readiness check.
+    pub fn new(dependencies: Vec<Box<dyn Dependency>>) -> Self {
+        Self {
+            workers: Mutex::default(),
+            dependencies,
+        }
+    }
+
+    fn set(&self, worker: &str, ok: bool, error: Option<String>) {
+        let mut workers = self.workers.lock().unwrap_or_else(|e| e.into_inner());
+        let w = workers.entry(worker.to_owned()).or_insert(Check {
+            ok,
+            error: None,
+            restarts: Some(0),
+        });
+        if !ok {
+            w.restarts = w.restarts.map(|r| r + 1);
+        }
+        w.ok = ok;
+        w.error = error;
+    }
+
+    /// Probes every dependency (concurrently, each within a few seconds) and reports them with the workers.
+    pub async fn readiness(&self) -> Readiness {
+        let probes = self.dependencies.iter().map(|d| async move {
+            let r = match tokio::time::timeout(PROBE_TIMEOUT, d.check()).await {
+                Ok(r) => r,
+                Err(_) => Err(format!("no answer within {}s", PROBE_TIMEOUT.as_secs())),
+            };
+            (d.name().to_owned(), r)
+        });
+        let mut checks: BTreeMap<String, Check> = futures::future::join_all(probes)
+            .await
+            .into_iter()
+            .map(|(name, r)| {
+                let check = Check {
+                    ok: r.is_ok(),
+                    error: r.err(),
+                    restarts: None,
+                };
+                (name, check)
+            })
+            .collect();
+        let workers = self.workers.lock().unwrap_or_else(|e| e.into_inner());
+        for (name, w) in workers.iter() {
+            checks.insert(format!("worker:{name}"), w.clone());
+        }
+        Readiness {
+            ready: checks.values().all(|c| c.ok),
+            checks,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Dependency for sentra_sinks::clickhouse::ClickHouseSink {
+    fn name(&self) -> &'static str {
+        "clickhouse"
+    }
+    async fn check(&self) -> Result<(), String> {
+        self.ping().await.map_err(|e| e.to_string())
+    }
+}
+
+#[async_trait::async_trait]
+impl Dependency for sentra_sinks::elasticsearch::ElasticsearchSink {
+    fn name(&self) -> &'static str {
+        "elasticsearch"
+    }
+    async fn check(&self) -> Result<(), String> {
+        self.ping().await.map_err(|e| e.to_string())
+    }
+}
+
+#[async_trait::async_trait]
+impl Dependency for sentra_kafka::reachable::Brokers {
+    fn name(&self) -> &'static str {
+        "kafka"
+    }
+    async fn check(&self) -> Result<(), String> {
+        self.reachable(PROBE_TIMEOUT)
+            .await
+            .map_err(|e| format!("no broker answered: {e}"))
+    }
+}
+
+/// Runs the worker `start` makes until it ends without error (at shutdown), restarting it with backoff each
+/// time it fails. `health` shows it up while it runs and down, with the error, from a failure to its
+/// restart. Returns its result, or `None` when shutdown came while it waited to restart.
+pub async fn supervise<T, E: Display, F: Future<Output = Result<T, E>>>(
+    health: Arc<Health>,
+    name: String,
+    mut shutdown: watch::Receiver<bool>,
+    mut start: impl FnMut() -> F,
+) -> Option<T> {
+    let policy = Policy::until_shutdown(RESTARTS);
+    let up = |attempt: u32| {
+        health.set(&name, true, None);
+        if attempt > 1 {
+            info!(worker = %name, attempt, "worker restarted");
+        }
+        start()
+    };
+    let down = |attempt: u32, e: &E, wait: Duration| {
+        warn!(worker = %name, error = %e, attempt, ?wait, "worker failed; restarting it after the wait");
+        health.set(&name, false, Some(e.to_string()));
+    };
+    retry(&policy, &mut shutdown, up, |_| Verdict::Retry, down)
+        .await
+        .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    struct Fixed(&'static str, Result<(), String>);
+
+    #[async_trait::async_trait]
+    impl Dependency for Fixed {
+        fn name(&self) -> &'static str {
+            self.0
+        }
+        async fn check(&self) -> Result<(), String> {
+            self.1.clone()
+        }
+    }
+
+    struct Hung;
+
+    #[async_trait::async_trait]
+    impl Dependency for Hung {
+        fn name(&self) -> &'static str {
+            "hung"
+        }
+        async fn check(&self) -> Result<(), String> {
+            std::future::pending().await
+        }
+    }
+
+    #[tokio::test]
+    async fn ready_only_when_every_dependency_answers() {
+        let all_up = Health::new(vec![Box::new(Fixed("kafka", Ok(())))]);
+        assert!(all_up.readiness().await.ready);
+        let one_down = Health::new(vec![
+            Box::new(Fixed("kafka", Ok(()))),
+            Box::new(Fixed("clickhouse", Err("connection refused".into()))),
+        ]);
+        let r = one_down.readiness().await;
+        assert!(!r.ready);
+        assert_eq!(
+            r.checks["clickhouse"].error.as_deref(),
+            Some("connection refused")
+        );
+        assert!(r.checks["kafka"].ok);
+    }
+
+    #[tokio::test]
+    async fn a_hung_dependency_is_not_ready_and_does_not_hang_the_check() {
+        let h = Health::new(vec![Box::new(Hung), Box::new(Fixed("kafka", Ok(())))]);
+        let r = h.readiness().await;
+        assert!(!r.ready && r.checks["kafka"].ok);
+        assert!(r.checks["hung"]
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("no answer"));
+    }
+
+    #[tokio::test]
+    async fn a_failing_worker_is_restarted_and_unready_until_it_runs_again() {
+        let health = Arc::new(Health::default());
+        let (stop, shutdown) = watch::channel(false);
+        let starts = Arc::new(AtomicU32::new(0));
+        let (release, released) = watch::channel(false);
+        let worker = {
+            let (starts, health) = (Arc::clone(&starts), Arc::clone(&health));
+            tokio::spawn(supervise(health, "chainer".into(), shutdown, move || {
+                let n = starts.fetch_add(1, Ordering::SeqCst) + 1;
+                let mut released = released.clone();
+                async move {
+                    if n <= 2 {
+                        return Err(format!("broker gone ({n})"));
+                    }
+                    // The third start runs until released, as a healthy worker does until shutdown.
+                    let _ = released.wait_for(|r| *r).await;
+                    Ok::<u32, String>(n)
+                }
+            }))
+        };
+        // Between the first failure and its restart the worker is down, with the error.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let r = health.readiness().await;
+        assert!(!r.ready);
+        assert_eq!(
+            r.checks["worker:chainer"].error.as_deref(),
+            Some("broker gone (1)")
+        );
+        // After the backoff (about 1 s, then 2 s) it runs again and is ready.
+        let waited = std::time::Instant::now();
+        while starts.load(Ordering::SeqCst) < 3 {
+            assert!(waited.elapsed() < Duration::from_secs(10), "not restarted");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let r = health.readiness().await;
+        assert!(r.ready, "{r:?}");
+        assert_eq!(r.checks["worker:chainer"].restarts, Some(2));
+        release.send(true).unwrap();
+        assert_eq!(worker.await.unwrap(), Some(3));
+        drop(stop);
+    }
+}
