@@ -298,13 +298,7 @@ impl Deliverer {
         };
         let d = &self.destination;
         let mut message = lettre::Message::builder()
-            .subject(format!(
-                "Sentra: {} for {} ({}, risk {:.2})",
-                sentra_schemas::text::printable(&signal.signal),
-                signal.tenant.as_str(),
-                signal.severity.as_str(),
-                signal.risk_score
-            ))
+            .subject(crate::envelope::mail_subject(signal))
             .header(lettre::message::header::ContentType::TEXT_PLAIN);
         match d.from.parse() {
             Ok(from) => message = message.from(from),
