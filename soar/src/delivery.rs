@@ -342,6 +342,8 @@ mod tests {
     use std::io::{BufRead as _, BufReader, Read as _, Write as _};
     use std::net::TcpListener;
 
+    use crate::testing::signal;
+
     fn destination(url: &str) -> Destination {
         Destination {
             name: "t".into(),
@@ -355,31 +357,6 @@ mod tests {
             from: String::new(),
             to: vec![],
             allow_http: false,
-        }
-    }
-
-    fn signal() -> Signal {
-        Signal {
-            id: "abcdef012345".into(),
-            signal: "ssh_brute_force".into(),
-            tenant: sentra_schemas::TenantId::new("acme").unwrap(),
-            hosts: vec![],
-            user: Some("root".into()),
-            ip: Some("203.0.113.7".into()),
-            window_start: 0,
-            window_end: 60_000_000,
-            count: 6,
-            risk_score: 0.7,
-            severity: sentra_schemas::Severity::High,
-            risk_factors: vec![],
-            mitre: vec![],
-            compliance: vec![],
-            intent: String::new(),
-            narrative: String::new(),
-            recommendation: String::new(),
-            evidence: vec![],
-            suppressed: false,
-            override_applied: None,
         }
     }
 

@@ -23,3 +23,34 @@ pub mod signing;
 
 pub use config::{Destination, DestinationKind, SoarConfig};
 pub use delivery::{Deliverer, Outcome};
+
+#[cfg(test)]
+mod testing {
+    use sentra_schemas::Signal;
+
+    /// A plain high-risk signal of tenant `acme`.
+    pub fn signal() -> Signal {
+        Signal {
+            id: "abcdef012345".into(),
+            signal: "ssh_brute_force".into(),
+            tenant: sentra_schemas::TenantId::new("acme").unwrap(),
+            hosts: vec![],
+            user: Some("root".into()),
+            ip: Some("203.0.113.7".into()),
+            window_start: 0,
+            window_end: 60_000_000,
+            count: 6,
+            risk_score: 0.7,
+            severity: sentra_schemas::Severity::High,
+            risk_factors: vec![],
+            mitre: vec![],
+            compliance: vec![],
+            intent: String::new(),
+            narrative: String::new(),
+            recommendation: String::new(),
+            evidence: vec![],
+            suppressed: false,
+            override_applied: None,
+        }
+    }
+}
