@@ -6,6 +6,7 @@
 //! - [`delivery`]: one signal to one destination: retries with exponential backoff and jitter, `Retry-After`,
 //!   a rate limit per destination (`governor`).
 //! - [`audit`]: the tamper-evident audit trail (events on Kafka, chained per tenant into ClickHouse).
+//! - [`anchor`]: signed chain heads on a Kafka topic of their own, which show truncation and rewriting.
 //! - [`playbooks`]: playbook files, runs with approval gates, the engine.
 //! - [`queue`]: durability through Kafka: `sentra run` enqueues signals on a topic before committing its
 //!   input; one consumer group per destination delivers them and commits only after delivery or after
@@ -13,6 +14,7 @@
 
 #![warn(missing_docs)]
 
+pub mod anchor;
 pub mod audit;
 pub mod config;
 pub mod delivery;

@@ -46,8 +46,12 @@ pub fn start(
         let (client, topic, rx) = (client.clone(), config.audit.topic.clone(), shutdown.clone());
         let group = format!("{}-audit", config.kafka.group_id);
         let store = clickhouse.clone();
+        let anchoring = config.audit.anchoring();
+        if anchoring.is_none() {
+            warn!("audit anchors are off: set SENTRA_AUDIT_ANCHOR_KEY so `sentra audit verify` can tell truncated or rewritten chains");
+        }
         tokio::spawn(async move {
-            match sentra_soar::audit::chain(&client, &group, &topic, &store, rx).await {
+            match sentra_soar::audit::chain(&client, &group, &topic, &store, anchoring, rx).await {
                 Ok(n) => info!(chained = n, "audit chainer stopped"),
                 Err(e) => warn!(error = %e, "audit chainer stopped"),
             }
