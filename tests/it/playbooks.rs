@@ -358,6 +358,22 @@ async fn approval_gated_playbooks_and_a_tamper_evident_audit_trail() {
         "{err}"
     );
     assert!(!err.contains(ANCHOR_KEY), "{err}");
+    // The command exits non-zero with the same message; the key comes from SENTRA_AUDIT_ANCHOR_KEY.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sentra"))
+        .args(["audit", "verify", "--tenant", "globex"])
+        .env("SENTRA_LOG", "warn")
+        .env("SENTRA_KAFKA_BROKERS", &env.brokers)
+        .env("SENTRA_CLICKHOUSE_URL", &config.clickhouse.url)
+        .env("SENTRA_CLICKHOUSE_DATABASE", &config.clickhouse.database)
+        .env("SENTRA_AUDIT_TOPIC", &config.audit.topic)
+        .env("SENTRA_AUDIT_ANCHOR_TOPIC", &config.audit.anchor_topic)
+        .env("SENTRA_AUDIT_ANCHOR_KEY", ANCHOR_KEY)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("tenant globex is truncated"), "{stderr}");
+    assert!(!stderr.contains(ANCHOR_KEY), "{stderr}");
     // Without the key, the anchors cannot be checked: that is a failure too, and says what to set.
     let mut keyless = config.clone();
     keyless.audit.anchor_key.clear();
