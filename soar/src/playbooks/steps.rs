@@ -186,7 +186,7 @@ async fn run_script(dir: &Path, script: &Script, signal: &Signal) -> (bool, Stri
         Ok(c) => c,
         Err(e) => return (false, format!("cannot start {}: {e}", script.path)),
     };
-    let group = child.id();
+    let mut group = ProcessGroup(child.id());
     let json = serde_json::to_vec(signal).unwrap_or_default();
     let stdin = child.stdin.take().map(|mut stdin| {
         // A script that never reads its stdin must not hold the step past its timeout.
@@ -204,7 +204,7 @@ async fn run_script(dir: &Path, script: &Script, signal: &Signal) -> (bool, Stri
         .map(|e| tokio::spawn(read_capped(e, MAX_OUTPUT)));
     let timeout = Duration::from_secs(script.timeout_secs.max(1));
     let status = tokio::time::timeout(timeout, child.wait()).await;
-    kill_group(group);
+    group.kill();
     if status.is_err() {
         let _ = child.start_kill();
         let _ = child.wait().await;
@@ -235,15 +235,28 @@ async fn run_script(dir: &Path, script: &Script, signal: &Signal) -> (bool, Stri
     }
 }
 
-/// Kills every process left in the script's process group (its id is the script's pid). The group may
-/// already be gone.
-fn kill_group(group: Option<u32>) {
-    let Some(pgid) = group.and_then(|g| libc::pid_t::try_from(g).ok()) else {
-        return;
-    };
-    // SAFETY: kill(2) takes plain integers; a negative pid addresses the process group.
-    unsafe {
-        libc::kill(-pgid, libc::SIGKILL);
+/// The script's process group (its id is the script's pid). Killed when the step ends, and on drop, so a
+/// step cancelled at shutdown leaves no process behind either.
+struct ProcessGroup(Option<u32>);
+
+impl ProcessGroup {
+    /// Kills every process left in the group; the group may already be gone.
+    fn kill(&mut self) {
+        let Some(pgid) = self.0.take().and_then(|g| libc::pid_t::try_from(g).ok()) else {
+            return;
+        };
+        if pgid > 1 {
+            // SAFETY: kill(2) takes plain integers; a negative pid addresses the process group.
+            unsafe {
+                libc::kill(-pgid, libc::SIGKILL);
+            }
+        }
+    }
+}
+
+impl Drop for ProcessGroup {
+    fn drop(&mut self) {
+        self.kill();
     }
 }
 
