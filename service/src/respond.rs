@@ -241,7 +241,7 @@ pub async fn audit_bundle(
     let json_lines = |v: Vec<serde_json::Value>| lines(v.iter().map(|x| x.to_string()).collect());
     let readme = format!(
         "Sentra audit bundle\n===================\n\nTenant: {tenant}\nPeriod: {} to {} (UTC)\nGenerated: {}\n\n\
-         verification.txt   result of re-computing the tenant's whole audit hash chain\n\
+         verification.txt   result of re-computing the tenant's whole audit hash chain and checking its anchors\n\
          audit.jsonl        the audit records of the period (each with seq, prev_hash, hash)\n\
          decisions.jsonl    approvals requested and decided, overrides applied (subset of audit.jsonl)\n\
          signals.jsonl      the signals of the period, as Sentra emitted them\n\
