@@ -218,18 +218,75 @@ impl QueryConfig {
 }
 
 /// `[audit]`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuditConfig {
     /// Kafka topic carrying audit events to the chainer (one partition keeps each tenant's order simple).
     pub topic: String,
+    /// Kafka topic the chainer appends signed chain heads to (anchors), out of the audit table's reach.
+    pub anchor_topic: String,
+    /// How often the chainer signs the heads that changed, seconds.
+    pub anchor_interval_secs: u64,
+    /// The anchor signing key (`SENTRA_AUDIT_ANCHOR_KEY`; never in the file); empty: no anchors.
+    pub anchor_key: String,
 }
 
 impl Default for AuditConfig {
     fn default() -> Self {
         Self {
             topic: "sentra.audit".into(),
+            anchor_topic: "sentra.audit.anchors".into(),
+            anchor_interval_secs: 60,
+            anchor_key: String::new(),
         }
+    }
+}
+
+impl std::fmt::Debug for AuditConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditConfig")
+            .field("topic", &self.topic)
+            .field("anchor_topic", &self.anchor_topic)
+            .field("anchor_interval_secs", &self.anchor_interval_secs)
+            .field(
+                "anchor_key",
+                &if self.anchor_key.is_empty() {
+                    ""
+                } else {
+                    "***"
+                },
+            )
+            .finish()
+    }
+}
+
+impl AuditConfig {
+    /// The anchor key, if one is set.
+    pub fn key(&self) -> Option<sentra_soar::anchor::AnchorKey> {
+        sentra_soar::anchor::AnchorKey::new(self.anchor_key.as_bytes())
+    }
+
+    /// How the chainer anchors, when a key is set.
+    pub fn anchoring(&self) -> Option<sentra_soar::audit::Anchoring> {
+        Some(sentra_soar::audit::Anchoring {
+            key: self.key()?,
+            topic: self.anchor_topic.clone(),
+            every: std::time::Duration::from_secs(self.anchor_interval_secs.max(1)),
+        })
+    }
+
+    fn problems(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        if self.topic.trim().is_empty()
+            || self.anchor_topic.trim().is_empty()
+            || self.topic == self.anchor_topic
+        {
+            p.push("audit.topic and audit.anchor_topic must be set and differ".into());
+        }
+        if self.anchor_interval_secs == 0 {
+            p.push("audit.anchor_interval_secs must be at least 1".into());
+        }
+        p
     }
 }
 
@@ -339,7 +396,10 @@ impl Config {
     /// that died is replaced that soon.
     pub fn kafka_consumer_client(&self) -> sentra_kafka::ClientConfig {
         let mut c = self.kafka_client();
-        c.set("session.timeout.ms", self.kafka.session_timeout_ms.to_string());
+        c.set(
+            "session.timeout.ms",
+            self.kafka.session_timeout_ms.to_string(),
+        );
         c
     }
 
@@ -389,6 +449,7 @@ impl Config {
                     | "webhook"
                     | "signing_secret"
                     | "llm_api_key"
+                    | "anchor_key"
             );
             let parsed = toml::from_str::<toml::Table>(&format!("v = {value}"))
                 .ok()
@@ -499,6 +560,7 @@ impl Config {
         }
         p.extend(self.elasticsearch.problems());
         p.extend(self.soar.problems());
+        p.extend(self.audit.problems());
         p.extend(self.api.problems());
         if self.soar.enabled()
             && [&self.soar.topic, &self.soar.dlq_topic]
@@ -605,6 +667,7 @@ mod tests {
                 ("SENTRA_CLICKHOUSE_PASSWORD", "s3cret"),
                 ("SENTRA_SOAR_WEBHOOK", "https://tines.example/webhook/t0ken"),
                 ("SENTRA_SOAR_API_KEY", "12345"),
+                ("SENTRA_AUDIT_ANCHOR_KEY", "4nch0r"),
                 ("SENTRA_NOPE_X", "ignored: not a section of this config"),
                 ("HOME", "/root"),
             ]),
@@ -620,8 +683,11 @@ mod tests {
             c.soar.api_key, "12345",
             "secrets stay text even when numeric"
         );
+        assert_eq!(c.audit.anchor_key, "4nch0r");
+        assert!(c.audit.anchoring().is_some());
         let shown = format!("{c:?}");
         assert!(!shown.contains("s3cret") && !shown.contains("t0ken") && !shown.contains("12345"));
+        assert!(!shown.contains("4nch0r"), "{shown}");
     }
 
     #[test]

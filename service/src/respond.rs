@@ -6,9 +6,8 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use sentra_schemas::audit::verify;
 use sentra_sinks::clickhouse::ClickHouseSink;
-use sentra_soar::audit::AuditLog;
+use sentra_soar::audit::{verify_trail, AuditError, AuditLog, Verified};
 use sentra_soar::playbooks::definition;
 use sentra_soar::playbooks::engine::{self, EngineConfig, EngineStats};
 use sentra_soar::playbooks::run::Run;
@@ -29,6 +28,18 @@ pub enum RespondError {
     /// The configuration or the request cannot be used; the message says what to change.
     #[error("configuration: {0}")]
     Config(String),
+    /// The audit trail does not verify; the message says what is wrong and what to do.
+    #[error("{0}")]
+    Broken(String),
+}
+
+impl From<AuditError> for RespondError {
+    fn from(e: AuditError) -> Self {
+        match e {
+            AuditError::Kafka(e) => Self::Kafka(e),
+            AuditError::Store(e) => Self::Store(e),
+        }
+    }
 }
 
 fn err(e: impl std::fmt::Display) -> RespondError {
@@ -135,26 +146,50 @@ pub async fn decide_for(
     .await
 }
 
-/// Verifies the audit chains (`sentra audit verify`): one line per tenant; an error names the first broken
-/// record.
+/// Verifies the audit trails (`sentra audit verify`): each chain on its own and against the anchors on
+/// `audit.anchor_topic` (checked with `audit.anchor_key`); one line per tenant. An error names every
+/// broken trail: the first edited, removed or reordered record, a truncated or rewritten chain, or
+/// anchors that do not verify.
 pub async fn audit_verify(
     config: &Config,
     tenants: &[String],
 ) -> Result<Vec<String>, RespondError> {
     let store = ClickHouseSink::new(config.clickhouse.clone());
-    let results = sentra_soar::audit::verify_chains(&store, tenants).await?;
+    let key = config.audit.key();
+    let results = sentra_soar::audit::verify_trails(
+        &store,
+        &config.kafka_client(),
+        &config.audit.anchor_topic,
+        key.as_ref(),
+        tenants,
+    )
+    .await?;
     let mut lines = Vec::new();
     let mut broken = Vec::new();
     for (tenant, r) in results {
         match r {
-            Ok(n) => lines.push(format!("{tenant}: {n} records, chain intact")),
+            Ok(v) => lines.push(intact_line(&tenant, v)),
             Err(b) => broken.push(b.to_string()),
         }
     }
     if broken.is_empty() {
         Ok(lines)
     } else {
-        Err(err(broken.join("\n")))
+        Err(RespondError::Broken(broken.join("\n")))
+    }
+}
+
+/// The line `sentra audit verify` prints for a trail that verifies.
+fn intact_line(tenant: &str, v: Verified) -> String {
+    match v.anchored {
+        Some(seq) => format!(
+            "{tenant}: {} records, anchored up to seq {seq}, chain intact",
+            v.records
+        ),
+        None => format!(
+            "{tenant}: {} records, not anchored, chain intact",
+            v.records
+        ),
     }
 }
 
@@ -169,9 +204,14 @@ pub async fn audit_bundle(
     sentra_schemas::TenantId::check(tenant).map_err(err)?;
     let store = ClickHouseSink::new(config.clickhouse.clone());
     let chain = store.audit_records(tenant).await?;
-    let verification = match verify(&chain) {
-        Ok(n) => format!(
-            "INTACT: all {n} audit records of tenant {tenant} verify (hash chain from record 1)."
+    let mut anchors =
+        sentra_soar::anchor::read(&config.kafka_client(), &config.audit.anchor_topic).await?;
+    let anchors = anchors.remove(tenant).unwrap_or_default();
+    let key = config.audit.key();
+    let verification = match verify_trail(tenant, &chain, &anchors, key.as_ref()) {
+        Ok(v) => format!(
+            "INTACT: {} (hash chain from record 1, checked against its anchors).",
+            intact_line(tenant, v)
         ),
         Err(b) => format!("BROKEN: {b}"),
     };
@@ -201,7 +241,7 @@ pub async fn audit_bundle(
     let json_lines = |v: Vec<serde_json::Value>| lines(v.iter().map(|x| x.to_string()).collect());
     let readme = format!(
         "Sentra audit bundle\n===================\n\nTenant: {tenant}\nPeriod: {} to {} (UTC)\nGenerated: {}\n\n\
-         verification.txt   result of re-computing the tenant's whole audit hash chain\n\
+         verification.txt   result of re-computing the tenant's whole audit hash chain and checking its anchors\n\
          audit.jsonl        the audit records of the period (each with seq, prev_hash, hash)\n\
          decisions.jsonl    approvals requested and decided, overrides applied (subset of audit.jsonl)\n\
          signals.jsonl      the signals of the period, as Sentra emitted them\n\

@@ -11,6 +11,7 @@
 //! tenants = ["acme"]
 //! api_key_env = "SHUFFLE_ACME_KEY"                 # secrets come from the environment, never the file
 //! signing_secret_env = "SHUFFLE_ACME_SECRET"
+//! # allow_http = true                             # only for a plain http:// URL beyond loopback
 //! [[soar.destinations]]
 //! name = "slack-oncall"
 //! kind = "slack"
@@ -69,6 +70,9 @@ pub struct DestinationConfig {
     /// E-mail only: the recipients.
     #[serde(default)]
     pub to: Vec<String>,
+    /// Allows a plain `http://` URL to a host other than loopback (off: such URLs must be `https://`).
+    #[serde(default)]
+    pub allow_http: bool,
 }
 
 fn webhook() -> DestinationKind {
@@ -109,6 +113,8 @@ pub struct SoarConfig {
     pub playbooks_dir: Option<std::path::PathBuf>,
     /// The script repository: the only place script steps may run from.
     pub scripts_dir: Option<std::path::PathBuf>,
+    /// Allows the default destination a plain `http://` URL to a host other than loopback.
+    pub allow_http: bool,
 }
 
 impl Default for SoarConfig {
@@ -129,6 +135,7 @@ impl Default for SoarConfig {
             runs_topic: "sentra.playbook.runs".into(),
             playbooks_dir: None,
             scripts_dir: None,
+            allow_http: false,
         }
     }
 }
@@ -179,6 +186,8 @@ pub struct Destination {
     pub from: String,
     /// E-mail recipients (e-mail destinations).
     pub to: Vec<String>,
+    /// Whether a plain `http://` URL may point beyond loopback.
+    pub allow_http: bool,
 }
 
 impl std::fmt::Debug for Destination {
@@ -198,6 +207,27 @@ impl Destination {
         !signal.suppressed
             && signal.risk_score >= self.min_risk
             && (self.tenants.is_empty() || self.tenants.iter().any(|t| t == signal.tenant.as_str()))
+    }
+}
+
+/// Whether requests may go to `url`: `https://` anywhere, `http://` only to a loopback host (`localhost`,
+/// `127.0.0.0/8`, `::1`) unless `allow_http`. The error never contains the URL (it may embed a token).
+pub fn check_url(url: &str, allow_http: bool) -> Result<(), String> {
+    let parsed = url::Url::parse(url).map_err(|_| "the URL does not parse".to_owned())?;
+    let loopback = match parsed.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => return Err("the URL has no host".into()),
+    };
+    match parsed.scheme() {
+        "https" => Ok(()),
+        "http" if loopback || allow_http => Ok(()),
+        "http" => Err(
+            "the URL must be https:// (plain http:// is accepted only to loopback, or with allow_http = true)"
+                .into(),
+        ),
+        _ => Err("the URL must start with https://".into()),
     }
 }
 
@@ -226,6 +256,7 @@ impl SoarConfig {
                 rate_per_second: self.rate_per_second,
                 from: String::new(),
                 to: Vec::new(),
+                allow_http: self.allow_http,
             });
         }
         let mut secret = |name: &str, var: &Option<String>, what: &str| -> String {
@@ -257,6 +288,7 @@ impl SoarConfig {
                 rate_per_second: d.rate_per_second.unwrap_or(self.rate_per_second),
                 from: d.from.clone().unwrap_or_default(),
                 to: d.to.clone(),
+                allow_http: d.allow_http,
             });
         }
         for d in &out {
@@ -278,14 +310,10 @@ impl SoarConfig {
                 {
                     problems.push(format!("soar destination {:?}: e-mail needs a valid `from` and at least one valid `to`", d.name));
                 }
-            } else if !(d.url.starts_with("http://")
-                || d.url.starts_with("https://")
-                || d.url.is_empty())
-            {
-                problems.push(format!(
-                    "soar destination {:?}: URL must start with http:// or https://",
-                    d.name
-                ));
+            } else if !d.url.is_empty() {
+                if let Err(e) = check_url(&d.url, d.allow_http) {
+                    problems.push(format!("soar destination {:?}: {e}", d.name));
+                }
             }
             if d.url.is_empty() {
                 problems.push(format!(
@@ -365,6 +393,7 @@ mod tests {
             rate_per_second: None,
             from: None,
             to: vec![],
+            allow_http: false,
         }
     }
 
@@ -393,6 +422,45 @@ mod tests {
         mail.to = vec!["soc@example.org".into()];
         c.destinations = vec![mail];
         assert!(c.resolve(|_| Some("k".into())).is_ok());
+    }
+
+    #[test]
+    fn urls_must_be_https_except_to_loopback_or_when_http_is_allowed() {
+        for ok in [
+            "https://soar.example/hook",
+            "http://127.0.0.1:8080/hook",
+            "http://127.9.0.1/hook",
+            "http://[::1]:80/hook",
+            "http://LOCALHOST/hook",
+        ] {
+            assert_eq!(check_url(ok, false), Ok(()), "{ok}");
+        }
+        for bad in [
+            "http://soar.example/hook",
+            "http://10.0.0.5/hook",
+            "http://127.0.0.1.evil.example/",
+            "ftp://soar.example/",
+            "not a url",
+        ] {
+            assert!(check_url(bad, false).is_err(), "{bad}");
+        }
+        assert_eq!(check_url("http://soar.example/hook", true), Ok(()));
+        assert!(check_url("ftp://soar.example/", true).is_err());
+
+        let mut c = SoarConfig {
+            destinations: vec![dest(DestinationKind::Webhook, "http://soar.example/T0KEN")],
+            ..Default::default()
+        };
+        let p = c.resolve(|_| Some("k".into())).unwrap_err();
+        assert!(p[0].contains("must be https://"), "{p:?}");
+        assert!(!p[0].contains("T0KEN"), "{p:?}");
+        c.destinations[0].allow_http = true;
+        assert!(c.resolve(|_| Some("k".into())).is_ok());
+        let c = SoarConfig {
+            webhook: "http://soar.example/hook".into(),
+            ..Default::default()
+        };
+        assert!(c.resolve(|_| None).is_err());
     }
 
     #[test]

@@ -5,6 +5,10 @@
 //! exponentially with jitter. Any other 4xx means the receiver will never accept this request, so it stops
 //! at once. Giving up is an [`Outcome`], not an error: the caller moves the signal to the dead-letter queue.
 //! URLs and keys never appear in errors (webhook URLs often embed a token).
+//!
+//! Redirects are never followed: a 3xx is a refusal, so the API key and the signature only ever go to the
+//! configured URL. That URL must be `https://`, or `http://` to loopback, unless the destination sets
+//! `allow_http` ([`crate::config::check_url`]).
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -15,7 +19,7 @@ use sentra_retry::{retry, Backoff, Failure, Policy, Verdict};
 use sentra_schemas::Signal;
 use tokio::sync::watch;
 
-use crate::config::{Destination, DestinationKind, SoarConfig};
+use crate::config::{check_url, Destination, DestinationKind, SoarConfig};
 use crate::envelope::{envelope, slack_body};
 use crate::signing::{sign, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 
@@ -96,6 +100,7 @@ impl Deliverer {
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(config.timeout_secs))
             .user_agent(crate::envelope::source())
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("HTTP client builds");
         let mailer = match destination.kind {
@@ -223,6 +228,9 @@ impl Deliverer {
             return self.mail(signal, body).await;
         }
         let d = &self.destination;
+        if let Err(e) = check_url(&d.url, d.allow_http) {
+            return Answer::Refused(format!("not sent: {e}"), 0);
+        }
         let mut request = self
             .client
             .post(&d.url)
@@ -264,6 +272,13 @@ impl Deliverer {
             )
         } else if code == 408 || status.is_server_error() {
             Answer::Retry(None, format!("HTTP {code}: {excerpt}"), Some(code))
+        } else if status.is_redirection() {
+            Answer::Refused(
+                format!(
+                    "HTTP {code}: redirects are not followed; configure the final https:// URL"
+                ),
+                code,
+            )
         } else {
             Answer::Refused(
                 format!("HTTP {code} (refused; retrying cannot help): {excerpt}"),
@@ -283,13 +298,7 @@ impl Deliverer {
         };
         let d = &self.destination;
         let mut message = lettre::Message::builder()
-            .subject(format!(
-                "Sentra: {} for {} ({}, risk {:.2})",
-                sentra_schemas::text::printable(&signal.signal),
-                signal.tenant.as_str(),
-                signal.severity.as_str(),
-                signal.risk_score
-            ))
+            .subject(crate::envelope::mail_subject(signal))
             .header(lettre::message::header::ContentType::TEXT_PLAIN);
         match d.from.parse() {
             Ok(from) => message = message.from(from),
@@ -330,6 +339,106 @@ fn parse_retry_after(v: &str) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+    use std::net::TcpListener;
+
+    use crate::testing::signal;
+
+    fn destination(url: &str) -> Destination {
+        Destination {
+            name: "t".into(),
+            kind: DestinationKind::Webhook,
+            url: url.into(),
+            api_key: "k3y".into(),
+            signing_secret: "s3cret".into(),
+            tenants: vec![],
+            min_risk: 0.5,
+            rate_per_second: 100,
+            from: String::new(),
+            to: vec![],
+            allow_http: false,
+        }
+    }
+
+    /// Serves one HTTP request on `listener` with `response`; the thread returns the request's head.
+    fn serve_once(listener: TcpListener, response: String) -> std::thread::JoinHandle<String> {
+        std::thread::spawn(move || {
+            let (stream, _) = listener.accept().unwrap();
+            let mut reader = BufReader::new(stream);
+            let (mut head, mut length) = (String::new(), 0usize);
+            loop {
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap();
+                }
+                head.push_str(&line);
+                if line == "\r\n" || line.is_empty() {
+                    break;
+                }
+            }
+            reader.read_exact(&mut vec![0; length]).unwrap();
+            reader.get_mut().write_all(response.as_bytes()).unwrap();
+            head
+        })
+    }
+
+    #[tokio::test]
+    async fn a_redirect_is_refused_and_never_followed_with_the_key_and_signature() {
+        let (first, elsewhere) = (
+            TcpListener::bind("127.0.0.1:0").unwrap(),
+            TcpListener::bind("127.0.0.1:0").unwrap(),
+        );
+        let target = format!("http://{}/collect", elsewhere.local_addr().unwrap());
+        let url = format!("http://{}/hook", first.local_addr().unwrap());
+        let redirect = serve_once(
+            first,
+            format!("HTTP/1.1 307 Temporary Redirect\r\nLocation: {target}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"),
+        );
+        let (tx, followed) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let ok = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+            let _ = tx.send(serve_once(elsewhere, ok.into()).join().unwrap());
+        });
+        let (_stop, mut shutdown) = watch::channel(false);
+        let outcome = Deliverer::new(destination(&url), &SoarConfig::default())
+            .deliver(&signal(), &mut shutdown, |_| {})
+            .await
+            .unwrap();
+        assert!(redirect.join().unwrap().contains("x-api-key: k3y"));
+        let Outcome::GaveUp { attempts, reason } = outcome else {
+            panic!("a redirect was followed: {outcome:?}")
+        };
+        assert_eq!(attempts, 1);
+        assert!(reason.contains("redirects are not followed"), "{reason}");
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(
+            followed.try_recv().is_err(),
+            "the redirect target got a request"
+        );
+    }
+
+    #[tokio::test]
+    async fn plain_http_beyond_loopback_is_never_sent() {
+        let config = SoarConfig {
+            max_attempts: 1,
+            timeout_secs: 1,
+            ..Default::default()
+        };
+        let (_stop, mut shutdown) = watch::channel(false);
+        let outcome = Deliverer::new(destination("http://203.0.113.9/hook"), &config)
+            .deliver(&signal(), &mut shutdown, |_| {})
+            .await
+            .unwrap();
+        let Outcome::GaveUp { reason, .. } = outcome else {
+            panic!("{outcome:?}")
+        };
+        assert!(
+            reason.starts_with("not sent: the URL must be https://"),
+            "{reason}"
+        );
+        assert!(!reason.contains("203.0.113.9"), "{reason}");
+    }
 
     #[test]
     fn retry_after_takes_seconds_or_a_date() {
@@ -360,6 +469,7 @@ mod tests {
                 rate_per_second: 1,
                 from: String::new(),
                 to: vec![],
+                allow_http: false,
             },
             &config,
         );

@@ -2,6 +2,8 @@
 //! `schemas/json/soar_envelope.schema.json`; `data` is the whole signal, so it may grow but never lose the
 //! fields the contract names (`id`, `signal`, `risk_score`, `user`, `ip`, `recommendation`).
 
+use std::borrow::Cow;
+
 use sentra_schemas::text::printable;
 use sentra_schemas::Signal;
 use serde_json::{json, Value};
@@ -62,9 +64,43 @@ pub fn chat_text(signal: &Signal) -> String {
     )
 }
 
-/// The Slack incoming-webhook body for `signal`.
+/// The Slack incoming-webhook body for `signal`: [`chat_text`] through [`slack_escape`].
 pub fn slack_body(signal: &Signal) -> Value {
-    json!({ "text": chat_text(signal) })
+    json!({ "text": slack_escape(&chat_text(signal)) })
+}
+
+/// `text` made inert for Slack: `&`, `<` and `>` become `&amp;`, `&lt;` and `&gt;` (Slack's own escaping),
+/// so a value from a log line cannot form a mention (`<!channel>`, `<@U123>`) or a link whose label hides
+/// its target (`<http://evil.example|your bank>`). Slack shows the escaped text as typed.
+pub fn slack_escape(text: &str) -> Cow<'_, str> {
+    if !text.contains(['&', '<', '>']) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// The e-mail subject for `signal`: one line whatever the signal holds (control characters, CR and LF
+/// included, are shown as escapes by [`printable`], and Unicode line and paragraph separators become
+/// spaces), so no value can end the header and start another. The body is plain text ([`chat_text`]);
+/// no HTML part is sent.
+pub fn mail_subject(signal: &Signal) -> String {
+    let subject = format!(
+        "Sentra: {} for {} ({}, risk {:.2})",
+        printable(&signal.signal),
+        printable(signal.tenant.as_str()),
+        signal.severity.as_str(),
+        signal.risk_score
+    );
+    subject.replace(['\u{2028}', '\u{2029}'], " ")
 }
 
 #[cfg(test)]
@@ -99,6 +135,45 @@ mod tests {
             suppressed: false,
             override_applied: None,
         }
+    }
+
+    #[test]
+    fn slack_text_cannot_form_mentions_or_disguised_links() {
+        let mut signal = hostile_signal();
+        signal.user = Some("<!channel> & <@U024BE7LH>".into());
+        signal.hosts = vec!["<!here>".into()];
+        signal.narrative = "6 failed logins; see <http://evil.example/login|your bank>".into();
+        signal.recommendation = "Reset <!everyone>'s password.".into();
+        let slack = slack_body(&signal);
+        let text = slack["text"].as_str().unwrap();
+        assert!(!text.contains(['<', '>']), "{text}");
+        assert!(
+            text.contains("user &lt;!channel&gt; &amp; &lt;@U024BE7LH&gt;"),
+            "{text}"
+        );
+        assert!(
+            text.contains("&lt;http://evil.example/login|your bank&gt;"),
+            "{text}"
+        );
+        assert!(text.contains("host &lt;!here&gt;"), "{text}");
+        // Slack shows the escaped text as it was typed; e-mail, plain text, keeps it as it is.
+        assert!(chat_text(&signal).contains("user <!channel> & <@U024BE7LH>"));
+        assert_eq!(slack_escape("plain"), Cow::Borrowed("plain"));
+    }
+
+    #[test]
+    fn an_email_subject_stays_one_line() {
+        let mut signal = hostile_signal();
+        signal.signal = "brute\r\nBcc: everyone@example.org\n\nbody\u{2028}more\u{85}".into();
+        let subject = mail_subject(&signal);
+        assert!(
+            !subject.contains(['\r', '\n', '\u{2028}', '\u{85}']),
+            "{subject:?}"
+        );
+        assert!(
+            subject.starts_with("Sentra: brute\\r\\nBcc: everyone@example.org"),
+            "{subject}"
+        );
     }
 
     #[test]

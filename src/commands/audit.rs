@@ -10,7 +10,9 @@ use super::{load_config, parse_time};
 /// `sentra audit …`
 #[derive(clap::Subcommand)]
 pub enum Command {
-    /// Re-compute every tenant's hash chain (or the named ones); exits non-zero at the first broken record.
+    /// Re-compute every tenant's hash chain (or the named ones) and check it against its signed anchors
+    /// (key: SENTRA_AUDIT_ANCHOR_KEY); exits non-zero when a record was edited, removed or reordered, the
+    /// newest records were deleted, the chain was rewritten, or the anchors do not verify.
     Verify {
         /// Configuration file (TOML).
         #[arg(long, short)]

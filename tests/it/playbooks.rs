@@ -1,7 +1,8 @@
 //! Playbooks with approval gates and the audit trail, against the real broker, chDB and a local receiver:
 //! a gated run waits, runs only after approval and never after rejection or expiry; a script step gets the
 //! signal's values as plain arguments (a hostile user name cannot inject a command); the audit chain
-//! verifies, and editing one stored record makes `audit verify` fail at that record.
+//! verifies and is anchored, editing one stored record makes `audit verify` fail at that record, and
+//! deleting a chain's newest records makes it report the truncation.
 
 use std::io::Read as _;
 use std::time::{Duration, Instant};
@@ -15,6 +16,9 @@ use tokio::sync::watch;
 use crate::kafka_clickhouse::{create_topic, Env};
 use crate::soar::{delivered, receiver, signal};
 use crate::support::{get_json, unique};
+
+/// The anchor signing key of this test.
+const ANCHOR_KEY: &str = "it-anchor-k3y";
 
 async fn states(config: &sentra_service::config::Config) -> Vec<(String, RunState)> {
     respond::runs(config)
@@ -83,13 +87,17 @@ async fn approval_gated_playbooks_and_a_tamper_evident_audit_trail() {
         playbooks.display(),
         scripts.display()
     );
-    let config = env.config();
+    let mut config = env.config();
+    config.audit.anchor_topic = format!("anchors-{id}");
+    config.audit.anchor_interval_secs = 1;
+    config.audit.anchor_key = ANCHOR_KEY.into();
     let store = ClickHouseSink::new(config.clickhouse.clone());
     store.migrate().await.unwrap();
     for topic in [
         &config.soar.topic,
         &config.soar.runs_topic,
         &config.audit.topic,
+        &config.audit.anchor_topic,
     ] {
         create_topic(&env.brokers, topic).await;
     }
@@ -104,12 +112,14 @@ async fn approval_gated_playbooks_and_a_tamper_evident_audit_trail() {
     let audit_client = client.clone();
     let audit_topic = config.audit.topic.clone();
     let audit_store = store.clone();
+    let anchoring = config.audit.anchoring();
     let chainer = tokio::spawn(async move {
         sentra_soar::audit::chain(
             &audit_client,
             &unique("chainer"),
             &audit_topic,
             &audit_store,
+            anchoring,
             shutdown,
         )
         .await
@@ -257,9 +267,26 @@ async fn approval_gated_playbooks_and_a_tamper_evident_audit_trail() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let lines = respond::audit_verify(&config, &["acme".into(), "globex".into()])
-        .await
-        .unwrap();
+    // Within a second or so, each chain's head is anchored.
+    let started = Instant::now();
+    let lines = loop {
+        let lines = respond::audit_verify(&config, &["acme".into(), "globex".into()])
+            .await
+            .unwrap();
+        let mut anchored = true;
+        for (tenant, line) in ["acme", "globex"].iter().zip(&lines) {
+            let n = store.audit_records(tenant).await.unwrap().len();
+            anchored &= line.contains(&format!("{n} records, anchored up to seq {n}"));
+        }
+        if anchored {
+            break lines;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "never anchored: {lines:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
     assert!(
         lines.iter().all(|l| l.ends_with("chain intact")),
         "{lines:?}"
@@ -309,6 +336,52 @@ async fn approval_gated_playbooks_and_a_tamper_evident_audit_trail() {
         err.contains("tenant acme") && err.contains("seq 3") && err.contains("edited"),
         "{err}"
     );
+
+    // Someone deletes globex's newest records: the chain still links, but ends before its anchor.
+    let globex = store.audit_records("globex").await.unwrap().len();
+    assert!(globex >= 3, "{globex}");
+    env.clickhouse()
+        .query("ALTER TABLE audit DELETE WHERE tenant = 'globex' AND seq > ? SETTINGS mutations_sync = 2")
+        .bind(globex as u64 - 2)
+        .execute()
+        .await
+        .unwrap();
+    let err = respond::audit_verify(&config, &["globex".into()])
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("tenant globex is truncated")
+            && err.contains(&format!("ends at seq {}", globex - 2))
+            && err.contains(&format!("anchored at seq {globex}"))
+            && err.contains("Restore"),
+        "{err}"
+    );
+    assert!(!err.contains(ANCHOR_KEY), "{err}");
+    // The command exits non-zero with the same message; the key comes from SENTRA_AUDIT_ANCHOR_KEY.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sentra"))
+        .args(["audit", "verify", "--tenant", "globex"])
+        .env("SENTRA_LOG", "warn")
+        .env("SENTRA_KAFKA_BROKERS", &env.brokers)
+        .env("SENTRA_CLICKHOUSE_URL", &config.clickhouse.url)
+        .env("SENTRA_CLICKHOUSE_DATABASE", &config.clickhouse.database)
+        .env("SENTRA_AUDIT_TOPIC", &config.audit.topic)
+        .env("SENTRA_AUDIT_ANCHOR_TOPIC", &config.audit.anchor_topic)
+        .env("SENTRA_AUDIT_ANCHOR_KEY", ANCHOR_KEY)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("tenant globex is truncated"), "{stderr}");
+    assert!(!stderr.contains(ANCHOR_KEY), "{stderr}");
+    // Without the key, the anchors cannot be checked: that is a failure too, and says what to set.
+    let mut keyless = config.clone();
+    keyless.audit.anchor_key.clear();
+    let err = respond::audit_verify(&keyless, &["globex".into()])
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("SENTRA_AUDIT_ANCHOR_KEY is not set"), "{err}");
 
     stop.send(true).unwrap();
     let stats = engine.await.unwrap().unwrap();

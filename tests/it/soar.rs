@@ -434,6 +434,7 @@ async fn slack_gets_a_calm_text_and_never_the_url_in_errors() {
         rate_per_second: 5,
         from: String::new(),
         to: vec![],
+        allow_http: false,
     };
     let config = SoarConfig::default();
     let s = signal(41, "acme", 0.85);
@@ -546,6 +547,7 @@ async fn email_goes_through_smtp_after_a_transient_refusal() {
         rate_per_second: 5,
         from: "Sentra <sentra@example.org>".into(),
         to: vec!["soc@example.org".into()],
+        allow_http: false,
     };
     let config = SoarConfig {
         initial_backoff_ms: 20,

@@ -13,6 +13,8 @@ pub struct Audit {
     pub log: AuditLog,
     /// The audit topic.
     pub topic: String,
+    /// The topic the chainer appends anchors to.
+    pub anchor_topic: String,
     /// Settings to create the topic with.
     pub client: sentra_kafka::ClientConfig,
 }
@@ -24,7 +26,11 @@ impl Output for Audit {
     }
 
     async fn prepare(&self) -> Result<(), OutputError> {
-        super::create_topics(&self.client, [self.topic.as_str()]).await
+        super::create_topics(
+            &self.client,
+            [self.topic.as_str(), self.anchor_topic.as_str()],
+        )
+        .await
     }
 
     /// A repeated write is harmless: the chainer links each record id once.

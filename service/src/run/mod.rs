@@ -146,6 +146,7 @@ pub async fn run(
     outputs.push(Box::new(outputs::audit::Audit {
         log: audit.clone(),
         topic: config.audit.topic.clone(),
+        anchor_topic: config.audit.anchor_topic.clone(),
         client: client.clone(),
     }));
     if config.soar.enabled() {

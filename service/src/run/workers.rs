@@ -11,7 +11,7 @@ use sentra_soar::queue::WorkerStats;
 use sentra_soar::{Deliverer, Destination};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tracing::info;
+use tracing::{info, warn};
 
 use super::RunError;
 use crate::config::Config;
@@ -53,19 +53,26 @@ pub fn start(
         let (client, topic, rx) = (client.clone(), config.audit.topic.clone(), shutdown.clone());
         let group = format!("{}-audit", config.kafka.group_id);
         let store = clickhouse.clone();
+        let anchoring = config.audit.anchoring();
+        if anchoring.is_none() {
+            warn!("audit anchors are off: set SENTRA_AUDIT_ANCHOR_KEY so `sentra audit verify` can tell truncated or rewritten chains");
+        }
         let chainer = supervise(
             Arc::clone(health),
             "audit chainer".into(),
             shutdown.clone(),
             move || {
-                let (client, group, topic, store, rx) = (
+                let (client, group, topic, store, anchoring, rx) = (
                     client.clone(),
                     group.clone(),
                     topic.clone(),
                     store.clone(),
+                    anchoring.clone(),
                     rx.clone(),
                 );
-                async move { sentra_soar::audit::chain(&client, &group, &topic, &store, rx).await }
+                async move {
+                    sentra_soar::audit::chain(&client, &group, &topic, &store, anchoring, rx).await
+                }
             },
         );
         tokio::spawn(async move {

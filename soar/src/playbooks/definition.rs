@@ -21,7 +21,7 @@
 //!   - name: tell on-call
 //!     notify: { destination: slack-oncall }
 //!   - name: block the source
-//!     script: { path: block_ip.sh, args: ["{ip}", "{tenant}"], timeout_secs: 30 }
+//!     script: { path: block_ip.sh, args: ["--tenant={tenant}", "--", "{ip}"], timeout_secs: 30 }
 //!     destructive: true
 //!     when: { has: [ip], min_risk: 0.7 }
 //! ```
@@ -133,7 +133,9 @@ pub struct Script {
     /// File name inside the script repository (no directories).
     pub path: String,
     /// Arguments; `{ip}`, `{user}`, `{tenant}`, `{signal}`, `{signal_id}`, `{host}` are replaced by the
-    /// signal's values, each staying one argument whatever it contains.
+    /// signal's values in one pass, each staying one argument whatever it contains. A value may start an
+    /// argument with `-` only after a `--` argument (`["--", "{user}"]`) or inside an option
+    /// (`"--user={user}"`); otherwise the step fails without running.
     #[serde(default)]
     pub args: Vec<String>,
     /// Killed after this long.

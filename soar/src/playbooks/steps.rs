@@ -1,10 +1,15 @@
 //! Executing one playbook step: a webhook or chat message through a configured destination (with its
 //! retry budget), or a script from the script repository.
 //!
-//! Scripts run directly (no shell): the signal's values are substituted into the configured arguments,
-//! each staying exactly one argument, so nothing in a signal (a hostile user name, say) can inject a
-//! command. The script gets the signal as JSON on stdin, a minimal environment (none of Sentra's
-//! secrets), and is killed at its timeout; its output is captured.
+//! Scripts run directly (no shell): the signal's values are substituted into the configured arguments in
+//! one pass over the template ([`render_arg`]), each staying exactly one argument, so nothing in a signal
+//! (a hostile user name, say) can inject a command, and a value is never expanded again. A value that
+//! would start an argument with `-` is refused ([`render_args`]) unless the template puts it after a `--`
+//! argument or inside an option of its own (`--user={user}`, `-u{user}`), so it cannot be taken as an
+//! option. The script gets the signal as JSON on stdin, a minimal environment (none of Sentra's secrets)
+//! and its own process group. The timeout covers everything, writing stdin included; when the script
+//! exits or the timeout passes, the whole group is killed, children included. At most [`MAX_OUTPUT`]
+//! bytes of stdout and of stderr are kept; the rest is read and discarded.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -12,13 +17,13 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use sentra_schemas::Signal;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 
 use super::definition::{Script, Step};
 use crate::delivery::{Deliverer, Outcome};
 
-/// Longest output kept per step.
+/// Longest output kept per stream (stdout, stderr) and per step.
 const MAX_OUTPUT: usize = 16 * 1024;
 
 /// Runs steps: the destinations by name and the script repository.
@@ -74,14 +79,64 @@ impl Executor {
     }
 }
 
-/// `{name}` placeholders replaced by the signal's values.
+/// `{name}` placeholders (`ip`, `user`, `tenant`, `signal_id`, `signal`, `host`) replaced by the signal's
+/// values in one pass over `arg`: text a value brings is never read as a placeholder. Other braces stay.
 pub fn render_arg(arg: &str, s: &Signal) -> String {
-    arg.replace("{ip}", s.ip.as_deref().unwrap_or(""))
-        .replace("{user}", s.user.as_deref().unwrap_or(""))
-        .replace("{tenant}", s.tenant.as_str())
-        .replace("{signal_id}", &s.id)
-        .replace("{signal}", &s.signal)
-        .replace("{host}", s.hosts.first().map_or("", String::as_str))
+    let mut out = String::with_capacity(arg.len());
+    let mut rest = arg;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let from = &rest[open..];
+        let known = from
+            .find('}')
+            .and_then(|close| Some((close, placeholder(&from[1..close], s)?)));
+        match known {
+            Some((close, value)) => {
+                out.push_str(value);
+                rest = &from[close + 1..];
+            }
+            None => {
+                out.push('{');
+                rest = &from[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The signal's value for placeholder `name`, if it is one.
+fn placeholder<'a>(name: &str, s: &'a Signal) -> Option<&'a str> {
+    Some(match name {
+        "ip" => s.ip.as_deref().unwrap_or(""),
+        "user" => s.user.as_deref().unwrap_or(""),
+        "tenant" => s.tenant.as_str(),
+        "signal_id" => &s.id,
+        "signal" => &s.signal,
+        "host" => s.hosts.first().map_or("", String::as_str),
+        _ => return None,
+    })
+}
+
+/// Every argument rendered, or why the step must not run: an argument whose leading `-` comes from a
+/// signal value (its template does not start with `-`) and that no `--` argument of the template precedes.
+/// The script would read such a value (a user name `--delete-all`, say) as an option.
+pub fn render_args(args: &[String], s: &Signal) -> Result<Vec<String>, String> {
+    let mut options_ended = false;
+    let mut out = Vec::with_capacity(args.len());
+    for (n, template) in args.iter().enumerate() {
+        let arg = render_arg(template, s);
+        if arg.starts_with('-') && !template.starts_with('-') && !options_ended {
+            return Err(format!(
+                "argument {} would start with '-' from the signal's values and could be read as an option; \
+                 put \"--\" before it in the step's args, or pass it as --option={template}",
+                n + 1
+            ));
+        }
+        options_ended |= template == "--";
+        out.push(arg);
+    }
+    Ok(out)
 }
 
 /// The script's path if it is a regular file inside `dir` (after resolving links).
@@ -101,12 +156,19 @@ fn script_path(dir: &Path, name: &str) -> Result<PathBuf, String> {
     Ok(path)
 }
 
+/// How long the output readers may take after the script's process group is gone (a process that left
+/// the group may still hold a pipe).
+const DRAIN_GRACE: Duration = Duration::from_secs(1);
+
 async fn run_script(dir: &Path, script: &Script, signal: &Signal) -> (bool, String) {
     let path = match script_path(dir, &script.path) {
         Ok(p) => p,
         Err(e) => return (false, e),
     };
-    let args: Vec<String> = script.args.iter().map(|a| render_arg(a, signal)).collect();
+    let args = match render_args(&script.args, signal) {
+        Ok(a) => a,
+        Err(e) => return (false, format!("not run: {e}")),
+    };
     let child = tokio::process::Command::new(&path)
         .args(&args)
         .current_dir(dir)
@@ -117,39 +179,253 @@ async fn run_script(dir: &Path, script: &Script, signal: &Signal) -> (bool, Stri
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        .process_group(0)
         .kill_on_drop(true)
         .spawn();
     let mut child = match child {
         Ok(c) => c,
         Err(e) => return (false, format!("cannot start {}: {e}", script.path)),
     };
-    if let Some(mut stdin) = child.stdin.take() {
-        let json = serde_json::to_vec(signal).unwrap_or_default();
-        let _ = stdin.write_all(&json).await;
-    }
+    let mut group = ProcessGroup(child.id());
+    let json = serde_json::to_vec(signal).unwrap_or_default();
+    let stdin = child.stdin.take().map(|mut stdin| {
+        // A script that never reads its stdin must not hold the step past its timeout.
+        tokio::spawn(async move {
+            let _ = stdin.write_all(&json).await;
+        })
+    });
+    let stdout = child
+        .stdout
+        .take()
+        .map(|o| tokio::spawn(read_capped(o, MAX_OUTPUT)));
+    let stderr = child
+        .stderr
+        .take()
+        .map(|e| tokio::spawn(read_capped(e, MAX_OUTPUT)));
     let timeout = Duration::from_secs(script.timeout_secs.max(1));
-    match tokio::time::timeout(timeout, child.wait_with_output()).await {
+    let status = tokio::time::timeout(timeout, child.wait()).await;
+    group.kill();
+    if status.is_err() {
+        let _ = child.start_kill();
+        let _ = child.wait().await;
+    }
+    if let Some(task) = stdin {
+        task.abort();
+    }
+    let mut output = Vec::new();
+    for task in [stdout, stderr].into_iter().flatten() {
+        let abort = task.abort_handle();
+        match tokio::time::timeout(DRAIN_GRACE, task).await {
+            Ok(Ok(Ok(bytes))) => output.extend_from_slice(&bytes),
+            _ => abort.abort(),
+        }
+    }
+    let text = shorten(String::from_utf8_lossy(&output).into_owned());
+    match status {
         Err(_) => (
             false,
-            format!("killed after {} s (timeout)", script.timeout_secs),
+            format!("killed after {} s (timeout): {text}", script.timeout_secs),
         ),
         Ok(Err(e)) => (false, format!("{}: {e}", script.path)),
-        Ok(Ok(out)) => {
-            let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
-            text.push_str(&String::from_utf8_lossy(&out.stderr));
-            if text.len() > MAX_OUTPUT {
-                let cut = (0..=MAX_OUTPUT)
-                    .rev()
-                    .find(|&i| text.is_char_boundary(i))
-                    .unwrap_or(0);
-                text.truncate(cut);
-                text.push_str("…(truncated)");
-            }
-            match out.status.code() {
-                Some(0) => (true, text),
-                Some(c) => (false, format!("exit code {c}: {text}")),
-                None => (false, format!("killed by a signal: {text}")),
+        Ok(Ok(status)) => match status.code() {
+            Some(0) => (true, text),
+            Some(c) => (false, format!("exit code {c}: {text}")),
+            None => (false, format!("killed by a signal: {text}")),
+        },
+    }
+}
+
+/// The script's process group (its id is the script's pid). Killed when the step ends, and on drop, so a
+/// step cancelled at shutdown leaves no process behind either.
+struct ProcessGroup(Option<u32>);
+
+impl ProcessGroup {
+    /// Kills every process left in the group; the group may already be gone.
+    fn kill(&mut self) {
+        let Some(pgid) = self.0.take().and_then(|g| libc::pid_t::try_from(g).ok()) else {
+            return;
+        };
+        if pgid > 1 {
+            // SAFETY: kill(2) takes plain integers; a negative pid addresses the process group.
+            unsafe {
+                libc::kill(-pgid, libc::SIGKILL);
             }
         }
+    }
+}
+
+impl Drop for ProcessGroup {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Reads `reader` to its end, keeping the first `cap` bytes and discarding the rest as it arrives, so a
+/// writer of endless output neither blocks on a full pipe nor fills memory.
+pub async fn read_capped(
+    mut reader: impl tokio::io::AsyncRead + Unpin,
+    cap: usize,
+) -> std::io::Result<Vec<u8>> {
+    let mut kept = Vec::new();
+    let mut chunk = vec![0u8; 8192];
+    let mut more = false;
+    loop {
+        let n = reader.read(&mut chunk).await?;
+        if n == 0 {
+            break;
+        }
+        let room = cap - kept.len();
+        kept.extend_from_slice(&chunk[..n.min(room)]);
+        more |= n > room;
+    }
+    if more {
+        kept.extend_from_slice(TRUNCATED.as_bytes());
+    }
+    Ok(kept)
+}
+
+/// Marks output cut at [`MAX_OUTPUT`].
+const TRUNCATED: &str = "…(truncated)";
+
+/// `text` cut to [`MAX_OUTPUT`] bytes at a character boundary, marked when cut.
+fn shorten(mut text: String) -> String {
+    if text.len() > MAX_OUTPUT + TRUNCATED.len() {
+        let cut = (0..=MAX_OUTPUT)
+            .rev()
+            .find(|&i| text.is_char_boundary(i))
+            .unwrap_or(0);
+        text.truncate(cut);
+        text.push_str(TRUNCATED);
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::signal;
+    use std::os::unix::fs::PermissionsExt as _;
+
+    /// A fresh script repository holding `body` as `s.sh`.
+    fn repository(name: &str, body: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("sentra-steps-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let script = dir.join("s.sh");
+        std::fs::write(&script, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        dir
+    }
+
+    fn script(args: &[&str], timeout_secs: u64) -> Script {
+        Script {
+            path: "s.sh".into(),
+            args: args.iter().map(|a| a.to_string()).collect(),
+            timeout_secs,
+        }
+    }
+
+    /// Runs the script, failing the test instead of hanging.
+    async fn run(dir: &Path, s: &Script, signal: &Signal) -> (bool, String) {
+        tokio::time::timeout(Duration::from_secs(20), run_script(dir, s, signal))
+            .await
+            .expect("the step hung past its timeout")
+    }
+
+    #[tokio::test]
+    async fn a_large_signal_to_a_script_that_never_reads_stdin_ends_at_the_timeout() {
+        let dir = repository("stdin", "sleep 30");
+        let mut big = signal();
+        big.narrative = "x".repeat(256 * 1024);
+        let started = std::time::Instant::now();
+        let (ok, out) = run(&dir, &script(&[], 1), &big).await;
+        assert!(
+            !ok && out.starts_with("killed after 1 s (timeout)"),
+            "{out}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    #[tokio::test]
+    async fn the_timeout_kills_the_scripts_children_too() {
+        let dir = repository("group", "sleep 60 &\necho $! > child.pid\nwait");
+        let (ok, out) = run(&dir, &script(&[], 1), &signal()).await;
+        assert!(
+            !ok && out.starts_with("killed after 1 s (timeout)"),
+            "{out}"
+        );
+        let pid = std::fs::read_to_string(dir.join("child.pid")).unwrap();
+        let stat = format!("/proc/{}/stat", pid.trim());
+        // Gone, or a zombie waiting for a parent that does not reap.
+        std::thread::sleep(Duration::from_millis(200));
+        let alive = std::fs::read_to_string(&stat).is_ok_and(|s| {
+            !s.rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('Z')
+        });
+        assert!(
+            !alive,
+            "the script's child {} outlived the step",
+            pid.trim()
+        );
+    }
+
+    #[tokio::test]
+    async fn endless_output_is_kept_to_the_cap_and_the_rest_drained() {
+        let dir = repository(
+            "output",
+            "head -c 20000000 /dev/zero | tr '\\0' a\nhead -c 100000 /dev/zero | tr '\\0' b >&2",
+        );
+        let (ok, out) = run(&dir, &script(&[], 20), &signal()).await;
+        assert!(ok, "{out}");
+        assert_eq!(out.len(), MAX_OUTPUT + TRUNCATED.len());
+        assert!(out.ends_with(TRUNCATED));
+
+        let kept = read_capped(tokio::io::repeat(b'z').take(50_000_000), 10).await;
+        assert_eq!(kept.unwrap(), format!("zzzzzzzzzz{TRUNCATED}").into_bytes());
+        let short = read_capped(&b"abc"[..], 10).await.unwrap();
+        assert_eq!(short, b"abc");
+    }
+
+    #[tokio::test]
+    async fn a_value_starting_with_a_dash_is_never_taken_as_an_option() {
+        let dir = repository("dash", "printf '%s|' \"$@\"");
+        let mut hostile = signal();
+        hostile.user = Some("--delete-all".into());
+        let (ok, out) = run(&dir, &script(&["block", "{user}"], 5), &hostile).await;
+        assert!(!ok, "{out}");
+        assert!(
+            out.starts_with("not run: argument 2 would start with '-'"),
+            "{out}"
+        );
+        for (args, want) in [
+            (&["block", "--", "{user}"][..], "block|--|--delete-all|"),
+            (&["--user={user}"][..], "--user=--delete-all|"),
+            (&["-u{user}"][..], "-u--delete-all|"),
+        ] {
+            let (ok, out) = run(&dir, &script(args, 5), &hostile).await;
+            assert!(ok, "{args:?}: {out}");
+            assert_eq!(out, want);
+        }
+    }
+
+    #[test]
+    fn placeholders_are_expanded_once_over_the_template_only() {
+        let mut s = signal();
+        s.ip = Some("{user}".into());
+        s.user = Some("{tenant}{signal_id}".into());
+        s.hosts = vec!["{ip}".into()];
+        assert_eq!(render_arg("{ip}", &s), "{user}");
+        assert_eq!(
+            render_arg("u={user};h={host}", &s),
+            "u={tenant}{signal_id};h={ip}"
+        );
+        assert_eq!(
+            render_arg("{tenant}/{signal}/{signal_id}/{x}/{/}", &s),
+            "acme/ssh_brute_force/abcdef012345/{x}/{/}"
+        );
+        assert_eq!(render_arg("{{ip}}", &s), "{{user}}");
     }
 }
