@@ -11,6 +11,9 @@ pub enum QuarantineReason {
     /// The message names a tenant other than the one its topic is mapped to (`kafka.topic_tenants`): a
     /// shipper may only write as the tenant whose topic it writes to.
     TenantMismatch,
+    /// A new tenant beyond the configured number of tenants (`tenants.max`): each tenant costs engine state
+    /// and store indices, so their number is bounded.
+    TenantLimit,
     /// A tenant string that is not a valid identifier (e.g. path or quote characters).
     InvalidTenant,
     /// The bytes are not valid UTF-8 where text is required. Log lines are not refused for it: they are
@@ -41,6 +44,7 @@ impl QuarantineReason {
             QuarantineReason::NoTenant => "no_tenant",
             QuarantineReason::UnknownTenant => "unknown_tenant",
             QuarantineReason::TenantMismatch => "tenant_mismatch",
+            QuarantineReason::TenantLimit => "tenant_limit",
             QuarantineReason::InvalidTenant => "invalid_tenant",
             QuarantineReason::InvalidUtf8 => "invalid_utf8",
             QuarantineReason::InvalidJson => "invalid_json",
@@ -54,10 +58,11 @@ impl QuarantineReason {
     }
 
     /// Every reason, for counters and docs.
-    pub const ALL: [QuarantineReason; 12] = [
+    pub const ALL: [QuarantineReason; 13] = [
         QuarantineReason::NoTenant,
         QuarantineReason::UnknownTenant,
         QuarantineReason::TenantMismatch,
+        QuarantineReason::TenantLimit,
         QuarantineReason::InvalidTenant,
         QuarantineReason::InvalidUtf8,
         QuarantineReason::InvalidJson,

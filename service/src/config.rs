@@ -291,16 +291,30 @@ impl AuditConfig {
 }
 
 /// `[tenants]`
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TenantsConfig {
     /// When set, only these tenants are accepted.
     pub allow: Option<Vec<String>>,
+    /// Most distinct tenants `sentra run` accepts (each costs window state and an Elasticsearch index per
+    /// month); input of a further tenant is quarantined as `tenant_limit`.
+    pub max: usize,
     /// Each tenant's time zone, an IANA name (`acme = "Europe/Berlin"`): its classic syslog timestamps, which
     /// carry none, are read in it, and the off-hours risk modifier follows it. Default: `input.timezone`.
     pub timezone: BTreeMap<String, String>,
     /// A fixed UTC offset in minutes for the off-hours modifier, for tenants without a `timezone`.
     pub utc_offset_minutes: BTreeMap<String, i32>,
+}
+
+impl Default for TenantsConfig {
+    fn default() -> Self {
+        Self {
+            allow: None,
+            max: 1000,
+            timezone: BTreeMap::new(),
+            utc_offset_minutes: BTreeMap::new(),
+        }
+    }
 }
 
 /// `[detection]`
@@ -597,6 +611,9 @@ impl Config {
         }
         if self.detection.checkpoint_interval_ms > 3_600_000 {
             p.push("detection.checkpoint_interval_ms must be at most 3600000 (an hour)".into());
+        }
+        if self.tenants.max == 0 {
+            p.push("tenants.max must be at least 1".into());
         }
         if self.detection.max_entities_per_tenant == 0 {
             p.push("detection.max_entities_per_tenant must be at least 1".into());

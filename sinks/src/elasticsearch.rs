@@ -1,5 +1,5 @@
 //! Elasticsearch (or OpenSearch) sink: the forensics store. Normalized events are indexed as ECS documents
-//! with the raw line (`event.original`), one index per tenant and month (`<prefix>-<tenant>-YYYY.MM`), with
+//! with the raw line (`event.original`), one index per tenant and month (`<prefix>-<tenant>@YYYY.MM`), with
 //! `_id` = event id so a replay overwrites instead of duplicating.
 //!
 //! Indexing is selective (Elasticsearch is far slower than the rest of the pipeline): the caller chooses the
@@ -37,7 +37,7 @@ pub struct ElasticsearchConfig {
     /// API key, either `id:secret` or the encoded form Kibana shows (never logged); prefer
     /// `SENTRA_ELASTICSEARCH_API_KEY`. Takes precedence over user/password.
     pub api_key: String,
-    /// Index name prefix: indices are `<prefix>-<tenant>-YYYY.MM`, the template matches `<prefix>-*`.
+    /// Index name prefix: indices are `<prefix>-<tenant>@YYYY.MM`, the template matches `<prefix>-*`.
     pub index_prefix: String,
     /// Event categories indexed in full (evidence of a signal is indexed whatever its category).
     pub categories: Vec<String>,
@@ -252,20 +252,21 @@ impl ElasticsearchSink {
         &self.config
     }
 
-    /// The index for an event of `tenant` at `timestamp_us`: `<prefix>-<tenant>-YYYY.MM`.
+    /// The index for an event of `tenant` at `timestamp_us`: `<prefix>-<tenant>@YYYY.MM`.
     pub fn index_name(&self, tenant: &str, timestamp_us: i64) -> String {
         let days = timestamp_us.div_euclid(86_400_000_000);
         let (year, month, _) = sentra_schemas::time::civil_from_days(days);
         format!(
-            "{}-{}-{year:04}.{month:02}",
+            "{}-{}@{year:04}.{month:02}",
             self.config.index_prefix,
             index_tenant(tenant),
         )
     }
 
-    /// The pattern matching every index of `tenant` (for tenant-scoped searches).
+    /// The pattern matching every index of `tenant` (for tenant-scoped searches), and no other tenant's:
+    /// `@` cannot occur in a tenant id, so `acme@*` never matches `acme-eu@2026.03`.
     pub fn tenant_pattern(&self, tenant: &str) -> String {
-        format!("{}-{}-*", self.config.index_prefix, index_tenant(tenant))
+        format!("{}-{}@*", self.config.index_prefix, index_tenant(tenant))
     }
 
     /// Installs (or updates) the index template with Sentra's ECS mapping, so every monthly index gets it.
@@ -618,8 +619,48 @@ mod tests {
         .unwrap();
         assert_eq!(
             sink.index_name("Acme.Corp", 1_773_446_400_000_000),
-            "sentra-events-+acme.+corp-2026.03"
+            "sentra-events-+acme.+corp@2026.03"
         );
+    }
+
+    /// Elasticsearch's `*` wildcard, for checking index patterns.
+    fn matches(pattern: &str, name: &str) -> bool {
+        match pattern.split_once('*') {
+            None => pattern == name,
+            Some((head, tail)) => {
+                name.starts_with(head)
+                    && (0..=name.len() - head.len()).any(|i| matches(tail, &name[head.len() + i..]))
+            }
+        }
+    }
+
+    #[test]
+    fn no_tenants_pattern_matches_another_tenants_index() {
+        let sink = ElasticsearchSink::new(ElasticsearchConfig {
+            url: "http://127.0.0.1:9".into(),
+            ..Default::default()
+        })
+        .unwrap();
+        let tenants = [
+            "acme",
+            "acme-eu",
+            "acme-eu-2",
+            "acme.eu",
+            "Acme",
+            "acme_2026",
+            "a",
+            "a-2026.03",
+        ];
+        for t in tenants {
+            for other in tenants {
+                let index = sink.index_name(other, 1_773_446_400_000_000);
+                assert_eq!(
+                    matches(&sink.tenant_pattern(t), &index),
+                    t == other,
+                    "{t}'s pattern against {index}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -292,7 +292,7 @@ async fn refused_documents_are_quarantined_with_the_stores_reason_and_neighbours
         .execute()
         .await
         .unwrap();
-    let index = format!("{prefix}-acme-2026.03");
+    let index = format!("{prefix}-acme@2026.03");
     let mapping = json!({"mappings": {"properties": {"user": {"properties": {"effective": {"properties": {"name": {"type": "long"}}}}}}}});
     let mut curl = std::process::Command::new("curl");
     if let Ok(user) = std::env::var("SENTRA_ELASTICSEARCH_USER") {

@@ -33,6 +33,9 @@ pub struct NormalizeConfig {
     pub max_message_bytes: usize,
     /// When set, only these tenants are accepted; others are quarantined as `unknown_tenant`.
     pub allowed_tenants: Option<BTreeSet<String>>,
+    /// When set, at most this many distinct tenants are accepted (each costs engine state and indices);
+    /// input of a further tenant is quarantined as `tenant_limit`.
+    pub max_tenants: Option<usize>,
     /// How classic syslog lines get their year.
     pub year: YearPolicy,
     /// The zone each tenant's timestamps that carry none (classic syslog) are written in.
@@ -52,6 +55,7 @@ impl Default for NormalizeConfig {
         Self {
             max_message_bytes: 1 << 20,
             allowed_tenants: None,
+            max_tenants: None,
             year: YearPolicy::Infer,
             zones: Zones::default(),
             tenant_from_host: false,
@@ -114,6 +118,8 @@ pub struct Normalizer {
     years: YearResolver,
     audit_serials: auditd::SeenSerials,
     lossy_utf8: u64,
+    /// The tenants accepted so far, when their number is limited (`max_tenants`).
+    tenants: std::collections::HashSet<String>,
 }
 
 /// The fields a JSON document supplies around its message.
@@ -136,6 +142,7 @@ impl Normalizer {
             years,
             audit_serials: auditd::SeenSerials::default(),
             lossy_utf8: 0,
+            tenants: std::collections::HashSet::new(),
         }
     }
 
@@ -399,7 +406,7 @@ impl Normalizer {
 
     #[allow(clippy::type_complexity)]
     fn resolve_tenant<'a>(
-        &self,
+        &mut self,
         input: &Input<'a>,
         doc_tenant: Option<&'a str>,
         host_tenant: Option<&'a str>,
@@ -432,7 +439,7 @@ impl Normalizer {
     /// `pinned` (a mapped topic's tenant), unless the header or the document names another.
     #[allow(clippy::type_complexity)]
     fn pinned_tenant<'a>(
-        &self,
+        &mut self,
         pinned: &'a str,
         header: Option<&[u8]>,
         doc: Option<&str>,
@@ -457,10 +464,10 @@ impl Normalizer {
         self.check_tenant(pinned, "the configured topic/tenant mapping")
     }
 
-    /// `raw`, if it is a valid tenant id on the allow-list.
+    /// `raw`, if it is a valid tenant id on the allow-list and within the tenant limit.
     #[allow(clippy::type_complexity)]
     fn check_tenant<'a>(
-        &self,
+        &mut self,
         raw: &'a str,
         from: &str,
     ) -> Result<&'a str, (QuarantineReason, String, Option<String>)> {
@@ -478,6 +485,19 @@ impl Normalizer {
                     "tenant {raw:?} (from {from}) is not on the allow-list (tenants.allow)"
                 );
                 return Err((QuarantineReason::UnknownTenant, d, Some(raw.to_owned())));
+            }
+        }
+        if let Some(max) = self.config.max_tenants {
+            if !self.tenants.contains(raw) {
+                if self.tenants.len() >= max {
+                    let d = format!(
+                        "tenant {raw:?} (from {from}) would be tenant number {} over the limit of {max} \
+                         (tenants.max): raise the limit, or list the tenants you serve in tenants.allow",
+                        max + 1
+                    );
+                    return Err((QuarantineReason::TenantLimit, d, Some(raw.to_owned())));
+                }
+                self.tenants.insert(raw.to_owned());
             }
         }
         Ok(raw)

@@ -529,3 +529,28 @@ fn a_pinned_tenant_is_authoritative_and_a_message_naming_another_is_quarantined(
         "globex"
     );
 }
+
+#[test]
+fn tenants_beyond_the_limit_are_quarantined_and_known_ones_still_accepted() {
+    let mut n = Normalizer::new(NormalizeConfig {
+        year: YearPolicy::Fixed(2026),
+        max_tenants: Some(2),
+        ..NormalizeConfig::default()
+    });
+    let line = b"Mar 14 01:00:00 web-1 sshd[1]: Connection closed by 1.2.3.4 port 1";
+    let of = |tenant| Input {
+        fallback_tenant: Some(tenant),
+        ..input(line)
+    };
+    assert!(n.normalize(&of("acme")).is_ok());
+    assert!(n.normalize(&of("globex")).is_ok());
+    let q = n.normalize(&of("initech")).unwrap_err();
+    assert_eq!(
+        (q.reason, q.tenant.as_deref()),
+        (QuarantineReason::TenantLimit, Some("initech"))
+    );
+    assert!(q.detail.contains("tenants.max"), "{}", q.detail);
+    // The tenants already admitted go on, and unlimited normalization admits any number.
+    assert!(n.normalize(&of("acme")).is_ok());
+    assert!(normalizer().normalize(&of("initech")).is_ok());
+}

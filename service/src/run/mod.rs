@@ -198,6 +198,7 @@ pub async fn run(
             .allow
             .as_ref()
             .map(|a| a.iter().cloned().collect()),
+        max_tenants: Some(config.tenants.max),
         year: YearPolicy::Infer,
         zones: config
             .zones()
