@@ -67,7 +67,12 @@ impl Env {
     }
 
     pub(crate) fn config(&self) -> Config {
-        let toml = format!(
+        Config::from_toml(&self.toml(), crate::support::credentials()).expect("test config is valid")
+    }
+
+    /// The configuration file's text (for `sentra run --config` as a process).
+    pub(crate) fn toml(&self) -> String {
+        format!(
             r#"
             [kafka]
             brokers = "{brokers}"
@@ -115,8 +120,7 @@ impl Env {
                     self.topic
                 ),
             },
-        );
-        Config::from_toml(&toml, crate::support::credentials()).expect("test config is valid")
+        )
     }
 
     pub(crate) fn clickhouse(&self) -> Client {
