@@ -456,7 +456,7 @@ async fn kafka_to_clickhouse_with_quarantine_and_resume_from_committed_offsets()
 }
 
 /// Sorted signal documents: the byte-exact signal set.
-async fn signal_docs(ch: &Client) -> Vec<String> {
+pub(crate) async fn signal_docs(ch: &Client) -> Vec<String> {
     ch.query("SELECT doc FROM signals FINAL ORDER BY signal_id")
         .fetch_all::<String>()
         .await

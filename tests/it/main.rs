@@ -5,9 +5,11 @@
 
 mod api;
 mod cli;
+mod crash;
 mod docker;
 mod hostile;
 mod kafka_clickhouse;
+mod outages;
 mod playbooks;
 mod query;
 mod replay;
