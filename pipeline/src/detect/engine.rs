@@ -521,9 +521,28 @@ impl Engine {
         self.clocks.watermark(tenant)
     }
 
-    /// Runs one batch (with [`events_schema`]) through every detection and closes the windows the new
-    /// watermarks passed.
+    /// Runs one batch (with [`events_schema`]) through every detection, on event time alone (replayed
+    /// files), and closes the windows the new watermarks passed.
     pub async fn process(&mut self, batch: &RecordBatch) -> Result<BatchOutcome, EngineError> {
+        self.process_read(batch, None).await
+    }
+
+    /// [`Engine::process`] for live input, each event read at `read_us[row]` (epoch µs, the reader's clock):
+    /// no watermark passes the reader's clock less the allowed lateness.
+    pub async fn process_live(
+        &mut self,
+        batch: &RecordBatch,
+        read_us: &[i64],
+    ) -> Result<BatchOutcome, EngineError> {
+        assert_eq!(read_us.len(), batch.num_rows(), "one read time per event");
+        self.process_read(batch, Some(read_us)).await
+    }
+
+    async fn process_read(
+        &mut self,
+        batch: &RecordBatch,
+        read_us: Option<&[i64]>,
+    ) -> Result<BatchOutcome, EngineError> {
         let mut out = BatchOutcome::default();
         if batch.num_rows() == 0 {
             return Ok(out);
@@ -538,9 +557,9 @@ impl Engine {
         let times = batch.column(2).as_primitive::<TimestampMicrosecondType>();
         let keep = self.clocks.observe(
             &self.strings,
-            tenants.values(),
-            hosts.values(),
+            (tenants.values(), hosts.values()),
             times.values(),
+            read_us,
             &mut out.late_rows,
         );
         let on_time = if out.late_rows.is_empty() {

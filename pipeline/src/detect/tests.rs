@@ -407,6 +407,60 @@ fn a_host_whose_clock_runs_ahead_does_not_make_the_others_late() {
     }
 }
 
+/// `Mar 16 2026 10:00` UTC, epoch µs: the time [`at`] counts from.
+const TEN_AM_US: i64 = 1_773_655_200_000_000;
+
+#[test]
+fn a_line_dated_ahead_does_not_blind_a_tenant_in_live_input() {
+    // bastion-1 and web-2 log every minute, each line read a second after it was written. At 610 s web-2
+    // writes a line dated 290 s ahead (within the skew normalization allows) while bastion-1 is quiet, then
+    // bastion-1 is attacked, and web-2 does it again. On event time alone the watermark jumps to 870 s and
+    // the attack is late.
+    let closed = |secs, host| {
+        line(secs, host, "sshd[2]", "Connection closed by 10.0.0.1 port 22")
+    };
+    let mut lines = Vec::new();
+    let mut read_secs = Vec::new();
+    for minute in 0..10 {
+        for host in ["bastion-1", "web-2"] {
+            lines.push(closed(minute * 60, host));
+            read_secs.push(minute * 60 + 1);
+        }
+    }
+    for ahead in [610, 630] {
+        lines.push(closed(ahead + 290, "web-2"));
+        read_secs.push(ahead);
+        for j in 0..3 {
+            let secs = ahead + 5 + 5 * j;
+            lines.push(fail(secs, "root", "203.0.113.7"));
+            read_secs.push(secs + 1);
+        }
+    }
+    let read_us: Vec<i64> = (read_secs.iter())
+        .map(|&s| TEN_AM_US + i64::from(s) * 1_000_000)
+        .collect();
+    for size in [1, 5, 100] {
+        let (rt, mut e) = engine();
+        let (mut late, mut live) = (0, Vec::new());
+        let mut at = 0;
+        for b in batches(&lines, size) {
+            let reads = &read_us[at..at + b.num_rows()];
+            at += b.num_rows();
+            let o = rt.block_on(e.process_live(&b, reads)).unwrap();
+            late += o.late_rows.len();
+            live.extend(o.signals);
+        }
+        live.extend(e.finish());
+        assert_eq!(late, 0, "batches of {size}");
+        assert_eq!(only(&live, "ssh_brute_force").count, 6, "batches of {size}");
+        assert!(e.watermark("acme").unwrap() <= read_us[read_us.len() - 1] - 30_000_000);
+    }
+    // Replayed, the same lines have no reader's clock: event time alone decides, and the attack is late.
+    let (late, replayed) = late_and_signals(&lines, 100);
+    assert_eq!(late.iter().sum::<usize>(), 6);
+    assert!(replayed.iter().flatten().all(|s| s.signal != "ssh_brute_force"));
+}
+
 #[test]
 fn a_quiet_host_holds_windows_open_for_at_most_the_skew() {
     // web-2 logs once at 0 s and falls quiet; bastion-1 is attacked at 10–30 s and keeps logging.

@@ -43,6 +43,7 @@ impl Driver {
             let idle_until = self.source.pending().then(|| self.checkpoints.due_at());
             let SourceBatch {
                 events,
+                read_us,
                 mut quarantined,
                 records,
                 skipped,
@@ -58,7 +59,7 @@ impl Driver {
                 }
                 Next::Stopped => break,
             };
-            let outcome = self.engine.process(&events).await?;
+            let outcome = self.engine.process_live(&events, &read_us).await?;
             stats.late += outcome.late_rows.len() as u64;
             for &row in &outcome.late_rows {
                 quarantined.push(late_record(&events, row, self.allowed_lateness_secs));
