@@ -167,6 +167,10 @@ pub(super) enum Cell {
 /// Members a set has room for when its first one comes: the usual handful at once, not grown through 4 and 8.
 const SET_START: usize = 8;
 
+/// Members up to which a set takes new ones one at a time; a larger set takes them merged in bulk, so that
+/// building or merging a set of `n` members costs `n log n`, not `n²`.
+pub(super) const SET_SMALL: usize = 32;
+
 /// Adds `member` to a sorted set of distinct members, if it is not there yet.
 #[inline]
 pub(super) fn insert_member(set: &mut Vec<Sym>, member: Sym) {
@@ -176,6 +180,29 @@ pub(super) fn insert_member(set: &mut Vec<Sym>, member: Sym) {
         }
         set.insert(at, member);
     }
+}
+
+/// Adds the members of sorted set `members` to sorted set `set`: one by one into a small set, else merged
+/// in one pass.
+pub(super) fn union_sorted(set: &mut Vec<Sym>, members: &[Sym]) {
+    if set.len() + members.len() <= SET_SMALL || members.len() == 1 {
+        members.iter().for_each(|&m| insert_member(set, m));
+        return;
+    }
+    let mut merged = Vec::with_capacity(set.len() + members.len());
+    let (mut a, mut b) = (set.iter().peekable(), members.iter().peekable());
+    while let (Some(&&x), Some(&&y)) = (a.peek(), b.peek()) {
+        merged.push(x.min(y));
+        if x <= y {
+            a.next();
+        }
+        if y <= x {
+            b.next();
+        }
+    }
+    merged.extend(a);
+    merged.extend(b);
+    *set = merged;
 }
 
 /// How two numbers of one value combine across events or panes: the smaller, the larger, or the sum.
@@ -203,11 +230,7 @@ impl Cell {
     /// Adds the members of a sorted set.
     pub fn union(&mut self, members: &[Sym]) {
         match self {
-            Cell::Set(set) => {
-                for &m in members {
-                    insert_member(set, m);
-                }
-            }
+            Cell::Set(set) => union_sorted(set, members),
             other => {
                 if !members.is_empty() {
                     *other = Cell::Set(members.to_vec());
