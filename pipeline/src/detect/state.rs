@@ -482,7 +482,7 @@ pub(super) struct Pane {
 }
 
 /// Which (detection, tenant, entity) a state belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(super) struct EntityKey {
     /// Index of the detection.
     pub det: u32,
@@ -505,6 +505,9 @@ pub(super) struct Entity {
     /// of the same panes has the same values (panes of an evaluated window take no more events: they
     /// would be late), so it cannot fire: either that window did not, or it did and this one is quiet.
     pub checked: (i64, i64),
+    /// When a partial row was last merged in, as the engine counts merges: which entities are least
+    /// recently active.
+    pub touched: u64,
 }
 
 impl Entity {
@@ -515,7 +518,18 @@ impl Entity {
             next_end,
             fired_until: 0,
             checked: (i64::MIN, i64::MIN),
+            touched: 0,
         }
+    }
+
+    /// Events in its open panes (every detection's first value is its event count).
+    pub fn events(&self) -> i64 {
+        (self.panes.iter())
+            .map(|p| match p.cells.first() {
+                Some(Cell::Int(n)) => *n,
+                _ => 0,
+            })
+            .sum()
     }
 
     /// The pane starting at `start`, created (with `n` empty cells) if needed.
@@ -646,6 +660,9 @@ pub(super) struct SavedState {
     panes: BTreeMap<i64, SavedPane>,
     next_end: i64,
     fired_until: i64,
+    /// See [`Entity::touched`].
+    #[serde(default)]
+    touched: u64,
 }
 
 /// One entity's identity and window state, as saved in a checkpoint.
@@ -683,6 +700,7 @@ impl Entity {
             panes,
             next_end: self.next_end,
             fired_until: self.fired_until,
+            touched: self.touched,
         }
     }
 
@@ -712,6 +730,7 @@ impl Entity {
             next_end: saved.next_end,
             fired_until: saved.fired_until,
             checked: (i64::MIN, i64::MIN),
+            touched: saved.touched,
         }
     }
 }

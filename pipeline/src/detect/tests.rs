@@ -18,19 +18,27 @@ fn line(secs: u32, host: &str, prog: &str, msg: &str) -> String {
 }
 
 fn batches(lines: &[String], size: usize) -> Vec<arrow::array::RecordBatch> {
+    tenant_batches(lines.iter().map(|l| ("acme", l.as_str())), size)
+}
+
+/// Batches of `size` (tenant, line) pairs.
+fn tenant_batches<'a>(
+    lines: impl Iterator<Item = (&'a str, &'a str)>,
+    size: usize,
+) -> Vec<arrow::array::RecordBatch> {
     let mut n = Normalizer::new(NormalizeConfig {
         year: YearPolicy::Fixed(2026),
         ..NormalizeConfig::default()
     });
     let mut cols = EventColumns::default();
     let mut out = Vec::new();
-    for (i, l) in lines.iter().enumerate() {
+    for (i, (tenant, l)) in lines.enumerate() {
         let src = format!("t:{i}");
         let input = Input {
             bytes: l.as_bytes(),
             source: &src,
             header_tenant: None,
-            fallback_tenant: Some("acme"),
+            fallback_tenant: Some(tenant),
             pinned_tenant: None,
             reference_us: 0,
             reference_is_event_time: false,
@@ -417,7 +425,12 @@ fn a_line_dated_ahead_does_not_blind_a_tenant_in_live_input() {
     // bastion-1 is attacked, and web-2 does it again. On event time alone the watermark jumps to 870 s and
     // the attack is late.
     let closed = |secs, host| {
-        line(secs, host, "sshd[2]", "Connection closed by 10.0.0.1 port 22")
+        line(
+            secs,
+            host,
+            "sshd[2]",
+            "Connection closed by 10.0.0.1 port 22",
+        )
     };
     let mut lines = Vec::new();
     let mut read_secs = Vec::new();
@@ -458,7 +471,10 @@ fn a_line_dated_ahead_does_not_blind_a_tenant_in_live_input() {
     // Replayed, the same lines have no reader's clock: event time alone decides, and the attack is late.
     let (late, replayed) = late_and_signals(&lines, 100);
     assert_eq!(late.iter().sum::<usize>(), 6);
-    assert!(replayed.iter().flatten().all(|s| s.signal != "ssh_brute_force"));
+    assert!(replayed
+        .iter()
+        .flatten()
+        .all(|s| s.signal != "ssh_brute_force"));
 }
 
 #[test]
@@ -556,6 +572,85 @@ fn tenants_have_their_own_watermarks() {
     assert!(o.late_rows.is_empty());
     let s: Vec<Signal> = o.signals.into_iter().chain(e.finish()).collect();
     assert_eq!(only(&s, "ssh_brute_force").tenant.as_str(), "acme");
+}
+
+#[test]
+fn a_spray_of_user_names_sheds_the_least_active_state_of_its_own_detections_only() {
+    // 100,000 distinct user names from as many addresses in ten minutes, one try each, while 203.0.113.7
+    // brute-forces root; globex sees a brute force of its own. Each detection holds 5,000 entities per tenant.
+    let limit = 5_000;
+    let spray = |i: u32| {
+        let ip = format!("10.{}.{}.{}", i >> 16, (i >> 8) & 255, i & 255);
+        let msg = format!("Failed password for invalid user u{i} from {ip} port 4000 ssh2");
+        ("acme", line(i * 6 / 1000, "bastion-1", "sshd[10]", &msg))
+    };
+    let mut lines: Vec<(&str, String)> = Vec::new();
+    for i in 0..100_000 {
+        lines.push(spray(i));
+        if i % 1000 == 0 && (30_000..37_000).contains(&i) {
+            lines.push(("acme", fail(i * 6 / 1000, "root", "203.0.113.7")));
+            lines.push(("globex", fail(i * 6 / 1000, "root", "198.51.100.9")));
+        }
+    }
+    let config = EngineConfig {
+        max_entities_per_detection: limit,
+        ..EngineConfig::default()
+    };
+    let rt = runtime();
+    let mut e = rt
+        .block_on(Engine::new(catalog::builtin(), config))
+        .unwrap();
+    let bound = limit * e.detections().count() + 100;
+    let mut signals = Vec::new();
+    for b in tenant_batches(lines.iter().map(|(t, l)| (*t, l.as_str())), 4096) {
+        signals.extend(rt.block_on(e.process(&b)).unwrap().signals);
+        assert!(e.entities() <= bound, "{} entities", e.entities());
+    }
+    // A restart from a checkpoint taken here continues exactly, shedding included.
+    let saved = serde_json::to_string(&e.snapshot()).unwrap();
+    let mut again = rt
+        .block_on(Engine::new(
+            catalog::builtin(),
+            EngineConfig {
+                max_entities_per_detection: limit,
+                ..EngineConfig::default()
+            },
+        ))
+        .unwrap();
+    again.restore(serde_json::from_str(&saved).unwrap());
+    assert_eq!(again.shed(), e.shed());
+    let rest = e.finish();
+    assert_eq!(again.finish(), rest);
+    signals.extend(rest);
+    let fired = |tenant: &str, name: &str| -> Vec<&Signal> {
+        (signals.iter())
+            .filter(|s| s.tenant.as_str() == tenant && s.signal == name)
+            .collect()
+    };
+    for (tenant, ip) in [("acme", "203.0.113.7"), ("globex", "198.51.100.9")] {
+        let brute = fired(tenant, "ssh_brute_force");
+        assert_eq!(brute.len(), 1, "{tenant}: {brute:?}");
+        assert_eq!((brute[0].ip.as_deref(), brute[0].count), (Some(ip), 7));
+    }
+    let degraded = fired("acme", DEGRADED);
+    let shed = &e.shed()["acme"];
+    assert!(shed["ssh_brute_force"] > 90_000, "{shed:?}");
+    assert_eq!(e.state_overflow(), shed.values().sum::<u64>());
+    let brute_force = (degraded.iter())
+        .find(|s| {
+            s.narrative
+                .starts_with("Detection ssh_brute_force is shedding state for tenant acme")
+        })
+        .unwrap();
+    assert_eq!(brute_force.severity, sentra_schemas::Severity::Low);
+    assert!(brute_force.risk_score <= 0.2);
+    assert_eq!(
+        degraded.iter().map(|s| s.count).sum::<u64>(),
+        e.state_overflow(),
+        "every entity dropped is reported"
+    );
+    assert!(fired("globex", DEGRADED).is_empty());
+    assert!(!e.shed().contains_key("globex"));
 }
 
 #[test]

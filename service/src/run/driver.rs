@@ -109,6 +109,7 @@ impl Driver {
                 "batch stored"
             );
         }
+        stats.state_shed = self.engine.shed().clone();
         if self.source.pending() {
             stats.commits +=
                 self.checkpoints

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use sentra_kafka::{KafkaError, Producer};
-use sentra_pipeline::detect::{catalog, Engine, EngineError, Overrides};
+use sentra_pipeline::detect::{catalog, Engine, EngineError, Overrides, ShedTotals};
 use sentra_pipeline::normalize::{NormalizeConfig, Normalizer, YearPolicy};
 use sentra_sinks::clickhouse::ClickHouseSink;
 use sentra_sinks::elasticsearch::ElasticsearchSink;
@@ -63,6 +63,9 @@ pub struct RunStats {
     pub batches: u64,
     /// Messages that were not valid UTF-8, decoded lossily (their bytes kept in `event.original`).
     pub lossy_utf8: u64,
+    /// Entities dropped per tenant and detection because the detection held
+    /// `detection.max_entities_per_detection` of them (each reported by a `detection_degraded` signal).
+    pub state_shed: ShedTotals,
 }
 
 impl RunStats {
