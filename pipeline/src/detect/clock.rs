@@ -239,8 +239,9 @@ impl Working {
             return;
         }
         self.hosts[i].1 = time;
-        self.by_time.remove(&(before, i));
+        // Inserted before the old entry goes, so a one-host tenant's set never empties (and frees its node).
         self.by_time.insert((time, i));
+        self.by_time.remove(&(before, i));
         self.newest_us = self.newest_us.max(time);
         self.advance();
     }
