@@ -119,13 +119,13 @@ pub(super) fn degraded_signal(shed: &Shed, keys: &[String], cap: usize) -> Signa
     );
     let keys = keys.join(", ");
     let (from, to) = (format_rfc3339_us(start), format_rfc3339_us(end));
-    let (from, to) = (&from[..16], &to[11..16]);
+    let (date, from, to) = (&from[..10], &from[11..16], &to[11..16]);
     let n = shed.entities;
     let narrative = format!(
-        "Detection {name} is shedding state for tenant {tenant}: between {from} and {to} UTC it was asked to \
-         follow at least {} distinct entities ({keys}) at once, more than its limit of {cap}, so the {n} least \
-         active were dropped. Activity spread over that many values, such as a spray of user names, \
-         may go unnoticed by this detection meanwhile; the other detections are not affected.",
+        "Detection {name} is shedding state for tenant {tenant}: on {date} between {from} and {to} UTC it \
+         was asked to follow at least {} distinct entities ({keys}) at once, more than its limit of {cap}, so \
+         the {n} least active were dropped. Activity spread over that many values, such as a spray of user \
+         names, may go unnoticed by this detection meanwhile; other detections and tenants keep their own state.",
         cap as u64 + n
     );
     let recommendation = format!(

@@ -432,7 +432,7 @@ pub fn hints(summary: &ReplaySummary, reorder_secs: u64) -> Vec<String> {
     add(
         (summary.state_shed.values()).flat_map(|d| d.values()).sum(),
         "entities were dropped by detections holding as many as they may for a tenant (see the \
-         detection_degraded signals) — raise detection.max_entities_per_detection if the volume is legitimate"
+         detection_degraded signals) — raise --max-entities-per-detection if the volume is legitimate"
             .to_owned(),
     );
     add(

@@ -236,6 +236,7 @@ pub async fn run(
             std::time::Duration::from_millis(config.detection.checkpoint_interval_ms),
         ),
         allowed_lateness_secs: config.detection.allowed_lateness_secs,
+        health: Arc::clone(&health),
     };
     let stats = driver.drive(&mut shutdown).await?;
     for w in delivery {

@@ -236,6 +236,7 @@ async fn drive_lines(
             Duration::from_secs(3600),
         ),
         allowed_lateness_secs: 30,
+        health: Arc::default(),
     };
     let (_tx, mut rx) = watch::channel(false);
     driver.drive(&mut rx).await
