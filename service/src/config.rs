@@ -314,8 +314,8 @@ pub struct DetectionConfig {
     /// host and the reader (events further ahead of their read time are quarantined as `future`).
     pub max_clock_skew_secs: u64,
     /// Most entities with open window state each detection holds per tenant; past it the least active are
-    /// dropped, counted and reported by a `detection_degraded` signal (`max_entities_per_tenant`, its
-    /// former name, is read as this).
+    /// dropped, counted and reported by a `detection_degraded` signal (`max_entities_per_tenant` is read as
+    /// this too).
     #[serde(alias = "max_entities_per_tenant")]
     pub max_entities_per_detection: usize,
     /// A folder of detection files (`*.toml`) that replace built-ins of the same name or add new ones.

@@ -120,8 +120,8 @@ pub struct EngineState {
     max_event_us: BTreeMap<String, i64>,
     /// Per tenant, its entities in (detection, keys) order.
     entities: BTreeMap<String, Vec<SavedEntity>>,
-    /// Entities dropped because their detection held `max_entities_per_detection` for their tenant
-    /// (checkpoints from before per-detection limits counted new entities not tracked).
+    /// Entities dropped because their detection held `max_entities_per_detection` for their tenant (in a
+    /// checkpoint without `shed`, new entities a tenant's single limit refused).
     pub state_overflow: u64,
     /// Of those, per tenant and detection.
     #[serde(default)]
