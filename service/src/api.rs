@@ -394,7 +394,7 @@ async fn readyz(State(api): State<Shared>) -> Response {
 async fn metrics(State(api): State<Shared>) -> String {
     let m = &api.metrics;
     let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
-    format!(
+    let requests = format!(
         "# HELP sentra_api_requests_total Authenticated /v1 requests received.\n# TYPE sentra_api_requests_total counter\nsentra_api_requests_total {}\n\
          # HELP sentra_api_unauthorized_total Requests refused for a missing or unknown key.\n# TYPE sentra_api_unauthorized_total counter\nsentra_api_unauthorized_total {}\n\
          # HELP sentra_api_rate_limited_total Requests refused by a tenant's rate limit.\n# TYPE sentra_api_rate_limited_total counter\nsentra_api_rate_limited_total {}\n\
@@ -406,7 +406,8 @@ async fn metrics(State(api): State<Shared>) -> String {
         get(&m.queries_ok),
         get(&m.queries_failed),
         get(&m.query_micros) as f64 / 1e6
-    )
+    );
+    requests + &api.health.state_shed_metrics()
 }
 
 async fn openapi() -> impl IntoResponse {

@@ -327,8 +327,11 @@ pub struct DetectionConfig {
     /// How far clocks may be off, seconds: between one tenant's hosts (see `EngineConfig`), and between a
     /// host and the reader (events further ahead of their read time are quarantined as `future`).
     pub max_clock_skew_secs: u64,
-    /// Most entities with open window state per tenant.
-    pub max_entities_per_tenant: usize,
+    /// Most entities with open window state each detection holds per tenant; past it the least active are
+    /// dropped, counted and reported by a `detection_degraded` signal (`max_entities_per_tenant` is read as
+    /// this too).
+    #[serde(alias = "max_entities_per_tenant")]
+    pub max_entities_per_detection: usize,
     /// A folder of detection files (`*.toml`) that replace built-ins of the same name or add new ones.
     pub folder: Option<std::path::PathBuf>,
     /// Built-in detections to switch off, by name.
@@ -349,7 +352,7 @@ impl Default for DetectionConfig {
         Self {
             allowed_lateness_secs: e.allowed_lateness_secs,
             max_clock_skew_secs: e.max_clock_skew_secs,
-            max_entities_per_tenant: e.max_entities_per_tenant,
+            max_entities_per_detection: e.max_entities_per_detection,
             folder: None,
             disabled: Vec::new(),
             checkpoint_path: "sentra-checkpoint.json".into(),
@@ -615,8 +618,8 @@ impl Config {
         if self.tenants.max == 0 {
             p.push("tenants.max must be at least 1".into());
         }
-        if self.detection.max_entities_per_tenant == 0 {
-            p.push("detection.max_entities_per_tenant must be at least 1".into());
+        if self.detection.max_entities_per_detection == 0 {
+            p.push("detection.max_entities_per_detection must be at least 1".into());
         }
         for (t, m) in &self.tenants.utc_offset_minutes {
             if m.abs() > 14 * 60 {
@@ -646,7 +649,7 @@ impl Config {
         EngineConfig {
             allowed_lateness_secs: self.detection.allowed_lateness_secs,
             max_clock_skew_secs: self.detection.max_clock_skew_secs,
-            max_entities_per_tenant: self.detection.max_entities_per_tenant,
+            max_entities_per_detection: self.detection.max_entities_per_detection,
             tenant_utc_offsets_min: self.tenants.utc_offset_minutes.clone(),
             timezone: self.input.timezone.clone(),
             tenant_timezones: self.tenants.timezone.clone(),
@@ -746,7 +749,7 @@ mod tests {
             "topic_tenants",
             "clickhouse.url",
             "clickhouse.database",
-            "max_entities_per_tenant",
+            "max_entities_per_detection",
         ] {
             assert!(text.contains(needle), "{needle} missing from:\n{text}");
         }

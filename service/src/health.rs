@@ -10,6 +10,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use sentra_pipeline::detect::ShedTotals;
 use sentra_retry::{retry, Backoff, Policy, Verdict};
 use serde::Serialize;
 use tokio::sync::watch;
@@ -55,11 +56,14 @@ pub struct Readiness {
     pub checks: BTreeMap<String, Check>,
 }
 
-/// The process's health: its supervised workers and the dependencies it probes.
+/// The process's health: its supervised workers, the dependencies it probes, and how much state the
+/// detections shed.
 #[derive(Default)]
 pub struct Health {
     workers: Mutex<BTreeMap<String, Check>>,
     dependencies: Vec<Box<dyn Dependency>>,
+    /// Entities each detection dropped per tenant at its limit, as the run loop last reported them.
+    state_shed: Mutex<ShedTotals>,
 }
 
 impl Health {
@@ -68,7 +72,38 @@ impl Health {
         Self {
             workers: Mutex::default(),
             dependencies,
+            state_shed: Mutex::default(),
         }
+    }
+
+    /// Records the engine's counts of entities dropped per tenant and detection.
+    pub fn set_state_shed(&self, totals: &ShedTotals) {
+        *self.state_shed.lock().unwrap_or_else(|e| e.into_inner()) = totals.clone();
+    }
+
+    /// Those counts as Prometheus text: `sentra_detection_state_shed_total{tenant, detection}`.
+    pub fn state_shed_metrics(&self) -> String {
+        use std::fmt::Write as _;
+        let label = |s: &str| {
+            s.replace('\\', "\\\\")
+                .replace('"', "\\\"")
+                .replace('\n', "\\n")
+        };
+        let mut text = String::from(
+            "# HELP sentra_detection_state_shed_total Entities a detection dropped for a tenant at \
+             detection.max_entities_per_detection.\n# TYPE sentra_detection_state_shed_total counter\n",
+        );
+        let totals = self.state_shed.lock().unwrap_or_else(|e| e.into_inner());
+        for (tenant, detections) in totals.iter() {
+            for (detection, n) in detections {
+                let (t, d) = (label(tenant), label(detection));
+                let _ = writeln!(
+                    text,
+                    "sentra_detection_state_shed_total{{tenant=\"{t}\",detection=\"{d}\"}} {n}"
+                );
+            }
+        }
+        text
     }
 
     fn set(&self, worker: &str, ok: bool, error: Option<String>) {
@@ -179,6 +214,31 @@ pub async fn supervise<T, E: Display, F: Future<Output = Result<T, E>>>(
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicU32, Ordering};
+
+    #[test]
+    fn state_shed_is_a_counter_per_tenant_and_detection() {
+        let health = Health::default();
+        let mut totals = ShedTotals::new();
+        totals
+            .entry("acme".into())
+            .or_default()
+            .insert("ssh_brute_force".into(), 95_000);
+        totals
+            .entry("acme".into())
+            .or_default()
+            .insert("odd\"name".into(), 1);
+        health.set_state_shed(&totals);
+        let text = health.state_shed_metrics();
+        assert!(
+            text.contains("# TYPE sentra_detection_state_shed_total counter\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("sentra_detection_state_shed_total{tenant=\"acme\",detection=\"ssh_brute_force\"} 95000\n"),
+            "{text}"
+        );
+        assert!(text.contains("detection=\"odd\\\"name\"} 1\n"), "{text}");
+    }
 
     struct Fixed(&'static str, Result<(), String>);
 

@@ -26,6 +26,15 @@ pub struct DetectionArgs {
     /// the moment it is read is quarantined as `future`.
     #[arg(long, default_value_t = EngineConfig::default().max_clock_skew_secs)]
     max_clock_skew: u64,
+    /// Most entities each detection follows at once per tenant; past it the least active are dropped and a
+    /// low-risk detection_degraded signal says so.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = EngineConfig::default().max_entities_per_detection as u64,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    max_entities_per_detection: u64,
     /// How far out of time order, in seconds, an input's lines may be and still be put in order: inputs are
     /// merged by event time, and each may be this disordered (nearly sorted files, `cat *.log |`).
     #[arg(long = "reorder-window", value_name = "SECS", default_value_t = REORDER_WINDOW_SECS)]
@@ -65,6 +74,7 @@ impl DetectionArgs {
         let engine = EngineConfig {
             allowed_lateness_secs: self.allowed_lateness,
             max_clock_skew_secs: self.max_clock_skew,
+            max_entities_per_detection: self.max_entities_per_detection as usize,
             timezone: self.timezone.clone(),
             tenant_timezones: self.tenant_timezones.iter().cloned().collect(),
             ..EngineConfig::default()

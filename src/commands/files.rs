@@ -68,6 +68,11 @@ pub fn print_summary(summary: &ReplaySummary, secs: f64) {
             summary.out_of_order
         );
     }
+    for (tenant, detections) in &summary.state_shed {
+        for (detection, n) in detections {
+            eprintln!("  state shed by {detection} for {tenant}: {n}");
+        }
+    }
     for (detection, n) in &summary.signals_by_detection {
         eprintln!("  signals {detection}: {n}");
     }

@@ -247,6 +247,49 @@ fn one_line_dated_years_ahead_is_quarantined_and_does_not_blind_its_tenant() {
 }
 
 #[test]
+fn replay_reports_detections_shedding_state_in_its_summary_and_signals() {
+    // 3,000 user names from as many addresses in five minutes, where each detection follows 100 at once.
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("spray.log");
+    let body: String = (0..3000)
+        .map(|i| {
+            let (m, s) = (i / 600, i / 10 % 60);
+            format!(
+                "Mar 14 09:{m:02}:{s:02} web-1 sshd[3]: Failed password for invalid user u{i} from 10.0.{}.{} port 4000 ssh2\n",
+                i / 256,
+                i % 256
+            )
+        })
+        .collect();
+    fs::write(&input, body).unwrap();
+    let path = input.to_str().unwrap();
+    let args = ["replay", "--no-store", "--tenant", "acme", "--year", "2026"];
+    let out = sentra(&[&args[..], &["--max-entities-per-detection", "100", path]].concat());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let summary = stderr(&out);
+    assert!(
+        summary.contains("state shed by ssh_brute_force for acme: "),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("raise --max-entities-per-detection"),
+        "{summary}"
+    );
+    let degraded: Vec<serde_json::Value> = (stdout(&out).lines())
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|s: &serde_json::Value| s["signal"] == "detection_degraded")
+        .collect();
+    assert!(!degraded.is_empty(), "{}", stdout(&out));
+    assert!(degraded
+        .iter()
+        .all(|s| s["severity"] == "LOW" && s["tenant"] == "acme"));
+    // At the default limit nothing is shed.
+    let out = sentra(&[&args[..], &[path]].concat());
+    assert!(!stderr(&out).contains("state shed"), "{}", stderr(&out));
+    assert!(!stdout(&out).contains("detection_degraded"));
+}
+
+#[test]
 fn a_stream_piped_in_is_judged_by_the_clock_when_each_line_arrives() {
     // With a 1 s bound, a line written 3 s after the stream started and dated at that moment is not ahead
     // of its read time, though it is ahead of the clock at the start.

@@ -30,6 +30,7 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::sql::sqlparser::ast::Expr;
 use sentra_schemas::{hex_digest, Signal};
 use serde::{Deserialize, Serialize};
+use tracing::warn;
 
 use super::aggregates::{self, to_micros, SharedOutbox};
 use super::clock::{Clocks, TenantClock};
@@ -37,6 +38,7 @@ use super::definition::{parse_condition, Detection, Merge, Op, Term};
 use super::predicates::over_twins;
 use super::risk;
 use super::sharing::{all_of, plan_groups, restrict, shape, PlanGroup};
+use super::shed::{degraded_signal, Shed, ShedTotals, Shedding};
 use super::state::{
     compact, merge_window, Entity, EntityKey, FastMap, Interner, Num, SavedEntity, Scratch, Sym,
     MAX_KEYS, NONE,
@@ -56,9 +58,11 @@ pub struct EngineConfig {
     /// newest event hold its watermark together, the slowest setting it; a host further behind stops holding
     /// it (see `clock`).
     pub max_clock_skew_secs: u64,
-    /// Most open entities (keys with window state) per tenant; beyond it, new entities are not tracked
-    /// and are counted as `state_overflow`, so one tenant's flood cannot exhaust memory for all.
-    pub max_entities_per_tenant: usize,
+    /// Most open entities (keys with window state) each detection holds per tenant; beyond it the least
+    /// active are dropped, counted and reported (see `shed`), so a flood of distinct values costs one
+    /// detection of one tenant its least active state and cannot exhaust memory for all.
+    #[serde(alias = "max_entities_per_tenant")]
+    pub max_entities_per_detection: usize,
     /// Tenant UTC offsets in minutes (e.g. `acme = 60`) for the off-hours modifier, for tenants without a
     /// time zone in `tenant_timezones`.
     pub tenant_utc_offsets_min: BTreeMap<String, i32>,
@@ -73,7 +77,7 @@ impl Default for EngineConfig {
         Self {
             allowed_lateness_secs: 30,
             max_clock_skew_secs: 300,
-            max_entities_per_tenant: 100_000,
+            max_entities_per_detection: 50_000,
             tenant_utc_offsets_min: BTreeMap::new(),
             timezone: "UTC".into(),
             tenant_timezones: BTreeMap::new(),
@@ -116,8 +120,15 @@ pub struct EngineState {
     max_event_us: BTreeMap<String, i64>,
     /// Per tenant, its entities in (detection, keys) order.
     entities: BTreeMap<String, Vec<SavedEntity>>,
-    /// New entities not tracked because a tenant hit `max_entities_per_tenant`.
+    /// Entities dropped because their detection held `max_entities_per_detection` for their tenant (in a
+    /// checkpoint without `shed`, new entities a tenant's single limit refused).
     pub state_overflow: u64,
+    /// Of those, per tenant and detection.
+    #[serde(default)]
+    shed: ShedTotals,
+    /// Shedding not yet reported by a `detection_degraded` signal.
+    #[serde(default)]
+    shedding: Vec<Shed>,
 }
 
 #[derive(Debug)]
@@ -381,7 +392,13 @@ pub struct Engine {
     min_interned_limit: usize,
     scratch: Scratch,
     clocks: Clocks,
-    entities_per_tenant: FastMap<String, usize>,
+    /// Per tenant, the entities each detection holds.
+    held: FastMap<String, Vec<usize>>,
+    /// (tenant, detection) holding more than their limit since the last shedding.
+    crowded: Vec<(Sym, u32)>,
+    /// Counts merges: an entity's `touched` is the count at its latest.
+    touches: u64,
+    shedding: Shedding,
     state_overflow: u64,
 }
 
@@ -500,7 +517,10 @@ impl Engine {
             interned_limit: MIN_INTERNED_LIMIT,
             min_interned_limit: MIN_INTERNED_LIMIT,
             scratch: Scratch::default(),
-            entities_per_tenant: FastMap::default(),
+            held: FastMap::default(),
+            crowded: Vec::new(),
+            touches: 0,
+            shedding: Shedding::default(),
             state_overflow: 0,
         })
     }
@@ -521,9 +541,28 @@ impl Engine {
         self.clocks.watermark(tenant)
     }
 
-    /// Runs one batch (with [`events_schema`]) through every detection and closes the windows the new
-    /// watermarks passed.
+    /// Runs one batch (with [`events_schema`]) through every detection, on event time alone (replayed
+    /// files), and closes the windows the new watermarks passed.
     pub async fn process(&mut self, batch: &RecordBatch) -> Result<BatchOutcome, EngineError> {
+        self.process_read(batch, None).await
+    }
+
+    /// [`Engine::process`] for live input, each event read at `read_us[row]` (epoch µs, the reader's clock):
+    /// no watermark passes the reader's clock less the allowed lateness.
+    pub async fn process_live(
+        &mut self,
+        batch: &RecordBatch,
+        read_us: &[i64],
+    ) -> Result<BatchOutcome, EngineError> {
+        assert_eq!(read_us.len(), batch.num_rows(), "one read time per event");
+        self.process_read(batch, Some(read_us)).await
+    }
+
+    async fn process_read(
+        &mut self,
+        batch: &RecordBatch,
+        read_us: Option<&[i64]>,
+    ) -> Result<BatchOutcome, EngineError> {
         let mut out = BatchOutcome::default();
         if batch.num_rows() == 0 {
             return Ok(out);
@@ -538,9 +577,9 @@ impl Engine {
         let times = batch.column(2).as_primitive::<TimestampMicrosecondType>();
         let keep = self.clocks.observe(
             &self.strings,
-            tenants.values(),
-            hosts.values(),
+            (tenants.values(), hosts.values()),
             times.values(),
+            read_us,
             &mut out.late_rows,
         );
         let on_time = if out.late_rows.is_empty() {
@@ -581,6 +620,7 @@ impl Engine {
         }
         self.slot.lock().expect("slot lock").clear();
         self.outbox.lock().expect("outbox lock").ids = None;
+        self.shed_least_active();
         out.signals = self.close(false);
         Ok(out)
     }
@@ -597,8 +637,9 @@ impl Engine {
             state,
             strings,
             outbox,
-            entities_per_tenant,
-            state_overflow,
+            held,
+            crowded,
+            touches,
             ..
         } = self;
         let p = &planned[det];
@@ -651,18 +692,21 @@ impl Engine {
                 Entry::Occupied(e) => e.into_mut(),
                 Entry::Vacant(e) => {
                     let tenant = strings.resolve(key.tenant).unwrap_or_default();
-                    let count = match entities_per_tenant.get_mut(tenant) {
-                        Some(c) => c,
-                        None => entities_per_tenant.entry(tenant.to_owned()).or_default(),
+                    let held = match held.get_mut(tenant) {
+                        Some(h) => h,
+                        None => (held.entry(tenant.to_owned()))
+                            .or_insert_with(|| vec![0; planned.len()]),
                     };
-                    if *count >= config.max_entities_per_tenant {
-                        *state_overflow += 1;
-                        continue;
+                    held[det] += 1;
+                    let group = (key.tenant, det as u32);
+                    if held[det] > config.max_entities_per_detection && !crowded.contains(&group) {
+                        crowded.push(group);
                     }
-                    *count += 1;
                     e.insert(Entity::new(pane + p.slide_us))
                 }
             };
+            *touches += 1;
+            entity.touched = *touches;
             // An earlier pane (out of order, within lateness) must still have its windows evaluated.
             entity.next_end = entity.next_end.min(pane + p.slide_us);
             let partial = entity.pane_mut(pane, p.layout.sources.len());
@@ -690,6 +734,50 @@ impl Engine {
         }
     }
 
+    /// Drops the least active entities of each (tenant, detection) holding more than its limit: those with the
+    /// fewest events in their open panes, and of those the least recently active. A flood of one-off
+    /// values then replaces its own oldest members, not the entities gathering evidence.
+    fn shed_least_active(&mut self) {
+        let cap = self.config.max_entities_per_detection;
+        for (tenant, det) in std::mem::take(&mut self.crowded) {
+            let tenant_name = self.strings.resolve(tenant).unwrap_or_default();
+            let Some(held) = self.held.get_mut(tenant_name).map(|h| &mut h[det as usize]) else {
+                continue;
+            };
+            let excess = held.saturating_sub(cap);
+            if excess == 0 {
+                continue;
+            }
+            *held = cap;
+            let mut group: Vec<(i64, u64, EntityKey)> = (self.state.iter())
+                .filter(|(k, _)| k.det == det && k.tenant == tenant)
+                .map(|(k, e)| (e.events(), e.touched, *k))
+                .collect();
+            group.select_nth_unstable(excess - 1);
+            let mut latest = i64::MIN;
+            for (_, _, key) in &group[..excess] {
+                if let Some(e) = self.state.remove(key) {
+                    latest = latest.max(e.panes.back().map_or(e.next_end, |p| p.start));
+                }
+            }
+            self.state_overflow += excess as u64;
+            let detection = &self.planned[det as usize].detection.name;
+            if self
+                .shedding
+                .count(tenant_name, detection, latest, excess as u64)
+            {
+                warn!(
+                    tenant = tenant_name,
+                    detection = detection.as_str(),
+                    dropped = excess,
+                    limit = cap,
+                    "a detection holds as many entities of a tenant as it may: the least active are dropped, \
+                     and this detection may miss activity of that tenant until the flood ends"
+                );
+            }
+        }
+    }
+
     /// Evaluates every window whose end is at or before its tenant's watermark (all windows when
     /// `everything`), fires those whose conditions hold, and drops state no future window needs.
     fn close(&mut self, everything: bool) -> Vec<Signal> {
@@ -699,7 +787,8 @@ impl Engine {
             planned,
             state,
             clocks,
-            entities_per_tenant,
+            held,
+            shedding,
             scratch,
             strings,
             interned_limit,
@@ -786,12 +875,22 @@ impl Engine {
         }
         for key in emptied {
             state.remove(&key);
-            if let Some(c) = strings
-                .resolve(key.tenant)
-                .and_then(|t| entities_per_tenant.get_mut(t))
-            {
-                *c = c.saturating_sub(1);
+            if let Some(h) = strings.resolve(key.tenant).and_then(|t| held.get_mut(t)) {
+                h[key.det as usize] = h[key.det as usize].saturating_sub(1);
             }
+        }
+        let ended = |tenant: &str, end| everything || clocks.watermark(tenant) >= Some(end);
+        for shed in shedding.due(ended) {
+            let Some(det) = (planned.iter()).position(|p| p.detection.name == shed.detection)
+            else {
+                continue;
+            };
+            let (keys, cap) = (
+                &planned[det].detection.group_by,
+                config.max_entities_per_detection,
+            );
+            let signal = degraded_signal(&shed, keys, cap);
+            fired.push((signal.window_end, det, signal));
         }
         // Strings of closed windows are dropped once they are most of the interner.
         if strings.len() > *interned_limit {
@@ -837,11 +936,14 @@ impl Engine {
         for v in entities.values_mut() {
             v.sort_by(|a, b| (&a.detection, &a.keys).cmp(&(&b.detection, &b.keys)));
         }
+        let (shed, shedding) = self.shedding.save();
         EngineState {
             clocks: self.clocks.snapshot(),
             max_event_us: BTreeMap::new(),
             entities,
             state_overflow: self.state_overflow,
+            shed,
+            shedding,
         }
     }
 
@@ -851,7 +953,8 @@ impl Engine {
         self.state.clear();
         let strings = &mut self.strings;
         *strings = strings.fresh();
-        self.entities_per_tenant.clear();
+        self.held.clear();
+        self.touches = 0;
         for (tenant, list) in s.entities {
             for saved in list {
                 let Some(det) = self.planned.iter().position(|p| {
@@ -860,7 +963,10 @@ impl Engine {
                 }) else {
                     continue;
                 };
-                *self.entities_per_tenant.entry(tenant.clone()).or_default() += 1;
+                let n = self.planned.len();
+                self.held
+                    .entry(tenant.clone())
+                    .or_insert_with(|| vec![0; n])[det] += 1;
                 let mut key = EntityKey {
                     det: det as u32,
                     tenant: strings.intern(&tenant),
@@ -870,16 +976,23 @@ impl Engine {
                     *slot = strings.intern_opt(k.as_deref());
                 }
                 let entity = Entity::load(&saved.state, strings);
+                self.touches = self.touches.max(entity.touched);
                 self.state.insert(key, entity);
             }
         }
         self.interned_limit = (2 * strings.len()).max(self.min_interned_limit);
         self.state_overflow = s.state_overflow;
+        self.shedding.restore(s.shed, s.shedding);
     }
 
-    /// New entities not tracked because a tenant hit `max_entities_per_tenant`.
+    /// Entities dropped because their detection held `max_entities_per_detection` for their tenant.
     pub fn state_overflow(&self) -> u64 {
         self.state_overflow
+    }
+
+    /// Of those, per tenant and detection.
+    pub fn shed(&self) -> &ShedTotals {
+        self.shedding.totals()
     }
 
     /// Compacts the interner whenever it doubles, however small (tests of compaction).
@@ -887,6 +1000,12 @@ impl Engine {
     pub(super) fn compact_eagerly(&mut self) {
         self.min_interned_limit = 0;
         self.interned_limit = 0;
+    }
+
+    /// How many entities hold window state.
+    #[cfg(test)]
+    pub(super) fn entities(&self) -> usize {
+        self.state.len()
     }
 
     /// How many strings are interned.

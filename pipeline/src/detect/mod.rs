@@ -13,12 +13,14 @@ pub mod overrides;
 mod predicates;
 pub mod risk;
 mod sharing;
+pub mod shed;
 mod state;
 mod table;
 
 pub use definition::Detection;
 pub use engine::{BatchOutcome, Engine, EngineConfig, EngineError, EngineState};
 pub use overrides::Overrides;
+pub use shed::{ShedTotals, DEGRADED};
 
 #[cfg(test)]
 mod golden;

@@ -167,6 +167,10 @@ pub(super) enum Cell {
 /// Members a set has room for when its first one comes: the usual handful at once, not grown through 4 and 8.
 const SET_START: usize = 8;
 
+/// Members up to which a set takes new ones one at a time; a larger set takes them merged in bulk, so that
+/// building or merging a set of `n` members costs `n log n`, not `n²`.
+pub(super) const SET_SMALL: usize = 32;
+
 /// Adds `member` to a sorted set of distinct members, if it is not there yet.
 #[inline]
 pub(super) fn insert_member(set: &mut Vec<Sym>, member: Sym) {
@@ -176,6 +180,29 @@ pub(super) fn insert_member(set: &mut Vec<Sym>, member: Sym) {
         }
         set.insert(at, member);
     }
+}
+
+/// Adds the members of sorted set `members` to sorted set `set`: one by one into a small set, else merged
+/// in one pass.
+pub(super) fn union_sorted(set: &mut Vec<Sym>, members: &[Sym]) {
+    if set.len() + members.len() <= SET_SMALL || members.len() == 1 {
+        members.iter().for_each(|&m| insert_member(set, m));
+        return;
+    }
+    let mut merged = Vec::with_capacity(set.len() + members.len());
+    let (mut a, mut b) = (set.iter().peekable(), members.iter().peekable());
+    while let (Some(&&x), Some(&&y)) = (a.peek(), b.peek()) {
+        merged.push(x.min(y));
+        if x <= y {
+            a.next();
+        }
+        if y <= x {
+            b.next();
+        }
+    }
+    merged.extend(a);
+    merged.extend(b);
+    *set = merged;
 }
 
 /// How two numbers of one value combine across events or panes: the smaller, the larger, or the sum.
@@ -203,11 +230,7 @@ impl Cell {
     /// Adds the members of a sorted set.
     pub fn union(&mut self, members: &[Sym]) {
         match self {
-            Cell::Set(set) => {
-                for &m in members {
-                    insert_member(set, m);
-                }
-            }
+            Cell::Set(set) => union_sorted(set, members),
             other => {
                 if !members.is_empty() {
                     *other = Cell::Set(members.to_vec());
@@ -459,7 +482,7 @@ pub(super) struct Pane {
 }
 
 /// Which (detection, tenant, entity) a state belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(super) struct EntityKey {
     /// Index of the detection.
     pub det: u32,
@@ -482,6 +505,9 @@ pub(super) struct Entity {
     /// of the same panes has the same values (panes of an evaluated window take no more events: they
     /// would be late), so it cannot fire: either that window did not, or it did and this one is quiet.
     pub checked: (i64, i64),
+    /// When a partial row was last merged in, as the engine counts merges: which entities are least
+    /// recently active.
+    pub touched: u64,
 }
 
 impl Entity {
@@ -492,7 +518,18 @@ impl Entity {
             next_end,
             fired_until: 0,
             checked: (i64::MIN, i64::MIN),
+            touched: 0,
         }
+    }
+
+    /// Events in its open panes (every detection's first value is its event count).
+    pub fn events(&self) -> i64 {
+        (self.panes.iter())
+            .map(|p| match p.cells.first() {
+                Some(Cell::Int(n)) => *n,
+                _ => 0,
+            })
+            .sum()
     }
 
     /// The pane starting at `start`, created (with `n` empty cells) if needed.
@@ -623,6 +660,9 @@ pub(super) struct SavedState {
     panes: BTreeMap<i64, SavedPane>,
     next_end: i64,
     fired_until: i64,
+    /// See [`Entity::touched`].
+    #[serde(default)]
+    touched: u64,
 }
 
 /// One entity's identity and window state, as saved in a checkpoint.
@@ -660,6 +700,7 @@ impl Entity {
             panes,
             next_end: self.next_end,
             fired_until: self.fired_until,
+            touched: self.touched,
         }
     }
 
@@ -689,6 +730,7 @@ impl Entity {
             next_end: saved.next_end,
             fired_until: saved.fired_until,
             checked: (i64::MIN, i64::MIN),
+            touched: saved.touched,
         }
     }
 }

@@ -18,19 +18,27 @@ fn line(secs: u32, host: &str, prog: &str, msg: &str) -> String {
 }
 
 fn batches(lines: &[String], size: usize) -> Vec<arrow::array::RecordBatch> {
+    tenant_batches(lines.iter().map(|l| ("acme", l.as_str())), size)
+}
+
+/// Batches of `size` (tenant, line) pairs.
+fn tenant_batches<'a>(
+    lines: impl Iterator<Item = (&'a str, &'a str)>,
+    size: usize,
+) -> Vec<arrow::array::RecordBatch> {
     let mut n = Normalizer::new(NormalizeConfig {
         year: YearPolicy::Fixed(2026),
         ..NormalizeConfig::default()
     });
     let mut cols = EventColumns::default();
     let mut out = Vec::new();
-    for (i, l) in lines.iter().enumerate() {
+    for (i, (tenant, l)) in lines.enumerate() {
         let src = format!("t:{i}");
         let input = Input {
             bytes: l.as_bytes(),
             source: &src,
             header_tenant: None,
-            fallback_tenant: Some("acme"),
+            fallback_tenant: Some(tenant),
             pinned_tenant: None,
             reference_us: 0,
             reference_is_event_time: false,
@@ -407,6 +415,68 @@ fn a_host_whose_clock_runs_ahead_does_not_make_the_others_late() {
     }
 }
 
+/// `Mar 16 2026 10:00` UTC, epoch µs: the time [`at`] counts from.
+const TEN_AM_US: i64 = 1_773_655_200_000_000;
+
+#[test]
+fn a_line_dated_ahead_does_not_blind_a_tenant_in_live_input() {
+    // bastion-1 and web-2 log every minute, each line read a second after it was written. At 610 s web-2
+    // writes a line dated 290 s ahead (within the skew normalization allows) while bastion-1 is quiet, then
+    // bastion-1 is attacked, and web-2 does it again. On event time alone the watermark jumps to 870 s and
+    // the attack is late.
+    let closed = |secs, host| {
+        line(
+            secs,
+            host,
+            "sshd[2]",
+            "Connection closed by 10.0.0.1 port 22",
+        )
+    };
+    let mut lines = Vec::new();
+    let mut read_secs = Vec::new();
+    for minute in 0..10 {
+        for host in ["bastion-1", "web-2"] {
+            lines.push(closed(minute * 60, host));
+            read_secs.push(minute * 60 + 1);
+        }
+    }
+    for ahead in [610, 630] {
+        lines.push(closed(ahead + 290, "web-2"));
+        read_secs.push(ahead);
+        for j in 0..3 {
+            let secs = ahead + 5 + 5 * j;
+            lines.push(fail(secs, "root", "203.0.113.7"));
+            read_secs.push(secs + 1);
+        }
+    }
+    let read_us: Vec<i64> = (read_secs.iter())
+        .map(|&s| TEN_AM_US + i64::from(s) * 1_000_000)
+        .collect();
+    for size in [1, 5, 100] {
+        let (rt, mut e) = engine();
+        let (mut late, mut live) = (0, Vec::new());
+        let mut at = 0;
+        for b in batches(&lines, size) {
+            let reads = &read_us[at..at + b.num_rows()];
+            at += b.num_rows();
+            let o = rt.block_on(e.process_live(&b, reads)).unwrap();
+            late += o.late_rows.len();
+            live.extend(o.signals);
+        }
+        live.extend(e.finish());
+        assert_eq!(late, 0, "batches of {size}");
+        assert_eq!(only(&live, "ssh_brute_force").count, 6, "batches of {size}");
+        assert!(e.watermark("acme").unwrap() <= read_us[read_us.len() - 1] - 30_000_000);
+    }
+    // Replayed, the same lines have no reader's clock: event time alone decides, and the attack is late.
+    let (late, replayed) = late_and_signals(&lines, 100);
+    assert_eq!(late.iter().sum::<usize>(), 6);
+    assert!(replayed
+        .iter()
+        .flatten()
+        .all(|s| s.signal != "ssh_brute_force"));
+}
+
 #[test]
 fn a_quiet_host_holds_windows_open_for_at_most_the_skew() {
     // web-2 logs once at 0 s and falls quiet; bastion-1 is attacked at 10–30 s and keeps logging.
@@ -502,6 +572,85 @@ fn tenants_have_their_own_watermarks() {
     assert!(o.late_rows.is_empty());
     let s: Vec<Signal> = o.signals.into_iter().chain(e.finish()).collect();
     assert_eq!(only(&s, "ssh_brute_force").tenant.as_str(), "acme");
+}
+
+#[test]
+fn a_spray_of_user_names_sheds_the_least_active_state_of_its_own_detections_only() {
+    // 100,000 distinct user names from as many addresses in ten minutes, one try each, while 203.0.113.7
+    // brute-forces root; globex sees a brute force of its own. Each detection holds 5,000 entities per tenant.
+    let limit = 5_000;
+    let spray = |i: u32| {
+        let ip = format!("10.{}.{}.{}", i >> 16, (i >> 8) & 255, i & 255);
+        let msg = format!("Failed password for invalid user u{i} from {ip} port 4000 ssh2");
+        ("acme", line(i * 6 / 1000, "bastion-1", "sshd[10]", &msg))
+    };
+    let mut lines: Vec<(&str, String)> = Vec::new();
+    for i in 0..100_000 {
+        lines.push(spray(i));
+        if i % 1000 == 0 && (30_000..37_000).contains(&i) {
+            lines.push(("acme", fail(i * 6 / 1000, "root", "203.0.113.7")));
+            lines.push(("globex", fail(i * 6 / 1000, "root", "198.51.100.9")));
+        }
+    }
+    let config = EngineConfig {
+        max_entities_per_detection: limit,
+        ..EngineConfig::default()
+    };
+    let rt = runtime();
+    let mut e = rt
+        .block_on(Engine::new(catalog::builtin(), config))
+        .unwrap();
+    let bound = limit * e.detections().count() + 100;
+    let mut signals = Vec::new();
+    for b in tenant_batches(lines.iter().map(|(t, l)| (*t, l.as_str())), 4096) {
+        signals.extend(rt.block_on(e.process(&b)).unwrap().signals);
+        assert!(e.entities() <= bound, "{} entities", e.entities());
+    }
+    // A restart from a checkpoint taken here continues exactly, shedding included.
+    let saved = serde_json::to_string(&e.snapshot()).unwrap();
+    let mut again = rt
+        .block_on(Engine::new(
+            catalog::builtin(),
+            EngineConfig {
+                max_entities_per_detection: limit,
+                ..EngineConfig::default()
+            },
+        ))
+        .unwrap();
+    again.restore(serde_json::from_str(&saved).unwrap());
+    assert_eq!(again.shed(), e.shed());
+    let rest = e.finish();
+    assert_eq!(again.finish(), rest);
+    signals.extend(rest);
+    let fired = |tenant: &str, name: &str| -> Vec<&Signal> {
+        (signals.iter())
+            .filter(|s| s.tenant.as_str() == tenant && s.signal == name)
+            .collect()
+    };
+    for (tenant, ip) in [("acme", "203.0.113.7"), ("globex", "198.51.100.9")] {
+        let brute = fired(tenant, "ssh_brute_force");
+        assert_eq!(brute.len(), 1, "{tenant}: {brute:?}");
+        assert_eq!((brute[0].ip.as_deref(), brute[0].count), (Some(ip), 7));
+    }
+    let degraded = fired("acme", DEGRADED);
+    let shed = &e.shed()["acme"];
+    assert!(shed["ssh_brute_force"] > 90_000, "{shed:?}");
+    assert_eq!(e.state_overflow(), shed.values().sum::<u64>());
+    let brute_force = (degraded.iter())
+        .find(|s| {
+            s.narrative
+                .starts_with("Detection ssh_brute_force is shedding state for tenant acme")
+        })
+        .unwrap();
+    assert_eq!(brute_force.severity, sentra_schemas::Severity::Low);
+    assert!(brute_force.risk_score <= 0.2);
+    assert_eq!(
+        degraded.iter().map(|s| s.count).sum::<u64>(),
+        e.state_overflow(),
+        "every entity dropped is reported"
+    );
+    assert!(fired("globex", DEGRADED).is_empty());
+    assert!(!e.shed().contains_key("globex"));
 }
 
 #[test]

@@ -30,7 +30,9 @@ use sentra_schemas::{EventColumns, EventRows, QuarantineReason, Quarantined, Sig
 use sentra_sinks::embedded::EmbeddedStore;
 use serde::Serialize;
 
-use sentra_pipeline::detect::{Detection, Engine, EngineConfig, EngineError, Overrides};
+use sentra_pipeline::detect::{
+    Detection, Engine, EngineConfig, EngineError, Overrides, ShedTotals,
+};
 use sentra_pipeline::normalize::{Counts, Input, NormalizeConfig, Normalizer, YearPolicy};
 
 use crate::outputs::embedded::Embedded;
@@ -73,6 +75,9 @@ pub struct ReplaySummary {
     pub late: u64,
     /// Events that arrived further out of order than the reorder bound (see [`merge`]).
     pub out_of_order: u64,
+    /// Entities dropped per tenant and detection because the detection held
+    /// `detection.max_entities_per_detection` of them (each reported by a `detection_degraded` signal).
+    pub state_shed: ShedTotals,
     /// Signals emitted.
     pub signals: u64,
     /// Signals by detection.
@@ -204,6 +209,7 @@ pub fn replay(
             signals_out.flush().map_err(ReplayError::Output)
         };
         let detected = detect();
+        summary.state_shed = engine.shed().clone();
         // Dropping the receiver (on error) unblocks the reader.
         let (counts, out_of_order) = reader.join().expect("reader thread does not panic")?;
         detected?;
@@ -421,6 +427,12 @@ pub fn hints(summary: &ReplaySummary, reorder_secs: u64) -> Vec<String> {
         summary.late,
         "events were late for their tenant's watermark and not counted by detections — raise \
          --reorder-window, or detection.allowed_lateness_secs"
+            .to_owned(),
+    );
+    add(
+        (summary.state_shed.values()).flat_map(|d| d.values()).sum(),
+        "entities were dropped by detections holding as many as they may for a tenant (see the \
+         detection_degraded signals) — raise --max-entities-per-detection if the volume is legitimate"
             .to_owned(),
     );
     add(

@@ -1,6 +1,8 @@
 //! The loop of `sentra run`, apart from how its parts are built: source → engine → outputs →
 //! acknowledgement → checkpoint and commit.
 
+use std::sync::Arc;
+
 use sentra_pipeline::detect::{Engine, Overrides};
 use sentra_retry::{retry, Backoff, Failure, Policy, Verdict};
 use tokio::sync::watch;
@@ -9,6 +11,7 @@ use tracing::{info, warn};
 
 use super::checkpoint::Checkpoints;
 use super::{RunError, RunStats};
+use crate::health::Health;
 use crate::outputs::{Batch, Output, OutputError};
 use crate::replay::late_record;
 use crate::sources::{Next, Source, SourceBatch};
@@ -27,6 +30,8 @@ pub struct Driver {
     pub checkpoints: Checkpoints,
     /// The engine's allowed lateness, named in late events' quarantine records.
     pub allowed_lateness_secs: u64,
+    /// Where the engine's counts of state shed are reported (`/metrics`).
+    pub health: Arc<Health>,
 }
 
 impl Driver {
@@ -38,11 +43,13 @@ impl Driver {
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<RunStats, RunError> {
         let mut stats = RunStats::default();
+        self.health.set_state_shed(self.engine.shed());
         loop {
             // A quiet source still gets its stored batches checkpointed and committed when the interval is up.
             let idle_until = self.source.pending().then(|| self.checkpoints.due_at());
             let SourceBatch {
                 events,
+                read_us,
                 mut quarantined,
                 records,
                 skipped,
@@ -58,7 +65,11 @@ impl Driver {
                 }
                 Next::Stopped => break,
             };
-            let outcome = self.engine.process(&events).await?;
+            let shed_before = self.engine.state_overflow();
+            let outcome = self.engine.process_live(&events, &read_us).await?;
+            if self.engine.state_overflow() != shed_before {
+                self.health.set_state_shed(self.engine.shed());
+            }
             stats.late += outcome.late_rows.len() as u64;
             for &row in &outcome.late_rows {
                 quarantined.push(late_record(&events, row, self.allowed_lateness_secs));
@@ -108,6 +119,7 @@ impl Driver {
                 "batch stored"
             );
         }
+        stats.state_shed = self.engine.shed().clone();
         if self.source.pending() {
             stats.commits +=
                 self.checkpoints

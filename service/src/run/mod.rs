@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use sentra_kafka::{KafkaError, Producer};
-use sentra_pipeline::detect::{catalog, Engine, EngineError, Overrides};
+use sentra_pipeline::detect::{catalog, Engine, EngineError, Overrides, ShedTotals};
 use sentra_pipeline::normalize::{NormalizeConfig, Normalizer, YearPolicy};
 use sentra_sinks::clickhouse::ClickHouseSink;
 use sentra_sinks::elasticsearch::ElasticsearchSink;
@@ -63,6 +63,9 @@ pub struct RunStats {
     pub batches: u64,
     /// Messages that were not valid UTF-8, decoded lossily (their bytes kept in `event.original`).
     pub lossy_utf8: u64,
+    /// Entities dropped per tenant and detection because the detection held
+    /// `detection.max_entities_per_detection` of them (each reported by a `detection_degraded` signal).
+    pub state_shed: ShedTotals,
 }
 
 impl RunStats {
@@ -234,6 +237,7 @@ pub async fn run(
             std::time::Duration::from_millis(config.detection.checkpoint_interval_ms),
         ),
         allowed_lateness_secs: config.detection.allowed_lateness_secs,
+        health: Arc::clone(&health),
     };
     let stats = driver.drive(&mut shutdown).await?;
     for w in delivery {

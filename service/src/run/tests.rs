@@ -6,6 +6,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use arrow::array::AsArray;
+use arrow::datatypes::TimestampMicrosecondType;
 use sentra_pipeline::detect::{catalog, Engine, EngineConfig, Overrides};
 use sentra_pipeline::normalize::{Input, NormalizeConfig, Normalizer, YearPolicy};
 use sentra_schemas::{EventColumns, EventRows, Quarantined, Signal};
@@ -47,6 +49,8 @@ struct Lines {
     done: Positions,
     pending: bool,
     seen: Shared,
+    /// The reader's clock, epoch µs; without it each line is read as it is written.
+    read_at: Option<i64>,
 }
 
 impl Lines {
@@ -61,6 +65,7 @@ impl Lines {
             done: Positions::new(),
             pending: false,
             seen: seen.clone(),
+            read_at: None,
         })
     }
 }
@@ -89,8 +94,15 @@ impl Source for Lines {
             }
             self.offset += 1;
         }
+        let events = columns.into_batch();
+        let written = events.column(2).as_primitive::<TimestampMicrosecondType>();
+        let read_us = match self.read_at {
+            Some(at) => vec![at; events.num_rows()],
+            None => written.values().to_vec(),
+        };
         Ok(Next::Batch(SourceBatch {
-            events: columns.into_batch(),
+            events,
+            read_us,
             quarantined,
             records: lines.len(),
             skipped: 0,
@@ -200,8 +212,16 @@ async fn drive(
     seen: &Shared,
     dir: &tempfile::TempDir,
 ) -> Result<super::RunStats, RunError> {
+    drive_lines(Lines::new(batches, seen), outputs, dir).await
+}
+
+async fn drive_lines(
+    source: Box<Lines>,
+    outputs: Vec<Recorder>,
+    dir: &tempfile::TempDir,
+) -> Result<super::RunStats, RunError> {
     let driver = Driver {
-        source: Lines::new(batches, seen),
+        source,
         engine: Engine::new(catalog::builtin(), EngineConfig::default())
             .await
             .unwrap(),
@@ -216,6 +236,7 @@ async fn drive(
             Duration::from_secs(3600),
         ),
         allowed_lateness_secs: 30,
+        health: Arc::default(),
     };
     let (_tx, mut rx) = watch::channel(false);
     driver.drive(&mut rx).await
@@ -261,6 +282,22 @@ async fn a_batch_is_acknowledged_only_after_every_output_stored_every_step() {
     assert_eq!(checkpoint.offsets, acked);
     assert_eq!((stats.events, stats.signals, stats.batches), (7, 1, 2));
     assert_eq!(stats.stored["a"], 8, "7 events and 1 signal");
+}
+
+#[tokio::test]
+async fn a_line_dated_ahead_of_the_reader_does_not_make_the_tenants_other_hosts_late() {
+    // Read at 10:00:30: web-2's line dated 10:04:50 (within the skew) comes while bastion-1 is quiet, then
+    // bastion-1 is attacked.
+    const AHEAD: &[&str] = &[
+        "Mar 16 09:59:00 bastion-1 sshd[1]: Connection closed by 10.0.0.1 port 22",
+        "Mar 16 10:04:50 web-2 sshd[2]: Connection closed by 10.0.0.1 port 22",
+    ];
+    let (seen, dir) = (Shared::default(), tempfile::tempdir().unwrap());
+    let mut source = Lines::new(vec![AHEAD.to_vec(), ATTACK[..6].to_vec()], &seen);
+    source.read_at = Some(1_773_655_230_000_000);
+    let outputs = vec![Recorder::new("a", &seen)];
+    let stats = drive_lines(source, outputs, &dir).await.unwrap();
+    assert_eq!((stats.events, stats.late), (8, 0));
 }
 
 #[tokio::test]

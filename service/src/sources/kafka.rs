@@ -149,6 +149,8 @@ struct Partition {
 /// A batch being built from messages as they arrive: each is normalized at once, so none is copied.
 struct BatchBuilder {
     columns: EventColumns,
+    /// When each event was read, by row.
+    read_us: Vec<i64>,
     quarantined: Vec<Quarantined>,
     partitions: Vec<Partition>,
     /// Messages received, skipped ones included.
@@ -165,6 +167,7 @@ impl BatchBuilder {
     fn new(max_messages: usize) -> Self {
         Self {
             columns: EventColumns::with_capacity(max_messages.min(1 << 16)),
+            read_us: Vec::with_capacity(max_messages.min(1 << 16)),
             quarantined: Vec::new(),
             partitions: Vec::new(),
             messages: 0,
@@ -216,6 +219,9 @@ impl BatchBuilder {
         let ts = m.timestamp().to_millis();
         // Read now, not when the batch began: its first message may come after hours of quiet.
         let now_us = sentra_schemas::time::now_us();
+        // A shipper may stamp the message with the event's own time, so the consumer's clock caps it; the
+        // message time keeps the bound the same when the record is read again after a restart.
+        let read_us = ts.map_or(now_us, |t| t.saturating_mul(1000).min(now_us));
         let input = Input {
             bytes: m.payload().unwrap_or_default(),
             source: &self.source,
@@ -225,18 +231,18 @@ impl BatchBuilder {
             pinned_tenant: topic_tenants.get(topic).map(String::as_str),
             reference_us: ts.map_or(now_us, |t| t.saturating_mul(1000)),
             reference_is_event_time: ts.is_some(),
-            // A shipper may stamp the message with the event's own time, so the consumer's clock caps it;
-            // the message time keeps the bound the same when the record is read again after a restart.
-            read_us: Some(ts.map_or(now_us, |t| t.saturating_mul(1000).min(now_us))),
+            read_us: Some(read_us),
         };
-        if let Err(q) = normalizer.normalize_into(&input, &mut self.columns) {
-            self.quarantined.push(*q);
+        match normalizer.normalize_into(&input, &mut self.columns) {
+            Ok(_) => self.read_us.resize(self.columns.len(), read_us),
+            Err(q) => self.quarantined.push(*q),
         }
     }
 
     fn finish(self) -> SourceBatch {
         SourceBatch {
             events: self.columns.into_batch(),
+            read_us: self.read_us,
             quarantined: self.quarantined,
             records: self.messages,
             skipped: self.skipped,

@@ -21,6 +21,8 @@ pub type Positions = BTreeMap<String, i64>;
 pub struct SourceBatch {
     /// The normalized events.
     pub events: RecordBatch,
+    /// When each event was read (epoch µs, the reader's clock), by row.
+    pub read_us: Vec<i64>,
     /// Records that could not be normalized, with their reasons.
     pub quarantined: Vec<Quarantined>,
     /// Records received, skipped ones included.
