@@ -407,26 +407,31 @@ impl ClickHouseSink {
             .with_url(&self.config.url)
             .with_user(&self.config.user)
             .with_password(&self.config.password);
-        root.query("CREATE DATABASE IF NOT EXISTS ?")
-            .bind(clickhouse::sql::Identifier(&self.config.database))
-            .execute()
-            .await
-            .map_err(classify)?;
-        self.client
-            .query(
-                "CREATE TABLE IF NOT EXISTS schema_migrations (version UInt32, name String, \
-                 checksum String, applied_at DateTime64(3, 'UTC') DEFAULT now64(3)) \
-                 ENGINE = ReplacingMergeTree ORDER BY version",
-            )
-            .execute()
-            .await
-            .map_err(classify)?;
+        // The first requests are bounded like the ingest path's, so a server that accepts connections and
+        // never answers is reported as unavailable; the migrations themselves may take long.
         let done: Vec<u32> = self
-            .client
-            .query("SELECT DISTINCT version FROM schema_migrations")
-            .fetch_all()
-            .await
-            .map_err(classify)?;
+            .bounded(async {
+                root.query("CREATE DATABASE IF NOT EXISTS ?")
+                    .bind(clickhouse::sql::Identifier(&self.config.database))
+                    .execute()
+                    .await
+                    .map_err(classify)?;
+                self.client
+                    .query(
+                        "CREATE TABLE IF NOT EXISTS schema_migrations (version UInt32, name String, \
+                         checksum String, applied_at DateTime64(3, 'UTC') DEFAULT now64(3)) \
+                         ENGINE = ReplacingMergeTree ORDER BY version",
+                    )
+                    .execute()
+                    .await
+                    .map_err(classify)?;
+                self.client
+                    .query("SELECT DISTINCT version FROM schema_migrations")
+                    .fetch_all()
+                    .await
+                    .map_err(classify)
+            })
+            .await?;
         let mut applied = Vec::new();
         for &(version, name, sql) in CLICKHOUSE_MIGRATIONS {
             if done.contains(&version) {
@@ -797,6 +802,18 @@ mod tests {
         assert!(e.is_retryable(), "{e}");
         assert!(e.to_string().contains("clickhouse.timeout_secs"), "{e}");
         assert!(started.elapsed() < std::time::Duration::from_secs(10));
+        // The same at startup: migrating and the readiness probe give up too.
+        for request in [
+            Box::pin(async { sink.migrate().await.map(|_| ()) })
+                as std::pin::Pin<Box<dyn std::future::Future<Output = _>>>,
+            Box::pin(sink.ping()),
+        ] {
+            let e = tokio::time::timeout(std::time::Duration::from_secs(20), request)
+                .await
+                .expect("the sink gives up on its own")
+                .unwrap_err();
+            assert!(e.is_retryable(), "{e}");
+        }
     }
 
     #[test]
