@@ -8,7 +8,8 @@
 //! `[section]` in the configuration, and one line in [`crate::run`] where the outputs are listed.
 //!
 //! - [`clickhouse`]: events, quarantine and signals for analytics and dashboards.
-//! - [`elasticsearch`]: forensics documents (chosen categories and every signal's evidence).
+//! - [`elasticsearch`]: the forensics queue: which events Elasticsearch should hold (chosen categories and
+//!   every signal's evidence), indexed beside the loop by `run/forensics.rs`.
 //! - [`embedded`]: the local store of `sentra replay` (Parquet and JSON under the data directory).
 //! - [`quarantine`]: the quarantine topic, each record's original bytes with why and where from.
 //! - [`audit`]: the audit trail's record of every emitted signal and applied override.
