@@ -374,12 +374,12 @@ async fn refused_documents_are_quarantined_with_the_stores_reason_and_neighbours
 }
 
 /// A private service process that a test may stop, freeze and restart without disturbing other tests.
-struct Private {
-    child: Child,
-    port: u16,
+pub(crate) struct Private {
+    pub(crate) child: Child,
+    pub(crate) port: u16,
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -388,7 +388,7 @@ fn free_port() -> u16 {
 }
 
 impl Private {
-    fn chdb(port: u16, data: &std::path::Path) -> Self {
+    pub(crate) fn chdb(port: u16, data: &std::path::Path) -> Self {
         let child = Command::new(service("SENTRA_TEST_PYTHON"))
             .arg(service("SENTRA_TEST_CHDB_HTTP"))
             .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--data"])
@@ -400,7 +400,7 @@ impl Private {
         Self::ready(Self { child, port }, "/ping")
     }
 
-    fn osmem(port: u16) -> Self {
+    pub(crate) fn osmem(port: u16) -> Self {
         let child = Command::new(service("SENTRA_TEST_OSMEM_BIN"))
             .args(["-addr", &format!("127.0.0.1:{port}"), "-no-stdin-watch"])
             .stdout(Stdio::null())
@@ -433,16 +433,16 @@ impl Private {
         }
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
 
-    fn signal(&self, sig: i32) {
+    pub(crate) fn signal(&self, sig: i32) {
         // SAFETY: plain kill(2) on our own child's pid.
         unsafe { libc::kill(self.child.id() as i32, sig) };
     }
 
-    fn stop(mut self) {
+    pub(crate) fn stop(mut self) {
         self.signal(libc::SIGTERM);
         let _ = self.child.wait();
     }
