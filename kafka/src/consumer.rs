@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::KafkaResult;
 use rdkafka::{Offset, TopicPartitionList};
 
@@ -75,4 +75,27 @@ fn partitions(c: &StreamConsumer, topic: &str, offset: Offset) -> KafkaResult<To
         }
     }
     Ok(all)
+}
+
+/// Commits `offsets`; true when the broker took them. A failed commit is logged, not returned: after a
+/// rebalance or a session the broker expired (an unreachable or frozen broker), the partitions may belong to
+/// another member, which reads on from the last commit, and every Sentra consumer's work may be repeated
+/// (stores and receivers deduplicate by id).
+pub fn commit(c: &StreamConsumer, offsets: &TopicPartitionList) -> bool {
+    match c.commit(offsets, CommitMode::Sync) {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!(error = %e, "offset commit failed; what followed the last commit may be read again (its handling is idempotent)");
+            false
+        }
+    }
+}
+
+/// Commits the offset after `m` ([`commit`]).
+pub fn commit_after(c: &StreamConsumer, m: &impl rdkafka::Message) -> bool {
+    let mut offsets = TopicPartitionList::new();
+    match offsets.add_partition_offset(m.topic(), m.partition(), Offset::Offset(m.offset() + 1)) {
+        Ok(()) => commit(c, &offsets),
+        Err(_) => false,
+    }
 }

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sentra_pipeline::detect::ShedTotals;
-use sentra_retry::{retry, Backoff, Policy, Verdict};
+use sentra_retry::Backoff;
 use serde::Serialize;
 use tokio::sync::watch;
 use tracing::{info, warn};
@@ -184,30 +184,40 @@ impl Dependency for sentra_kafka::reachable::Brokers {
     }
 }
 
-/// Runs the worker `start` makes until it ends without error (at shutdown), restarting it with backoff each
-/// time it fails. `health` shows it up while it runs and down, with the error, from a failure to its
-/// restart. Returns its result, or `None` when shutdown came while it waited to restart.
+/// A worker that ran this long before failing was healthy: its next restart waits the shortest time again.
+const HEALTHY_RUN: Duration = Duration::from_secs(60);
+
+/// Runs the worker `start` makes until it ends without error (at shutdown), restarting it each time it
+/// fails, after a backoff that grows while it keeps failing and starts over once it ran [`HEALTHY_RUN`].
+/// `health` shows it up while it runs and down, with the error, from a failure to its restart. Returns its
+/// result, or `None` when shutdown came while it waited to restart.
 pub async fn supervise<T, E: Display, F: Future<Output = Result<T, E>>>(
     health: Arc<Health>,
     name: String,
     mut shutdown: watch::Receiver<bool>,
     mut start: impl FnMut() -> F,
 ) -> Option<T> {
-    let policy = Policy::until_shutdown(RESTARTS);
-    let up = |attempt: u32| {
+    let mut failures = 0;
+    loop {
         health.set(&name, true, None);
-        if attempt > 1 {
-            info!(worker = %name, attempt, "worker restarted");
-        }
-        start()
-    };
-    let down = |attempt: u32, e: &E, wait: Duration| {
-        warn!(worker = %name, error = %e, attempt, ?wait, "worker failed; restarting it after the wait");
+        let began = std::time::Instant::now();
+        let e = match start().await {
+            Ok(v) => return Some(v),
+            Err(e) => e,
+        };
+        failures = if began.elapsed() >= HEALTHY_RUN {
+            1
+        } else {
+            failures + 1
+        };
+        let wait = RESTARTS.delay(failures);
+        warn!(worker = %name, error = %e, failures, ?wait, "worker failed; restarting it after the wait");
         health.set(&name, false, Some(e.to_string()));
-    };
-    retry(&policy, &mut shutdown, up, |_| Verdict::Retry, down)
-        .await
-        .ok()
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => info!(worker = %name, "restarting worker"),
+            _ = shutdown.wait_for(|stop| *stop) => return None,
+        }
+    }
 }
 
 #[cfg(test)]

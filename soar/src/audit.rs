@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{CommitMode, Consumer};
+
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::producer::FutureRecord;
@@ -236,7 +236,7 @@ pub async fn chain(
                 rdkafka::Offset::Offset(m.offset() + 1),
             )?;
         }
-        consumer.commit(&tpl, CommitMode::Sync)?;
+        sentra_kafka::consumer::commit(&consumer, &tpl);
     }
     if let Some(a) = &mut anchorer {
         a.anchor().await;

@@ -95,7 +95,8 @@ pub struct SoarConfig {
     pub topic: String,
     /// Kafka topic holding signals that could not be delivered within the budget.
     pub dlq_topic: String,
-    /// Attempts per signal and destination before it goes to the dead-letter queue.
+    /// Attempts per signal and destination before it goes to the dead-letter queue (the default, 12, spans
+    /// about 2.5 to 5 minutes of a receiver being down).
     pub max_attempts: u32,
     /// First retry delay, milliseconds (doubles per attempt, with jitter).
     pub initial_backoff_ms: u64,
@@ -126,7 +127,7 @@ impl Default for SoarConfig {
             min_risk: 0.5,
             topic: "sentra.signals".into(),
             dlq_topic: "sentra.soar.dlq".into(),
-            max_attempts: 8,
+            max_attempts: 12,
             initial_backoff_ms: 500,
             max_backoff_ms: 60_000,
             timeout_secs: 10,

@@ -250,7 +250,7 @@ pub async fn deliver(
                 }
             }
         }
-        consumer.commit_message(&m, CommitMode::Sync)?;
+        sentra_kafka::consumer::commit_after(&consumer, &m);
     }
     Ok(stats)
 }

@@ -67,7 +67,8 @@ impl Env {
     }
 
     pub(crate) fn config(&self) -> Config {
-        Config::from_toml(&self.toml(), crate::support::credentials()).expect("test config is valid")
+        Config::from_toml(&self.toml(), crate::support::credentials())
+            .expect("test config is valid")
     }
 
     /// The configuration file's text (for `sentra run --config` as a process).

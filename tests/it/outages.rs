@@ -352,10 +352,10 @@ async fn clickhouse_elasticsearch_soar_and_broker_outages_lose_nothing() {
     env.batch_max_messages = 4;
     let id = unique("outages");
     let prefix = id.replace('_', "-");
-    // The SOAR retry budget must outlast the receiver's 60 s outage: with the defaults (8 attempts, 0.5 s
-    // doubling to 60 s, equal jitter) the last attempt comes 32-64 s after the first, so a signal first tried
-    // as the receiver goes down is dead-lettered (kept, for `sentra soar dlq replay`) rather than delivered.
-    // 200 attempts at most 3 s apart keep trying for several minutes.
+    // The SOAR retry budget must outlast the receiver's 60 s outage. The defaults (12 attempts, 0.5 s
+    // doubling to 60 s) span 2.5 to 5 minutes, but their last waits are up to a minute, so delivery would
+    // resume up to a minute after the receiver returns; attempts at most 3 s apart (200 of them, minutes in
+    // all) keep the test short.
     env.extra_toml = format!(
         r#"
         [elasticsearch]

@@ -5,7 +5,6 @@
 
 use std::time::Duration;
 
-use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::message::Message;
 use rdkafka::TopicPartitionList;
 use sentra_retry::{retry, Backoff, Failure, Policy, Verdict};
@@ -102,7 +101,7 @@ impl Indexer {
                     rdkafka::Offset::Offset(m.offset() + 1),
                 )?;
             }
-            consumer.commit(&tpl, CommitMode::Sync)?;
+            sentra_kafka::consumer::commit(&consumer, &tpl);
         }
         Ok(indexed)
     }

@@ -4,14 +4,14 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::consumer::StreamConsumer;
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
 use sentra_pipeline::normalize::{Input, Normalizer};
 use sentra_schemas::{EventColumns, Quarantined};
 use tokio::sync::watch;
 use tokio::time::Instant;
-use tracing::{info, warn};
+use tracing::info;
 
 use super::{Next, Positions, Source, SourceBatch, SourceError};
 use crate::config::KafkaConfig;
@@ -109,15 +109,7 @@ impl Source for KafkaSource {
         for ((topic, partition), next) in std::mem::take(&mut self.uncommitted) {
             tpl.add_partition_offset(&topic, partition, Offset::Offset(next))?;
         }
-        match self.consumer.commit(&tpl, CommitMode::Sync) {
-            Ok(()) => Ok(true),
-            // After a rebalance the partitions may belong to another member, which re-reads from the last
-            // commit; the stores deduplicate by id.
-            Err(e) => {
-                warn!(error = %e, "offset commit failed; batches since the last commit may be re-read (writes are idempotent)");
-                Ok(false)
-            }
-        }
+        Ok(sentra_kafka::consumer::commit(&self.consumer, &tpl))
     }
 
     fn lossy_utf8(&self) -> u64 {
