@@ -44,9 +44,13 @@ struct Shared {
 }
 
 impl Producer {
-    /// The producer Sentra writes with: `client`'s settings, each message tried for at most 30 s.
+    /// The producer Sentra writes with: `client`'s settings (less the consumer-group ones, which librdkafka
+    /// would warn about), each message tried for at most 30 s.
     pub fn acknowledged(client: &ClientConfig) -> KafkaResult<Self> {
-        Self::new(client.clone().set("message.timeout.ms", "30000"))
+        let mut c = client.clone();
+        c.remove("session.timeout.ms")
+            .set("message.timeout.ms", "30000");
+        Self::new(&c)
     }
 
     /// A producer configured by `config`, with its delivery-report thread started.
