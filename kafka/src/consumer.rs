@@ -91,11 +91,20 @@ pub fn commit(c: &StreamConsumer, offsets: &TopicPartitionList) -> bool {
     }
 }
 
-/// Commits the offset after `m` ([`commit`]).
-pub fn commit_after(c: &StreamConsumer, m: &impl rdkafka::Message) -> bool {
+/// Commits the offsets after each of `messages` ([`commit`]).
+pub fn commit_after<'a, M: rdkafka::Message + 'a>(
+    c: &StreamConsumer,
+    messages: impl IntoIterator<Item = &'a M>,
+) -> bool {
     let mut offsets = TopicPartitionList::new();
-    match offsets.add_partition_offset(m.topic(), m.partition(), Offset::Offset(m.offset() + 1)) {
-        Ok(()) => commit(c, &offsets),
-        Err(_) => false,
+    for m in messages {
+        let next = Offset::Offset(m.offset() + 1);
+        if offsets
+            .add_partition_offset(m.topic(), m.partition(), next)
+            .is_err()
+        {
+            return false;
+        }
     }
+    commit(c, &offsets)
 }

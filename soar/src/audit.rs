@@ -16,7 +16,6 @@ use rdkafka::config::ClientConfig;
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::producer::FutureRecord;
-use rdkafka::TopicPartitionList;
 use sentra_retry::{retry, Backoff, Failure, Policy, Verdict};
 use sentra_schemas::audit::{chain as link, verify, AuditEvent, AuditRecord, ChainBreak};
 use sentra_sinks::clickhouse::ClickHouseSink;
@@ -228,15 +227,7 @@ pub async fn chain(
         if let Some(a) = &mut anchorer {
             a.chained(&written);
         }
-        let mut tpl = TopicPartitionList::new();
-        for m in &messages {
-            tpl.add_partition_offset(
-                m.topic(),
-                m.partition(),
-                rdkafka::Offset::Offset(m.offset() + 1),
-            )?;
-        }
-        sentra_kafka::consumer::commit(&consumer, &tpl);
+        sentra_kafka::consumer::commit_after(&consumer, &messages);
     }
     if let Some(a) = &mut anchorer {
         a.anchor().await;

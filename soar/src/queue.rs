@@ -250,7 +250,7 @@ pub async fn deliver(
                 }
             }
         }
-        sentra_kafka::consumer::commit_after(&consumer, &m);
+        sentra_kafka::consumer::commit_after(&consumer, [&m]);
     }
     Ok(stats)
 }

@@ -9,8 +9,7 @@ use std::time::{Duration, Instant};
 
 use clickhouse::Client;
 use rdkafka::config::ClientConfig;
-use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureProducer;
 
 use crate::kafka_clickhouse::{count, create_topic, signal_docs, Env, Msg};
 
@@ -141,14 +140,8 @@ async fn produce_all(brokers: &str, topic: &str, msgs: &[Msg]) {
         .unwrap();
     let mut pending = Vec::with_capacity(msgs.len());
     for m in msgs {
-        let mut rec = FutureRecord::<(), [u8]>::to(topic).payload(&m.payload);
-        if let Some(t) = m.tenant {
-            rec = rec.headers(OwnedHeaders::new().insert(Header {
-                key: "tenant",
-                value: Some(t),
-            }));
-        }
-        pending.push(producer.send_result(rec).map_err(|(e, _)| e).unwrap());
+        let sent = producer.send_result(m.record(topic));
+        pending.push(sent.map_err(|(e, _)| e).unwrap());
     }
     for p in pending {
         p.await.unwrap().map_err(|(e, _)| e).unwrap();

@@ -144,6 +144,20 @@ pub(crate) struct Msg {
     pub(crate) tenant: Option<&'static str>,
 }
 
+impl Msg {
+    /// The record for `topic`, with its tenant header.
+    pub(crate) fn record<'a>(&'a self, topic: &'a str) -> FutureRecord<'a, (), [u8]> {
+        let rec = FutureRecord::to(topic).payload(&self.payload[..]);
+        match self.tenant {
+            Some(t) => rec.headers(OwnedHeaders::new().insert(Header {
+                key: "tenant",
+                value: Some(t),
+            })),
+            None => rec,
+        }
+    }
+}
+
 pub(crate) fn raw(tenant: &'static str, line: &str) -> Msg {
     Msg {
         payload: line.as_bytes().to_vec(),
@@ -172,15 +186,8 @@ pub(crate) async fn produce(brokers: &str, topic: &str, msgs: &[Msg]) {
         .create()
         .unwrap();
     for m in msgs {
-        let mut rec = FutureRecord::<(), [u8]>::to(topic).payload(&m.payload);
-        if let Some(t) = m.tenant {
-            rec = rec.headers(OwnedHeaders::new().insert(Header {
-                key: "tenant",
-                value: Some(t),
-            }));
-        }
         producer
-            .send(rec, Duration::from_secs(10))
+            .send(m.record(topic), Duration::from_secs(10))
             .await
             .map_err(|(e, _)| e)
             .unwrap();
@@ -254,13 +261,7 @@ pub(crate) async fn run_until(config: &Config, ch: &Client, events: u64, signals
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kafka_to_clickhouse_with_quarantine_and_resume_from_committed_offsets() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("SENTRA_LOG")
-                .unwrap_or_else(|_| "warn".into()),
-        )
-        .with_test_writer()
-        .try_init();
+    crate::support::log_to_test_output();
     // No checkpoint falls due while the test runs: the one saved on shutdown is what the restart resumes from.
     let mut env = Env::new();
     env.checkpoint_interval_ms = 3_600_000;

@@ -55,13 +55,7 @@ async fn run_until_done<F: std::future::Future<Output = bool>>(
     config: &sentra_service::config::Config,
     mut done: impl FnMut() -> F,
 ) -> sentra_service::run::RunStats {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("SENTRA_LOG")
-                .unwrap_or_else(|_| "warn".into()),
-        )
-        .with_test_writer()
-        .try_init();
+    crate::support::log_to_test_output();
     let (tx, rx) = watch::channel(false);
     let cfg = config.clone();
     let task = tokio::spawn(async move { run(&cfg, rx).await });

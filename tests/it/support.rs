@@ -125,3 +125,14 @@ pub fn classic_stamp(secs: i64) -> String {
         sod % 60
     )
 }
+
+/// Sends the pipeline's logs (level from `SENTRA_LOG`, default warn) to the test's captured output.
+pub fn log_to_test_output() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SENTRA_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .with_test_writer()
+        .try_init();
+}

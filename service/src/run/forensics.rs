@@ -6,7 +6,6 @@
 use std::time::Duration;
 
 use rdkafka::message::Message;
-use rdkafka::TopicPartitionList;
 use sentra_retry::{retry, Backoff, Failure, Policy, Verdict};
 use sentra_schemas::{Quarantined, TenantId};
 use sentra_sinks::clickhouse::ClickHouseSink;
@@ -93,15 +92,7 @@ impl Indexer {
                     None => return Ok(indexed),
                 }
             }
-            let mut tpl = TopicPartitionList::new();
-            for m in &messages {
-                tpl.add_partition_offset(
-                    m.topic(),
-                    m.partition(),
-                    rdkafka::Offset::Offset(m.offset() + 1),
-                )?;
-            }
-            sentra_kafka::consumer::commit(&consumer, &tpl);
+            sentra_kafka::consumer::commit_after(&consumer, &messages);
         }
         Ok(indexed)
     }
