@@ -19,10 +19,21 @@ use tracing::{info, warn};
 /// How long a dependency may take to answer a readiness check.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// Restarts of a failed worker: 1 s doubling to a minute.
-const RESTARTS: Backoff = Backoff {
-    initial: Duration::from_secs(1),
-    max: Duration::from_secs(60),
+/// How a failed worker is restarted: after a backoff that grows while it keeps failing, and starts over once
+/// it ran `healthy_run` before failing.
+#[derive(Debug, Clone, Copy)]
+struct Restarts {
+    backoff: Backoff,
+    healthy_run: Duration,
+}
+
+/// Workers' restarts: 1 s doubling to a minute; a minute of running counts as healthy.
+const RESTARTS: Restarts = Restarts {
+    backoff: Backoff {
+        initial: Duration::from_secs(1),
+        max: Duration::from_secs(60),
+    },
+    healthy_run: Duration::from_secs(60),
 };
 
 /// A dependency whose reachability decides readiness.
@@ -184,14 +195,22 @@ impl Dependency for sentra_kafka::reachable::Brokers {
     }
 }
 
-/// A worker that ran this long before failing was healthy: its next restart waits the shortest time again.
-const HEALTHY_RUN: Duration = Duration::from_secs(60);
-
 /// Runs the worker `start` makes until it ends without error (at shutdown), restarting it each time it
-/// fails, after a backoff that grows while it keeps failing and starts over once it ran [`HEALTHY_RUN`].
+/// fails: after 1 s, doubling to a minute while it keeps failing, and after 1 s again once it had run a minute.
 /// `health` shows it up while it runs and down, with the error, from a failure to its restart. Returns its
 /// result, or `None` when shutdown came while it waited to restart.
 pub async fn supervise<T, E: Display, F: Future<Output = Result<T, E>>>(
+    health: Arc<Health>,
+    name: String,
+    shutdown: watch::Receiver<bool>,
+    start: impl FnMut() -> F,
+) -> Option<T> {
+    supervise_with(RESTARTS, health, name, shutdown, start).await
+}
+
+/// [`supervise`] with its restart policy given.
+async fn supervise_with<T, E: Display, F: Future<Output = Result<T, E>>>(
+    restarts: Restarts,
     health: Arc<Health>,
     name: String,
     mut shutdown: watch::Receiver<bool>,
@@ -205,12 +224,12 @@ pub async fn supervise<T, E: Display, F: Future<Output = Result<T, E>>>(
             Ok(v) => return Some(v),
             Err(e) => e,
         };
-        failures = if began.elapsed() >= HEALTHY_RUN {
+        failures = if began.elapsed() >= restarts.healthy_run {
             1
         } else {
             failures + 1
         };
-        let wait = RESTARTS.delay(failures);
+        let wait = restarts.backoff.delay(failures);
         warn!(worker = %name, error = %e, failures, ?wait, "worker failed; restarting it after the wait");
         health.set(&name, false, Some(e.to_string()));
         tokio::select! {
@@ -345,5 +364,46 @@ mod tests {
         release.send(true).unwrap();
         assert_eq!(worker.await.unwrap(), Some(3));
         drop(stop);
+    }
+
+    #[tokio::test]
+    async fn the_restart_backoff_starts_over_after_a_healthy_run() {
+        let restarts = Restarts {
+            backoff: Backoff {
+                initial: Duration::from_millis(20),
+                max: Duration::from_secs(5),
+            },
+            healthy_run: Duration::from_millis(300),
+        };
+        // Six quick failures, one long healthy run that then fails, one more quick failure, then it runs.
+        let runs = [0u64, 0, 0, 0, 0, 0, 400, 0];
+        let starts = Arc::new(Mutex::new(Vec::new()));
+        let (_stop, shutdown) = watch::channel(false);
+        let recorded = Arc::clone(&starts);
+        let worker = supervise_with(restarts, Arc::default(), "w".into(), shutdown, move || {
+            let mut s = recorded.lock().unwrap();
+            s.push(std::time::Instant::now());
+            let n = s.len();
+            async move {
+                match runs.get(n - 1) {
+                    Some(&ms) => {
+                        tokio::time::sleep(Duration::from_millis(ms)).await;
+                        Err(format!("failure {n}"))
+                    }
+                    None => Ok(n),
+                }
+            }
+        });
+        let ran = tokio::time::timeout(Duration::from_secs(20), worker).await;
+        assert_eq!(ran.expect("the worker ends").unwrap(), runs.len() + 1);
+        let starts = starts.lock().unwrap();
+        let gap = |i: usize| starts[i] - starts[i - 1];
+        // After six quick failures the wait had grown to 320-640 ms; after the healthy run it is 10-20 ms again.
+        assert!(gap(6) >= Duration::from_millis(320), "{:?}", gap(6));
+        let after_healthy = gap(7) - Duration::from_millis(400);
+        assert!(
+            after_healthy < Duration::from_millis(200),
+            "{after_healthy:?}"
+        );
     }
 }
