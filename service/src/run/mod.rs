@@ -209,7 +209,7 @@ pub async fn run(
         tenant_from_host: false,
         max_ahead_secs: config.detection.max_clock_skew_secs,
     };
-    let mut source = KafkaSource::new(&config.kafka, Normalizer::new(normalize))?;
+    let mut source = KafkaSource::new(&members, &config.kafka, Normalizer::new(normalize))?;
     let detections = catalog::load(
         config.detection.folder.as_deref(),
         &config.detection.disabled,

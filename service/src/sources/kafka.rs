@@ -31,12 +31,15 @@ pub struct KafkaSource {
 }
 
 impl KafkaSource {
-    /// Joins `config.group_id` on `config.topics`; messages are normalized by `normalizer`.
-    pub fn new(config: &KafkaConfig, normalizer: Normalizer) -> Result<Self, SourceError> {
-        let mut client = sentra_kafka::client(&config.brokers, &config.properties);
-        client.set("session.timeout.ms", config.session_timeout_ms.to_string());
+    /// Joins `config.group_id` on `config.topics` with the group members' client settings (see
+    /// [`crate::config::Config::kafka_consumer_client`]); messages are normalized by `normalizer`.
+    pub fn new(
+        client: &sentra_kafka::ClientConfig,
+        config: &KafkaConfig,
+        normalizer: Normalizer,
+    ) -> Result<Self, SourceError> {
         let topics: Vec<&str> = config.topics.iter().map(String::as_str).collect();
-        let consumer = sentra_kafka::consumer::group(&client, &config.group_id, &topics)?;
+        let consumer = sentra_kafka::consumer::group(client, &config.group_id, &topics)?;
         info!(brokers = %config.brokers, group = %config.group_id, topics = ?topics, "consuming");
         Ok(Self {
             consumer,
