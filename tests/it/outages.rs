@@ -687,3 +687,34 @@ async fn clickhouse_elasticsearch_soar_and_broker_outages_lose_nothing() {
     drop(restarted);
     drop(broker);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn liveness_and_readiness_answer_while_clickhouse_is_down_at_startup() {
+    // Nothing listens on this port: `sentra run` waits for ClickHouse before its first batch.
+    let mut env = Env::new();
+    env.clickhouse = format!("http://127.0.0.1:{}", free_port());
+    let api = format!("127.0.0.1:{}", free_port());
+    env.extra_toml = format!("[api]\nlisten = \"{api}\"\n");
+    let config = env.config();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(async move { sentra_service::run::run(&config, stopped).await });
+    let http = reqwest::Client::new();
+    let started = Instant::now();
+    let (status, ready) = loop {
+        let (status, ready) = get(&http, &format!("http://{api}/readyz")).await;
+        if status != 0 {
+            break (status, ready);
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "/readyz never answered"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(status, 503, "{ready}");
+    assert_eq!(ready["checks"]["clickhouse"]["ok"], json!(false), "{ready}");
+    assert_eq!(get(&http, &format!("http://{api}/healthz")).await.0, 200);
+    assert!(!task.is_finished(), "the run waits for ClickHouse");
+    stop.send(true).unwrap();
+    let _ = tokio::time::timeout(Duration::from_secs(20), task).await;
+}

@@ -161,9 +161,7 @@ pub async fn run(
             client: client.clone(),
         }));
     }
-    for o in &outputs {
-        driver::with_retry(o.as_ref(), &mut shutdown, |_| o.prepare()).await?;
-    }
+    // Liveness and readiness answer from the start, also while the outputs wait for their stores below.
     let mut dependencies: Vec<Box<dyn Dependency>> = vec![
         Box::new(sentra_kafka::reachable::Brokers::new(&client)?),
         Box::new(clickhouse.clone()),
@@ -180,6 +178,9 @@ pub async fn run(
         &shutdown,
     )
     .await?;
+    for o in &outputs {
+        driver::with_retry(o.as_ref(), &mut shutdown, |_| o.prepare()).await?;
+    }
     let members = config.kafka_consumer_client();
     let delivery = workers::start(
         config,
